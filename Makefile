@@ -1,0 +1,46 @@
+# The two commands a user needs are `make demo` and `make test`; each sets everything up first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch is installed first and on its own: ==2.13.0 takes the CPU build where it lies on disk. Elsewhere pass
+# PIP_TORCH_FLAGS="--index-url https://download.pytorch.org/whl/cpu" to avoid the multi-GB CUDA build.
+PIP_TORCH_FLAGS ?=
+
+.PHONY: setup demo test test-unit lint protos protos-check bench clean
+
+setup: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+
+$(STAMP): pyproject.toml $(BIN)/python
+	$(BIN)/pip install -q $(PIP_TORCH_FLAGS) "torch==2.13.0"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/streamrec demo
+
+test: setup
+	$(BIN)/python protos/codegen.py --check
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest -m "not integration"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+protos: setup
+	$(BIN)/python protos/codegen.py
+
+protos-check: setup
+	$(BIN)/python protos/codegen.py --check
+
+clean:
+	rm -rf $(VENV) .streamrec .pytest_cache .mypy_cache .ruff_cache

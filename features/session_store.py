@@ -1,0 +1,67 @@
+"""Redis layout of session state and refreshed recommendations: keys, TTLs and encodings, in one place.
+
+Keys (all under the project namespace, so tests and tenants never collide):
+
+    {project}:session:{session_id}   JSON SessionState, TTL `SESSION_TTL_S`
+    {project}:recs:{session_id}      JSON Recommendations, TTL `SESSION_TTL_S`
+
+The worker writes both; the scorer reads both with one MGET per page view.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+SESSION_TTL_S = 24 * 3600  # a day: longer than any real session, short enough to bound memory
+MAX_SESSION_ITEMS = 50
+
+
+def session_key(project: str, session_id: str) -> str:
+    return f"{project}:session:{session_id}"
+
+
+def recs_key(project: str, session_id: str) -> str:
+    return f"{project}:recs:{session_id}"
+
+
+@dataclass
+class SessionState:
+    """What the worker knows of one session; `items` oldest first, at most MAX_SESSION_ITEMS."""
+
+    items: list[str] = field(default_factory=list)
+    carts: list[str] = field(default_factory=list)
+    purchases: list[str] = field(default_factory=list)
+    user_id: str = ""
+    last_event_id: str = ""
+    last_ts_ms: int = 0
+    updated_ms: int = 0
+    events: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> SessionState:
+        data = json.loads(raw)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Recommendations:
+    """A refreshed top-k list and the event that caused it."""
+
+    items: list[tuple[str, float]]
+    model_version: str
+    event_id: str
+    event_ts_ms: int
+    refreshed_ms: int
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Recommendations:
+        data = json.loads(raw)
+        data["items"] = [(str(i), float(s)) for i, s in data["items"]]
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

@@ -1,0 +1,35 @@
+"""Settings of the scorer (env prefix STREAMREC_SERVING_), with the shared core settings inside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streamrec.config import CoreSettings
+
+DEFAULT_PORT = 50051
+MAX_K = 1000
+MAX_IDS = 1000  # exclude lists and session histories longer than this are rejected
+MAX_ID_CHARS = 256
+
+
+class ServingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STREAMREC_SERVING_", extra="ignore")
+
+    core: CoreSettings = Field(default_factory=CoreSettings)
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535, description="0 picks a free port")
+    registry: Path = Field(Path("models/registry"), description="model registry directory")
+    model_version: str = Field("", description="version to serve; empty = the registry's CURRENT")
+    providers: Literal["auto", "cpu", "cuda", "tensorrt"] = Field(
+        "auto", description="ONNX Runtime execution providers; a named GPU provider that is missing is an error"
+    )
+    ort_threads: int = Field(1, ge=1, description="intra-op threads per inference (1 = lowest latency here)")
+    default_k: int = Field(20, ge=1, le=MAX_K)
+    redis_timeout_s: float = Field(0.05, gt=0, description="past this the scorer answers without Redis")
+    max_message_bytes: int = Field(1 << 20, ge=1024)
+    grace_s: float = Field(5.0, ge=0, description="drain time for in-flight calls on SIGTERM")
+    log_level: str = "info"

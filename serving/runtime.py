@@ -1,0 +1,88 @@
+"""ONNX Runtime session model: verified artifact in, top candidates per session history out."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from streamrec.artifact import MODEL, Manifest, load_vocabulary, verify
+from streamrec.errors import ScorerError
+
+log = logging.getLogger(__name__)
+
+PROVIDER_CHOICES = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def choose_providers(preference: str) -> list[str]:
+    """Providers to ask ONNX Runtime for; a GPU provider named explicitly but not installed is an error."""
+    available = ort.get_available_providers()
+    if preference == "auto":
+        wanted = [p for p in PROVIDER_CHOICES["tensorrt"] if p in available]
+        return wanted or ["CPUExecutionProvider"]
+    wanted = PROVIDER_CHOICES[preference]
+    if wanted[0] not in available:
+        raise ScorerError(
+            f"providers={preference} asks for {wanted[0]}, but this onnxruntime offers only {available}; "
+            "install the `gpu` extra on a GPU machine or use providers=cpu"
+        )
+    return wanted
+
+
+class ModelRuntime:
+    """One loaded model version; immutable once built, so a swap is a reference assignment."""
+
+    def __init__(self, version_dir: Path, providers: str = "auto", threads: int = 1) -> None:
+        self.manifest: Manifest = verify(version_dir)
+        self.version = self.manifest.version
+        self.vocabulary = load_vocabulary(version_dir)
+        self.index = {item: i for i, item in enumerate(self.vocabulary) if i}
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        wanted = choose_providers(providers)
+        self.session = ort.InferenceSession(str(version_dir / MODEL), options, providers=wanted)
+        self.providers = self.session.get_providers()
+        if wanted[0] not in self.providers:
+            raise ScorerError(f"ONNX Runtime did not enable {wanted[0]} (got {self.providers})")
+        self.max_seq_len = self.manifest.max_seq_len
+        self.warm_up()
+        log.info("model %s loaded with providers %s", self.version, self.providers)
+
+    def warm_up(self) -> None:
+        for batch in (1, 8):
+            self.run(np.ones((batch, 3), dtype=np.int64), np.full(batch, 3, dtype=np.int64))
+
+    def encode(self, histories: list[list[str]]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+        """Right-padded index matrix of the known items of each history (the last max_seq_len of them)."""
+        known = [[self.index[i] for i in h if i in self.index][-self.max_seq_len :] for h in histories]
+        width = max((len(k) for k in known), default=1) or 1
+        items = np.zeros((len(known), width), dtype=np.int64)
+        lengths = np.ones(len(known), dtype=np.int64)
+        for row, seq in enumerate(known):
+            if seq:
+                items[row, : len(seq)] = seq
+                lengths[row] = len(seq)
+        return items, lengths, [bool(k) for k in known]
+
+    def run(self, items: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores, indices = self.session.run(None, {"items": items, "lengths": lengths})
+        return scores, indices
+
+    def candidates(self, histories: list[list[str]]) -> list[list[tuple[str, float]] | None]:
+        """Top candidates per history, best first; None where no item of a history is known to the model."""
+        if not histories:
+            return []
+        items, lengths, usable = self.encode(histories)
+        scores, indices = self.run(items, lengths)
+        vocab = self.vocabulary
+        return [
+            [(vocab[int(i)], float(s)) for i, s in zip(indices[row], scores[row], strict=True)] if usable[row] else None
+            for row in range(len(histories))
+        ]

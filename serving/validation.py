@@ -1,0 +1,64 @@
+"""Checks on every field of the scorer's requests; a failed check is an INVALID_ARGUMENT with this message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from protos import recommender_pb2
+from serving.config import MAX_ID_CHARS, MAX_IDS, MAX_K
+
+
+def _id_problem(name: str, value: str, required: bool) -> str | None:
+    if required and not value:
+        return f"{name} must not be empty"
+    if len(value) > MAX_ID_CHARS:
+        return f"{name} is {len(value)} characters; at most {MAX_ID_CHARS}"
+    return None
+
+
+def _ids_problem(name: str, values: Sequence[str]) -> str | None:
+    if len(values) > MAX_IDS:
+        return f"{name} has {len(values)} entries; at most {MAX_IDS}"
+    for value in values:
+        problem = _id_problem(f"an entry of {name}", value, required=True)
+        if problem:
+            return problem
+    return None
+
+
+def _k_problem(k: int) -> str | None:
+    if k <= 0 or k > MAX_K:
+        return f"k must be between 1 and {MAX_K}, got {k}"
+    return None
+
+
+def recommend_problem(request: recommender_pb2.RecommendRequest) -> str | None:
+    """The first thing wrong with a Recommend request, or None."""
+    return (
+        _id_problem("session_id", request.session_id, required=True)
+        or _id_problem("user_id", request.user_id, required=False)
+        or _k_problem(request.k)
+        or _id_problem("context.item_id", request.context.item_id, required=False)
+        or _id_problem("context.page", request.context.page, required=False)
+        or _ids_problem("exclude_item_ids", request.exclude_item_ids)
+    )
+
+
+def score_problem(request: recommender_pb2.ScoreRequest) -> str | None:
+    """The first thing wrong with a Score request, or None."""
+    problem = _k_problem(request.k)
+    if problem:
+        return problem
+    if not request.sessions:
+        return "sessions must not be empty"
+    if len(request.sessions) > MAX_IDS:
+        return f"sessions has {len(request.sessions)} entries; at most {MAX_IDS}"
+    for session in request.sessions:
+        problem = (
+            _id_problem("session_id", session.session_id, required=True)
+            or _ids_problem("item_ids", session.item_ids)
+            or _ids_problem("exclude_item_ids", session.exclude_item_ids)
+        )
+        if problem:
+            return problem
+    return None

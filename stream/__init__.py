@@ -1,0 +1,1 @@
+"""Stream processing: the Faust worker that turns clickstream events into session state and fresh recommendations."""

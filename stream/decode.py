@@ -1,0 +1,75 @@
+"""Decode and validate one raw record into a CanonicalEvent, or raise InvalidEvent with a dead-letter reason.
+
+Reasons (the `reason` header of a dead letter and the label of its counter):
+undecodable, oversize, missing_field, unknown_type, bad_value, future_timestamp, stale_timestamp.
+"""
+
+from __future__ import annotations
+
+import math
+
+from google.protobuf.message import DecodeError
+
+from protos import events_pb2
+from streamrec.errors import InvalidEvent
+from streamrec.events import CanonicalEvent
+
+MAX_ID_CHARS = 256
+REQUIRED_FIELDS = ("event_id", "session_id", "item_id")
+REASONS = (
+    "undecodable",
+    "oversize",
+    "missing_field",
+    "unknown_type",
+    "bad_value",
+    "future_timestamp",
+    "stale_timestamp",
+)
+
+
+def decode_event(
+    raw: bytes | None,
+    now_ms: int,
+    max_bytes: int,
+    max_future_skew_ms: int,
+    max_age_ms: int,
+) -> CanonicalEvent:
+    if raw is None:
+        raise InvalidEvent("undecodable", "record has no value")
+    if len(raw) > max_bytes:
+        raise InvalidEvent("oversize", f"{len(raw)} bytes > limit {max_bytes}")
+    message = events_pb2.Event()
+    try:
+        message.ParseFromString(raw)
+    except (DecodeError, RuntimeWarning, ValueError) as exc:  # protobuf raises DecodeError; upb may add others
+        raise InvalidEvent("undecodable", f"not a streamrec.v1.Event: {exc}") from exc
+    _check_ids(message)
+    if message.type == events_pb2.EVENT_TYPE_UNSPECIFIED:
+        raise InvalidEvent("missing_field", "type is unset")
+    event = CanonicalEvent.from_proto(message)  # raises unknown_type
+    _check_values(event)
+    if event.ts_ms <= 0:
+        raise InvalidEvent("missing_field", "ts_ms is unset")
+    if event.ts_ms > now_ms + max_future_skew_ms:
+        raise InvalidEvent("future_timestamp", f"ts_ms {event.ts_ms} is {event.ts_ms - now_ms} ms ahead")
+    if event.ts_ms < now_ms - max_age_ms:
+        raise InvalidEvent("stale_timestamp", f"ts_ms {event.ts_ms} is older than {max_age_ms} ms")
+    return event
+
+
+def _check_ids(message: events_pb2.Event) -> None:
+    for name in REQUIRED_FIELDS:
+        value = getattr(message, name)
+        if not value:
+            raise InvalidEvent("missing_field", f"{name} is empty")
+        if len(value) > MAX_ID_CHARS:
+            raise InvalidEvent("bad_value", f"{name} is {len(value)} chars > {MAX_ID_CHARS}")
+    if len(message.user_id) > MAX_ID_CHARS or len(message.category_id) > MAX_ID_CHARS:
+        raise InvalidEvent("bad_value", f"user_id or category_id longer than {MAX_ID_CHARS} chars")
+
+
+def _check_values(event: CanonicalEvent) -> None:
+    if event.price is not None and (math.isnan(event.price) or math.isinf(event.price) or event.price < 0):
+        raise InvalidEvent("bad_value", f"price {event.price} is not a finite non-negative number")
+    if event.quantity < 0:
+        raise InvalidEvent("bad_value", f"quantity {event.quantity} is negative")

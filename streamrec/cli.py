@@ -1,0 +1,111 @@
+"""The `streamrec` console script: one subcommand per job, each a thin call into its package."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from streamrec.errors import StreamrecError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from stream.app import run_worker
+    from stream.config import StreamSettings
+
+    return run_worker(StreamSettings())
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from serving.config import ServingSettings
+    from serving.server import run_server
+
+    overrides = {k: v for k, v in {"port": args.port, "registry": args.registry}.items() if v is not None}
+    return run_server(ServingSettings(**overrides))
+
+
+def _up(args: argparse.Namespace) -> int:
+    from streamrec.up import run_detached, run_foreground
+
+    return run_detached(args.state_dir) if args.detach else run_foreground(args.state_dir)
+
+
+def _down(args: argparse.Namespace) -> int:
+    from streamrec.up import stop_detached
+
+    return stop_detached(args.state_dir)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from streamrec.demo import run_demo
+
+    return run_demo(sessions=args.sessions, epochs=args.epochs)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from loadtest.cli import run_replay
+
+    return run_replay(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamrec", description="real-time streaming recommendations")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="start the local stack, train, replay, show recommendations refresh, stop")
+    p.add_argument("--sessions", type=int, default=2000, help="synthetic sessions to replay")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trainer's)")
+    p.set_defaults(handler=_demo)
+
+    p = sub.add_parser("up", help="run the whole local stack (broker, Redis, scorer, worker)")
+    p.add_argument("--detach", action="store_true", help="start in the background and return")
+    p.add_argument("--state-dir", type=Path, default=Path(".streamrec/stack"), help="logs, registry, stack.json")
+    p.set_defaults(handler=_up)
+
+    p = sub.add_parser("down", help="stop a stack started with `up --detach`")
+    p.add_argument("--state-dir", type=Path, default=Path(".streamrec/stack"))
+    p.set_defaults(handler=_down)
+
+    p = sub.add_parser("worker", help="run a stream worker (settings from STREAMREC_* environment)")
+    p.set_defaults(handler=_worker)
+
+    p = sub.add_parser("serve", help="run the gRPC scorer (settings from STREAMREC_* environment)")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--registry", type=Path, default=None)
+    p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("replay", help="publish events (synthetic or from a file) into Kafka at a rate")
+    from loadtest.cli import add_replay_arguments
+
+    add_replay_arguments(p)
+    p.set_defaults(handler=_replay)
+
+    from training.cli import register as register_training
+
+    register_training(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except StreamrecError as exc:
+        print(f"streamrec {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

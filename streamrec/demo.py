@@ -1,0 +1,92 @@
+"""`streamrec demo`: the whole path on embedded defaults, start to finish, in a couple of minutes.
+
+Starts the local stack (broker, Redis), trains a small model on synthetic sessions, starts scorer and worker,
+replays synthetic sessions, then for three sessions prints the recommendations before and after one new click
+and the measured event-to-refresh latency; stops everything and exits 0.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import grpc
+import redis
+
+from features.session_store import SessionState, session_key
+from loadtest.producer import EventProducer, replay
+from protos import recommender_pb2, recommender_pb2_grpc
+from streamrec.config import EVENTS_TOPIC
+from streamrec.localstack import LocalStack
+from streamrec.probe import click, wait_for_refresh
+from streamrec.stack import StackOptions, start_stack
+from training.synthetic import SyntheticConfig, generate_time_ordered, make_catalogue
+
+SHOWN = 8  # items printed per list
+REPLAY_SEED = 11  # not the training seed: the demo sessions are new to the model
+
+
+def run_demo(sessions: int = 2000, epochs: int | None = None) -> int:
+    started = time.perf_counter()
+    with LocalStack() as stack:
+        print("starting broker and Redis, training a small model, starting scorer and worker ...", flush=True)
+        addresses = start_stack(stack, StackOptions(train_epochs=epochs))
+        print(f"stack up in {time.perf_counter() - started:.1f}s: kafka {addresses.kafka}, redis {addresses.redis}, "
+              f"grpc {addresses.grpc}")  # fmt: skip
+        config = SyntheticConfig(n_sessions=sessions, seed=REPLAY_SEED)
+        events = generate_time_ordered(config)
+        result = replay(events, addresses.kafka, EVENTS_TOPIC, rate=None)
+        print(f"replayed {result.sent} events of {sessions} sessions in {result.seconds:.1f}s "
+              f"(checksum {result.checksum[:12]})")  # fmt: skip
+        client = redis.Redis.from_url(addresses.redis)
+        last_event = {e.session_id: e.event_id for e in events}
+        demo_sessions = random.Random(REPLAY_SEED).sample(sorted(last_event), 3)
+        for sid in demo_sessions:  # the worker must have caught up with these before we look
+            _wait_state(client, addresses.project, sid, last_event[sid])
+        catalogue = make_catalogue(config)
+        latencies = []
+        with grpc.insecure_channel(addresses.grpc) as channel:
+            stub = recommender_pb2_grpc.RecommenderStub(channel)
+            producer = EventProducer(addresses.kafka, EVENTS_TOPIC)
+            for n, sid in enumerate(demo_sessions):
+                latencies.append(_show_session(stub, producer, client, addresses.project, sid, catalogue, n))
+        client.close()
+    print(f"\nevent -> refreshed recommendations: {', '.join(f'{ms:.1f} ms' for ms in latencies)}")
+    print(f"demo finished in {time.perf_counter() - started:.1f}s; every process stopped")
+    return 0
+
+
+def _wait_state(client: redis.Redis, project: str, session_id: str, event_id: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        raw = client.get(session_key(project, session_id))
+        if raw and SessionState.from_json(raw).last_event_id == event_id:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"worker did not reach event {event_id} of {session_id} within {timeout_s}s")
+
+
+def _recommend(stub: recommender_pb2_grpc.RecommenderStub, session_id: str) -> recommender_pb2.RecommendResponse:
+    return stub.Recommend(recommender_pb2.RecommendRequest(session_id=session_id, k=SHOWN), timeout=2)
+
+
+def _show_session(stub, producer, client, project, session_id, catalogue, n) -> float:  # type: ignore[no-untyped-def]
+    state = SessionState.from_json(client.get(session_key(project, session_id)))
+    before = _recommend(stub, session_id)
+    item = catalogue.item_ids[random.Random(n).randrange(len(catalogue.item_ids))]
+    follower = catalogue.successor_of(item)
+    event = click(session_id, item)
+    start = time.perf_counter()
+    producer.send(session_id, event.to_bytes())
+    producer.flush(5)
+    wait_for_refresh(client, project, session_id, event.event_id, timeout_s=10)
+    latency_ms = (time.perf_counter() - start) * 1000
+    after = _recommend(stub, session_id)
+    after_ids = [i.item_id for i in after.items]
+    rank = after_ids.index(follower) + 1 if follower in after_ids else None
+    print(f"\nsession {session_id}: {len(state.items)} items viewed, last {' '.join(state.items[-4:])}")
+    print(f"  before  [{before.source}, model {before.model_version}]: {' '.join(i.item_id for i in before.items)}")
+    print(f"  click   {item}  (its usual next item is {follower})  -> refreshed in {latency_ms:.1f} ms")
+    print(f"  after   [{after.source}, model {after.model_version}]: {' '.join(after_ids)}")
+    print(f"  {follower} is {'#' + str(rank) if rank else 'not in the top ' + str(SHOWN)} after the click")
+    return latency_ms

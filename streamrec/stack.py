@@ -1,0 +1,146 @@
+"""The whole local streamrec as one unit: broker, Redis, a model, the scorer and the worker, ready to use."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from streamrec.artifact import list_versions
+from streamrec.config import EVENTS_TOPIC
+from streamrec.errors import StackError
+from streamrec.localstack import LocalStack, free_port
+
+log = logging.getLogger(__name__)
+
+STACK_FILE = "stack.json"
+
+
+@dataclass
+class StackAddresses:
+    kafka: str
+    redis: str
+    grpc: str
+    registry: str
+    project: str
+    pid: int
+    state_dir: str
+    processes: dict[str, int]
+
+    def write(self, state_dir: Path) -> Path:
+        path = state_dir / STACK_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def read(cls, state_dir: Path) -> StackAddresses:
+        return cls(**json.loads((state_dir / STACK_FILE).read_text()))
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    project: str = "streamrec"
+    partitions: int = 4
+    session_timeout_s: float = 6.0  # the dev broker's group join takes about half of this
+    registry: Path | None = None  # default: STATE_DIR/registry, trained on synthetic data when empty
+    train_sessions: int = 4000
+    train_epochs: int | None = None
+    workers: int = 1
+
+
+def ensure_model(registry: Path, options: StackOptions) -> None:
+    if list_versions(registry):
+        return
+    from training.synthetic import SyntheticConfig, generate
+    from training.train import train_session_model
+
+    log.info("no model in %s: training one on synthetic sessions", registry)
+    kwargs = {"epochs": options.train_epochs} if options.train_epochs else {}
+    train_session_model(generate(SyntheticConfig(n_sessions=options.train_sessions)), registry, **kwargs)
+
+
+def service_env(kafka: str, redis_url: str, grpc_address: str, registry: Path, options: StackOptions) -> dict[str, str]:
+    """The environment our worker and scorer read their settings from (see stream/ and serving/ config.py)."""
+    return {
+        "STREAMREC_PROJECT": options.project,
+        "STREAMREC_KAFKA_BOOTSTRAP": kafka,
+        "STREAMREC_REDIS_URL": redis_url,
+        "STREAMREC_SCORER_ADDRESS": grpc_address,
+        "STREAMREC_TOPIC_PARTITIONS": str(options.partitions),
+        "STREAMREC_SERVING_REGISTRY": str(registry),
+        "STREAMREC_STREAM_SESSION_TIMEOUT_S": str(options.session_timeout_s),
+    }
+
+
+def start_stack(stack: LocalStack, options: StackOptions = StackOptions()) -> StackAddresses:
+    """Start everything into `stack` (which stops it all again) and return the addresses."""
+    registry = options.registry or stack.state_dir / "registry"
+    kafka = stack.start_broker()
+    redis_url = stack.start_redis()
+    create_topics(kafka, options.partitions)
+    ensure_model(registry, options)
+    grpc_port = free_port()
+    grpc_address = f"127.0.0.1:{grpc_port}"
+    env = service_env(kafka, redis_url, grpc_address, registry, options)
+    stack.python_module("scorer", ["serve", "--port", str(grpc_port)], grpc_address, lambda: scorer_ready(grpc_address),
+                        env=env)  # fmt: skip
+    for n in range(options.workers):
+        name = "worker" if n == 0 else f"worker-{n}"
+        worker_env = {**env, "STREAMREC_STREAM_DATA_DIR": str(stack.state_dir / name)}
+        stack.python_module(name, ["worker"], kafka, lambda: True, env=worker_env)
+    wait_worker_ready(stack, kafka, redis_url, options.project)
+    return StackAddresses(
+        kafka=kafka, redis=redis_url, grpc=grpc_address, registry=str(registry), project=options.project,
+        pid=os.getpid(), state_dir=str(stack.state_dir),
+        processes={name: s.process.pid for name, s in stack.services.items()},
+    )  # fmt: skip
+
+
+def create_topics(bootstrap: str, partitions: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from streamrec.config import DLQ_TOPIC
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(EVENTS_TOPIC, partitions, 1), NewTopic(DLQ_TOPIC, 1, 1)])
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=10)
+        except Exception as exc:  # an existing topic is fine; anything else is reported
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+            log.debug("topic %s exists", topic)
+
+
+def scorer_ready(address: str) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def wait_worker_ready(stack: LocalStack, kafka: str, redis_url: str, project: str, timeout_s: float = 90.0) -> None:
+    """Send a probe event and wait until the worker has refreshed its session: the whole path works."""
+    from streamrec.probe import probe_session
+
+    def all_alive() -> bool:
+        return all(service.alive() for service in stack.services.values())
+
+    try:
+        probe_session(kafka, redis_url, project, f"__probe__-{uuid.uuid4().hex[:8]}", timeout_s=timeout_s,
+                      still_worth_waiting=all_alive)  # fmt: skip
+    except StackError:
+        dead = [s for s in stack.services.values() if not s.alive()]
+        if dead:
+            raise StackError(f"{dead[0].name} exited while starting:\n{dead[0].log_tail()}") from None
+        raise

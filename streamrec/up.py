@@ -1,0 +1,115 @@
+"""`streamrec up` in the foreground or detached, and `streamrec down`: one supervisor process owns the stack."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from streamrec.errors import StackError
+from streamrec.localstack import LocalStack
+from streamrec.stack import STACK_FILE, StackAddresses, StackOptions, start_stack
+
+DETACH_TIMEOUT_S = 300.0  # first start may train a model
+STOP_TIMEOUT_S = 30.0
+
+
+def run_foreground(state_dir: Path) -> int:
+    """Start the stack, write stack.json, and keep it up until SIGTERM/Ctrl-C or a service dies."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    stopping = False
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with LocalStack(state_dir=state_dir) as stack:
+        addresses = start_stack(stack, StackOptions(registry=state_dir / "registry"))
+        addresses.write(state_dir)
+        print(json.dumps({"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc}), flush=True)
+        try:
+            while not stopping:
+                dead = [name for name, service in stack.services.items() if not service.alive()]
+                if dead:
+                    print(f"streamrec up: {', '.join(dead)} exited; stopping the stack", file=sys.stderr)
+                    return 1
+                time.sleep(0.2)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                (state_dir / STACK_FILE).unlink()
+    return 0
+
+
+def run_detached(state_dir: Path) -> int:
+    """Start `streamrec up` as a background supervisor and return once its stack.json is written."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    stack_file = state_dir / STACK_FILE
+    if stack_file.exists():
+        raise StackError(f"{stack_file} exists: a stack is running there (streamrec down --state-dir {state_dir})")
+    log_path = state_dir / "up.log"
+    with log_path.open("ab") as log:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "streamrec.cli", "up", "--state-dir", str(state_dir)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + DETACH_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if stack_file.exists():
+            addresses = StackAddresses.read(state_dir)
+            print(json.dumps({"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc}))
+            print(f"stack running (supervisor pid {supervisor.pid}); stop it: streamrec down --state-dir {state_dir}")
+            return 0
+        if supervisor.poll() is not None:
+            raise StackError(f"the stack failed to start; see {log_path}:\n{_tail(log_path)}")
+        time.sleep(0.2)
+    supervisor.terminate()
+    raise StackError(f"the stack did not start within {DETACH_TIMEOUT_S:.0f}s; see {log_path}")
+
+
+def stop_detached(state_dir: Path) -> int:
+    """Stop the supervisor named in stack.json and make sure none of its processes survive."""
+    if not (state_dir / STACK_FILE).exists():
+        print(f"no stack running in {state_dir}")
+        return 0
+    addresses = StackAddresses.read(state_dir)
+    pids = [addresses.pid, *addresses.processes.values()]
+    _signal(addresses.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    survivors = [p for p in pids if _alive(p)]
+    for pid in survivors:
+        _signal(pid, signal.SIGKILL)
+    with contextlib.suppress(FileNotFoundError):
+        (state_dir / STACK_FILE).unlink()
+    print(f"stack stopped{f' ({len(survivors)} killed after {STOP_TIMEOUT_S:.0f}s)' if survivors else ''}")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (exited, not yet reaped by its parent) counts as gone
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    return True
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,47 @@
+"""Shared fixtures: a small trained model, and real services (Tansu broker, redis-server, our own processes).
+
+Everything is started on free ports and stopped again when the fixture ends, whatever the test's outcome.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streamrec.localstack import LocalStack
+from streamrec.stack import StackAddresses, StackOptions, start_stack
+
+TEST_SESSIONS = 2000  # synthetic sessions the shared test model is trained on
+TEST_EPOCHS = 4
+
+
+@pytest.fixture(scope="session")
+def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry with one GRU4Rec version trained on the seeded synthetic clickstream."""
+    from training.synthetic import SyntheticConfig, generate
+    from training.train import train_session_model
+
+    registry = tmp_path_factory.mktemp("registry")
+    train_session_model(generate(SyntheticConfig(n_sessions=TEST_SESSIONS)), registry, epochs=TEST_EPOCHS)
+    return registry
+
+
+@pytest.fixture
+def registry_copy(trained_registry: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained registry for tests that publish or damage versions."""
+    target = tmp_path / "registry"
+    shutil.copytree(trained_registry, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def streamrec_stack(tmp_path_factory: pytest.TempPathFactory, trained_registry: Path) -> Iterator[StackAddresses]:
+    """The whole local stack: broker, Redis, scorer and one worker, with a per-module project namespace."""
+    state_dir = tmp_path_factory.mktemp("stack")
+    options = StackOptions(project=f"t{uuid.uuid4().hex[:8]}", registry=trained_registry)
+    with LocalStack(state_dir=state_dir) as stack:
+        yield start_stack(stack, options)

@@ -1,0 +1,124 @@
+"""The worker's batch logic without a broker: state, dedupe, dead letters, one batched refresh per batch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from features.session_store import MAX_SESSION_ITEMS, Recommendations, SessionState
+from streamrec.errors import ScorerError
+from streamrec.events import CanonicalEvent
+from stream.processor import Limits, RawRecord, SessionProcessor
+
+NOW = 1_800_000_000_000
+LIMITS = Limits(max_event_bytes=4096, max_future_skew_ms=60_000, max_event_age_ms=86_400_000, refresh_k=5)
+
+
+class DictTable(dict[str, Any]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.partitions: dict[str, int] = {}
+
+    def put(self, key: str, value: Any, partition: int) -> None:
+        self[key] = value
+        self.partitions[key] = partition
+
+
+class RecordingDeadLetters:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes | None, str]] = []
+
+    async def send(self, record: RawRecord, reason: str, detail: str) -> None:
+        self.sent.append((record.value, reason))
+
+
+class EchoScorer:
+    """Recommends the session's last item reversed, so tests can tell which history was scored."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.fail = fail
+
+    async def score(
+        self, sessions: Sequence[tuple[str, list[str], list[str]]], k: int
+    ) -> tuple[dict[str, list[tuple[str, float]]], str]:
+        self.calls.append([sid for sid, _, _ in sessions])
+        if self.fail:
+            raise ScorerError("scorer down")
+        return {sid: [(items[-1][::-1], 1.0)] for sid, items, _ in sessions}, "v-test"
+
+
+class MemoryWriter:
+    def __init__(self) -> None:
+        self.states: dict[str, SessionState] = {}
+        self.recs: dict[str, Recommendations] = {}
+        self.writes = 0
+
+    async def write(self, states: dict[str, SessionState], recs: dict[str, Recommendations]) -> None:
+        self.writes += 1
+        self.states.update(states)
+        self.recs.update(recs)
+
+
+def click(sid: str, n: int, item: str, kind: str = "click") -> RawRecord:
+    event = CanonicalEvent(f"{sid}-{n}", kind, sid, "", item, NOW - 10_000 + n)
+    return RawRecord(sid.encode(), event.to_bytes(), partition=hash(sid) % 4, offset=n)
+
+
+def make(scorer: EchoScorer | None = None) -> tuple[SessionProcessor, DictTable, RecordingDeadLetters, MemoryWriter]:
+    table, dlq, writer = DictTable(), RecordingDeadLetters(), MemoryWriter()
+    processor = SessionProcessor(table, dlq, scorer or EchoScorer(), writer, LIMITS, clock_ms=lambda: NOW)
+    return processor, table, dlq, writer
+
+
+def run(processor: SessionProcessor, records: list[RawRecord]) -> Any:
+    return asyncio.run(processor.process(records))
+
+
+def test_state_keeps_order_and_one_refresh_per_batch() -> None:
+    scorer = EchoScorer()
+    processor, table, _, writer = make(scorer)
+    outcome = run(processor, [click("a", 0, "x1"), click("b", 0, "y1"), click("a", 1, "x2")])
+    assert outcome.processed == 3
+    assert writer.states["a"].items == ["x1", "x2"]
+    assert writer.states["b"].items == ["y1"]
+    assert scorer.calls == [["a", "b"]]  # one batched call for both sessions
+    assert writer.writes == 1
+    assert writer.recs["a"].items == [("2x", 1.0)] and writer.recs["a"].event_id == "a-1"
+    assert table.partitions["a"] == hash("a") % 4
+
+
+def test_duplicates_change_nothing_within_and_across_batches() -> None:
+    processor, _, _, writer = make()
+    run(processor, [click("a", 0, "x1"), click("a", 0, "x1")])
+    outcome = run(processor, [click("a", 0, "x1"), click("a", 1, "x2")])
+    assert outcome.duplicates == 1
+    assert writer.states["a"].items == ["x1", "x2"]
+    assert writer.states["a"].events == 2
+
+
+def test_bad_records_are_dead_lettered_and_good_ones_go_on() -> None:
+    processor, _, dlq, writer = make()
+    bad = RawRecord(b"a", b"\x00garbage\xff", 0, 5)
+    outcome = run(processor, [bad, click("a", 0, "x1")])
+    assert dlq.sent == [(b"\x00garbage\xff", "undecodable")]
+    assert outcome.dead_letters == {"undecodable": 1}
+    assert writer.states["a"].items == ["x1"]
+
+
+def test_state_is_bounded_and_purchases_leave_the_cart() -> None:
+    processor, _, _, writer = make()
+    records = [click("a", n, f"x{n}") for n in range(MAX_SESSION_ITEMS + 10)]
+    records += [click("a", 100, "x3", "add_to_cart"), click("a", 101, "x3", "purchase")]
+    run(processor, records)
+    state = writer.states["a"]
+    assert len(state.items) == MAX_SESSION_ITEMS and state.items[-1] == f"x{MAX_SESSION_ITEMS + 9}"
+    assert state.carts == [] and state.purchases == ["x3"]
+
+
+def test_scorer_failure_still_writes_state() -> None:
+    processor, _, _, writer = make(EchoScorer(fail=True))
+    outcome = run(processor, [click("a", 0, "x1")])
+    assert outcome.refresh_failed == 1
+    assert writer.states["a"].items == ["x1"] and writer.recs == {}

@@ -1,0 +1,1 @@
+"""Training: datasets into canonical events, session models, evaluation, ONNX export (torch is imported here only)."""

@@ -1,0 +1,248 @@
+"""The training loop for session models, and `train_session_model`: canonical events in, a published version out.
+
+Every setting and its default is in `TrainConfig` below; the model itself lives in its own module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from streamrec.events import CanonicalEvent
+from training.export import publish_model
+from training.metrics import Prefixes, all_prefixes, rank_prefixes, summarize
+from training.models import build_model
+from training.sequences import (
+    Vocabulary,
+    events_frame,
+    padded_batches,
+    popular_items,
+    session_parallel_batches,
+    session_sequences,
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "gru4rec"  # gru4rec or sasrec
+    embedding_dim: int = 64
+    hidden_size: int = 64  # GRU4Rec only
+    num_layers: int = 1
+    num_heads: int = 2  # SASRec only
+    dropout: float = 0.1
+    repeat_bias: bool = False  # training.repeat.RepeatBias on top of the model's scores
+    batching: str = "session-parallel"  # GRU4Rec's mini-batches; "padded" = whole sessions (SASRec always)
+    epochs: int = 8
+    batch_size: int = 32  # session-parallel lanes, or sessions per padded batch
+    lr: float = 0.005
+    weight_decay: float = 0.0
+    max_seq_len: int = 50
+    patience: int = 2  # epochs without a better validation MRR@20 before stopping
+    seed: int = 0
+    # one intra-op thread: the per-step ops are small, and with two threads on a busy 2-core machine
+    # OpenMP's spin-waiting made an 8 s run take 200 s; one thread stays near its idle speed
+    threads: int = 1
+    amp: bool = False  # bf16 autocast on CPU
+    progress: bool = False  # tqdm bar per epoch
+
+    def model_args(self, n_items: int) -> dict[str, Any]:
+        common = {"n_items": n_items, "embedding_dim": self.embedding_dim, "num_layers": self.num_layers,
+                  "dropout": self.dropout, "repeat_bias": self.repeat_bias}  # fmt: skip
+        if self.model == "gru4rec":
+            return common | {"hidden_size": self.hidden_size, "max_len": self.max_seq_len}
+        return common | {"num_heads": self.num_heads, "max_len": self.max_seq_len}
+
+
+@dataclass
+class History:
+    """Per-epoch training loss and validation metrics, and the epoch whose weights were kept."""
+
+    loss: list[float] = field(default_factory=list)
+    valid: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _autocast(cfg: TrainConfig) -> Any:
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp)
+
+
+def _progress(batches: Iterable[Any], cfg: TrainConfig) -> Iterable[Any]:
+    if not cfg.progress:
+        return batches
+    from tqdm import tqdm
+
+    return tqdm(batches, desc=f"train {cfg.model}", unit="batch", leave=False)
+
+
+def _epoch_session_parallel(
+    model: nn.Module,
+    seqs: Sequence[np.ndarray],
+    cfg: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+) -> float:
+    """One pass of GRU4Rec's session-parallel mini-batches; the hidden state is carried, detached, per lane."""
+    hidden: torch.Tensor | None = None
+    recent = torch.zeros(min(cfg.batch_size, len(seqs)), cfg.max_seq_len, dtype=torch.long)
+    total, steps = 0.0, 0
+    for inputs, targets, reset in _progress(session_parallel_batches(seqs, cfg.batch_size, rng), cfg):
+        keep = torch.from_numpy(~reset)
+        if hidden is not None:
+            hidden = (hidden * keep.float()[None, :, None]).detach()
+        recent = torch.cat([recent[:, 1:] * keep[:, None], torch.from_numpy(inputs)[:, None]], dim=1)
+        with _autocast(cfg):
+            scores, hidden = model.step(torch.from_numpy(inputs), hidden, recent)  # type: ignore[operator]
+            loss = F.cross_entropy(scores.float(), torch.from_numpy(targets))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total, steps = total + loss.item(), steps + 1
+    return total / max(steps, 1)
+
+
+def _epoch_padded(
+    model: nn.Module,
+    seqs: Sequence[np.ndarray],
+    cfg: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+) -> float:
+    """One pass over whole sessions, cross-entropy at every position (the padding target 0 is ignored)."""
+    total, steps = 0.0, 0
+    for inputs, targets in _progress(padded_batches(seqs, cfg.batch_size, cfg.max_seq_len, rng), cfg):
+        with _autocast(cfg):
+            scores = model.scores_all(torch.from_numpy(inputs))  # type: ignore[operator]
+            loss = F.cross_entropy(scores.float().flatten(0, 1), torch.from_numpy(targets).flatten(), ignore_index=0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total, steps = total + loss.item(), steps + 1
+    return total / max(steps, 1)
+
+
+def torch_scorer(model: nn.Module, max_seq_len: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A metrics.ScoreFn over a torch model: keeps each prefix's last max_seq_len items, scores in eval mode."""
+
+    def score(items: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        if items.shape[1] > max_seq_len:
+            rows = [row[max(0, n - max_seq_len) : n] for row, n in zip(items, lengths, strict=True)]
+            items = np.zeros((len(rows), max_seq_len), dtype=np.int64)
+            for r, row in enumerate(rows):
+                items[r, : len(row)] = row
+            lengths = np.minimum(lengths, max_seq_len)
+        model.eval()
+        with torch.no_grad():
+            out = model(torch.from_numpy(items), torch.from_numpy(lengths)).float()
+        return out.numpy()
+
+    return score
+
+
+def fit(
+    model: nn.Module,
+    seqs: Sequence[np.ndarray],
+    cfg: TrainConfig,
+    valid: Prefixes | None = None,
+    on_epoch: Callable[[int, float, dict[str, float]], None] | None = None,
+) -> History:
+    """Train for cfg.epochs; with `valid`, keep the weights of the epoch with the best validation MRR@20 and
+    stop after cfg.patience epochs without improvement. Selection never sees the test set."""
+    torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    parallel = cfg.model == "gru4rec" and cfg.batching == "session-parallel"
+    run_epoch = _epoch_session_parallel if parallel else _epoch_padded
+    history, best_state, best = History(), None, -1.0
+    start = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        history.loss.append(run_epoch(model, seqs, cfg, optimizer, rng))
+        scores = summarize(rank_prefixes(torch_scorer(model, cfg.max_seq_len), valid).ranks) if valid else {}
+        history.valid.append(scores)
+        if on_epoch:
+            on_epoch(epoch, history.loss[-1], scores)
+        if not valid:
+            history.best_epoch = epoch
+            continue
+        if scores["mrr@20"] > best:
+            best, history.best_epoch = scores["mrr@20"], epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif epoch - history.best_epoch >= cfg.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    history.seconds = time.perf_counter() - start
+    model.eval()
+    return history
+
+
+def events_sha256(frame: Any) -> str:
+    """A stable digest of the training events (canonical columns, in their given order)."""
+    digest = hashlib.sha256()
+    for col in frame.columns:
+        digest.update(col.encode())
+        digest.update(frame[col].astype(str).str.cat(sep="\x1f").encode())
+    return digest.hexdigest()
+
+
+def train_session_model(
+    events: Iterable[CanonicalEvent],
+    registry: Path,
+    *,
+    epochs: int = TrainConfig.epochs,
+    seed: int = 0,
+    config: TrainConfig | None = None,
+    source: str = "events",
+    holdout: float = 0.1,
+) -> Path:
+    """Train a session model on `events` and publish it to `registry`; returns the version directory.
+
+    The last `holdout` share of sessions (by end time) is held out for the manifest's HR@20/MRR@20 only.
+    """
+    cfg = replace(config or TrainConfig(), epochs=epochs, seed=seed)
+    frame = events_frame(events)
+    sessions, _ = session_sequences(frame)
+    n_test = int(len(sessions) * holdout)
+    train_ids, test_ids = sessions[: len(sessions) - n_test], sessions[len(sessions) - n_test :]
+    vocab = Vocabulary.build(train_ids)
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, cfg.model_args(len(vocab)))
+    history = fit(model, vocab.encode(train_ids), cfg)
+    test = all_prefixes([s for s in vocab.encode(test_ids) if len(s) >= 2])
+    metrics: dict[str, Any] = summarize(rank_prefixes(torch_scorer(model, cfg.max_seq_len), test).ranks)
+    metrics |= {"heldout_prefixes": len(test), "train_seconds": round(history.seconds, 1), "epochs": epochs}
+    return publish_model(
+        registry,
+        model,
+        model_type=cfg.model,
+        model_args=cfg.model_args(len(vocab)),
+        vocabulary=vocab.item_ids,
+        max_seq_len=cfg.max_seq_len,
+        popular=popular_items(train_ids),
+        data={
+            "source": source,
+            "sha256": events_sha256(frame),
+            "n_events": len(frame),
+            "n_sessions": len(sessions),
+            "train_config": asdict(cfg),
+        },
+        metrics=metrics,
+    )
