@@ -45,6 +45,8 @@ class EventProducer:
         self.producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS, **overrides})
         self.delivered = 0
         self.failed: list[str] = []
+        # connect and fetch metadata now, so the first event's latency is not the connection's
+        self.producer.list_topics(topic, timeout=10)
 
     def _on_delivery(self, err: object, msg: object) -> None:
         if err is not None:

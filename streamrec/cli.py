@@ -46,6 +46,14 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(sessions=args.sessions, epochs=args.epochs)
 
 
+def _health(args: argparse.Namespace) -> int:
+    from streamrec.stack import scorer_ready
+
+    ok = scorer_ready(args.address)
+    print(f"{args.address}: {'SERVING' if ok else 'NOT SERVING'}")
+    return 0 if ok else 1
+
+
 def _replay(args: argparse.Namespace) -> int:
     from loadtest.cli import run_replay
 
@@ -78,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--registry", type=Path, default=None)
     p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("health", help="exit 0 when the scorer at --address reports SERVING (grpc.health.v1)")
+    p.add_argument("--address", default="127.0.0.1:50051")
+    p.set_defaults(handler=_health)
 
     p = sub.add_parser("replay", help="publish events (synthetic or from a file) into Kafka at a rate")
     from loadtest.cli import add_replay_arguments

@@ -16,10 +16,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     train.add_argument("--epochs", type=int, default=None, help="training epochs (default: the model's)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, required=True, help="model registry directory")
+    train.add_argument("--if-empty", action="store_true", help="do nothing when the registry has a version")
     train.set_defaults(handler=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
+    from streamrec.artifact import list_versions
+
+    if getattr(args, "if_empty", False) and list_versions(args.out):
+        print(f"{args.out} already holds {list_versions(args.out)[-1]}; nothing to do")
+        return 0
     from training.synthetic import SyntheticConfig, generate
     from training.train import TrainConfig, train_session_model
 

@@ -32,7 +32,8 @@ class SyntheticConfig:
     user_fraction: float = 0.3  # sessions with a known user id
     start_ms: int = 1_764_000_000_000  # 2025-11-24
     span_ms: int = 86_400_000  # sessions start within one day
-    seed: int = 7
+    seed: int = 7  # the catalogue (items, categories, successors): the "world"
+    session_seed: int | None = None  # the sessions drawn in that world; default seed + 1
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,10 @@ def _next_item(rng: np.random.Generator, cat: Catalogue, config: SyntheticConfig
 def generate(config: SyntheticConfig = SyntheticConfig()) -> Iterator[CanonicalEvent]:
     """Yield canonical events session by session; within a session in event-time order."""
     cat = make_catalogue(config)
-    rng = np.random.default_rng(config.seed + 1)
+    session_seed = config.seed + 1 if config.session_seed is None else config.session_seed
+    rng = np.random.default_rng(session_seed)
     for s in range(config.n_sessions):
-        session_id = f"s{config.seed}-{s:07d}"
+        session_id = f"s{session_seed}-{s:07d}"
         user_id = f"u{rng.integers(0, config.n_sessions // 3 + 1):06d}" if rng.random() < config.user_fraction else ""
         ts = config.start_ms + int(rng.integers(0, config.span_ms))
         length = max(2, int(rng.poisson(config.mean_session_length - 2)) + 2)
