@@ -58,9 +58,8 @@ def create_app(settings: StreamSettings) -> faust.App:
         core.events_topic, key_serializer="raw", value_serializer="raw", partitions=core.topic_partitions
     )
     dead_letters = app.topic(core.dlq_topic, key_serializer="raw", value_serializer="raw", partitions=1)
-    table = app.tables.add(
-        SessionTable(app, name="sessions", default=None, partitions=core.topic_partitions, beacon=app.tables.beacon)
-    )
+    table = SessionTable(app, name="sessions", default=None, partitions=core.topic_partitions, beacon=app.tables.beacon)
+    app.tables.add(table)
     scorer = GrpcScorer(core.scorer_address, settings.scorer_timeout_s)
     writer = RedisStateWriter(core.redis_url, core.project)
     limits = Limits(
@@ -69,14 +68,14 @@ def create_app(settings: StreamSettings) -> faust.App:
     processor = SessionProcessor(table, TopicDeadLetters(dead_letters), scorer, writer, limits)
 
     @app.agent(events, name="sessions-agent")
-    async def process(stream: faust.StreamT[bytes]) -> None:
+    async def process(stream: Any) -> None:  # faust's StreamT stub lacks take_events
         async for batch in stream.take_events(settings.batch_max_events, within=settings.batch_within_s):
             records = [_raw(event) for event in batch]
             outcome = await processor.process(records)
             if outcome.dead_letters or outcome.refresh_failed:
                 log.info("batch of %d: %s", len(records), outcome)
 
-    @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
+    @app.on_before_shutdown.connect  # type: ignore[arg-type, untyped-decorator]
     async def close_clients(sender: faust.App, **kwargs: Any) -> None:
         await scorer.close()
         await writer.close()

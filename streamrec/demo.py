@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import cast
 
 import grpc
 import redis
@@ -64,7 +65,8 @@ def _wait_caught_up(client: redis.Redis, project: str, last_event: dict[str, str
     deadline = time.monotonic() + timeout_s
     while pending and time.monotonic() < deadline:
         sessions = list(pending)
-        for sid, raw in zip(sessions, client.mget([session_key(project, s) for s in sessions]), strict=True):
+        values = cast("list[bytes | None]", client.mget([session_key(project, s) for s in sessions]))
+        for sid, raw in zip(sessions, values, strict=True):
             if raw and SessionState.from_json(raw).last_event_id == pending[sid]:
                 del pending[sid]
         time.sleep(0.05)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from typing import cast
 
 import redis
 
@@ -27,7 +28,7 @@ def wait_for_refresh(
     key = recs_key(project, session_id)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and still_worth_waiting():
-        raw = client.get(key)
+        raw = cast("bytes | None", client.get(key))
         if raw:
             recs = Recommendations.from_json(raw)
             if recs.event_id == event_id:

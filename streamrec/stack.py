@@ -60,8 +60,11 @@ def ensure_model(registry: Path, options: StackOptions) -> None:
     from training.train import train_session_model
 
     log.info("no model in %s: training one on synthetic sessions", registry)
-    kwargs = {"epochs": options.train_epochs} if options.train_epochs else {}
-    train_session_model(generate(SyntheticConfig(n_sessions=options.train_sessions)), registry, **kwargs)
+    events = generate(SyntheticConfig(n_sessions=options.train_sessions))
+    if options.train_epochs:
+        train_session_model(events, registry, epochs=options.train_epochs)
+    else:
+        train_session_model(events, registry)
 
 
 def service_env(kafka: str, redis_url: str, grpc_address: str, registry: Path, options: StackOptions) -> dict[str, str]:

@@ -59,7 +59,8 @@ def test_addresses_point_at_services_and_their_ports(compose: dict[str, Any]) ->
     services = compose["services"]
     env = services["worker"]["environment"]
     kafka_host, kafka_port = env["STREAMREC_KAFKA_BOOTSTRAP"].split(":")
-    assert kafka_host in services and f"PLAINTEXT://:{kafka_port}" in services["kafka"]["environment"]["KAFKA_LISTENERS"]
+    assert kafka_host in services
+    assert f"PLAINTEXT://:{kafka_port}" in services["kafka"]["environment"]["KAFKA_LISTENERS"]
     assert env["STREAMREC_REDIS_URL"].startswith("redis://redis:6379")
     scorer_host, scorer_port = env["STREAMREC_SCORER_ADDRESS"].split(":")
     assert scorer_host == "scorer" and int(scorer_port) == DEFAULT_PORT
@@ -70,7 +71,7 @@ def test_addresses_point_at_services_and_their_ports(compose: dict[str, Any]) ->
 
 def test_commands_are_real_cli_invocations(compose: dict[str, Any]) -> None:
     parser = build_parser()
-    for name, service in compose["services"].items():
+    for service in compose["services"].values():
         if "build" not in service:
             continue
         command = service["command"]

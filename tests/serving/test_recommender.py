@@ -16,7 +16,7 @@ class FakeModel:
 
     def candidates(self, histories: list[list[str]]) -> list[list[tuple[str, float]] | None]:
         self.calls += 1
-        return [[(f"{h[-1]}-next{n}", 1.0 - n / 10) for n in range(6)] if h[0] != "unknown" else None for h in histories]
+        return [None if h[0] == "unknown" else [(f"{h[-1]}-next{n}", 1 - n / 10) for n in range(6)] for h in histories]
 
 
 def state(items: list[str], last_event: str = "e9", purchases: list[str] | None = None) -> SessionState:
@@ -54,7 +54,7 @@ def test_rules_exclude_purchases_request_items_and_duplicates() -> None:
 
 
 def test_short_lists_are_topped_up_with_popular_items_below_model_items() -> None:
-    [(sid, items)] = score_sessions(FakeModel(), POPULAR, 8, [("s", ["a"], set())])
+    [(_, items)] = score_sessions(FakeModel(), POPULAR, 8, [("s", ["a"], set())])
     assert [i for i, _, _ in items][:6] == [f"a-next{n}" for n in range(6)]
     assert [i for i, _, r in items][6:] == ["p1", "p2"] and items[6][2] == "popular now"
     assert items[6][1] < items[5][1]

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from features.session_store import MAX_SESSION_ITEMS, Recommendations, SessionState
+from stream.processor import Limits, RawRecord, SessionProcessor
 from streamrec.errors import ScorerError
 from streamrec.events import CanonicalEvent
-from stream.processor import Limits, RawRecord, SessionProcessor
 
 NOW = 1_800_000_000_000
 LIMITS = Limits(max_event_bytes=4096, max_future_skew_ms=60_000, max_event_age_ms=86_400_000, refresh_k=5)
