@@ -33,10 +33,14 @@ class SessionState:
     carts: list[str] = field(default_factory=list)
     purchases: list[str] = field(default_factory=list)
     user_id: str = ""
+    last_category: str = ""
     last_event_id: str = ""
     last_ts_ms: int = 0
     updated_ms: int = 0
     events: int = 0
+    clicks: int = 0  # views and clicks
+    cart_adds: int = 0
+    purchase_count: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from features.session_store import SESSION_TTL_S, Recommendations, SessionState, recs_key, session_key
 from protos import recommender_pb2, recommender_pb2_grpc
+from stream.aggregates import AppliedBatch
 from stream.processor import RawRecord
 from streamrec.errors import ScorerError
 
@@ -18,23 +19,22 @@ log = logging.getLogger(__name__)
 
 
 class RedisStateWriter:
-    """Writes session states and refreshed lists of one batch in a single pipeline round trip."""
+    """Writes session states, features and refreshed lists of one batch in a single pipeline round trip."""
 
-    def __init__(self, redis_url: str, project: str, ttl_s: int = SESSION_TTL_S) -> None:
-        self.client = aioredis.from_url(redis_url)
+    def __init__(self, client: aioredis.Redis, project: str, ttl_s: int = SESSION_TTL_S) -> None:
+        self.client = client
         self.project = project
         self.ttl_s = ttl_s
 
-    async def write(self, states: dict[str, SessionState], recs: dict[str, Recommendations]) -> None:
+    async def write(
+        self, states: dict[str, SessionState], recs: dict[str, Recommendations], aggregates: AppliedBatch
+    ) -> None:
         pipe = self.client.pipeline(transaction=False)
         for sid, state in states.items():
             pipe.set(session_key(self.project, sid), state.to_json(), ex=self.ttl_s)
         for sid, rec in recs.items():
             pipe.set(recs_key(self.project, sid), rec.to_json(), ex=self.ttl_s)
         await pipe.execute()
-
-    async def close(self) -> None:
-        await self.client.aclose()
 
 
 class GrpcScorer:

@@ -6,9 +6,11 @@ import logging
 from typing import Any
 
 import faust
+import redis.asyncio as aioredis
 
 from stream import transport
 from stream.adapters import GrpcScorer, RedisStateWriter, TopicDeadLetters
+from stream.aggregates import AggregateApplier
 from stream.config import StreamSettings
 from stream.processor import Limits, RawRecord, SessionProcessor
 
@@ -61,11 +63,13 @@ def create_app(settings: StreamSettings) -> faust.App:
     table = SessionTable(app, name="sessions", default=None, partitions=core.topic_partitions, beacon=app.tables.beacon)
     app.tables.add(table)
     scorer = GrpcScorer(core.scorer_address, settings.scorer_timeout_s)
-    writer = RedisStateWriter(core.redis_url, core.project)
+    redis_client = aioredis.from_url(core.redis_url)
+    writer = RedisStateWriter(redis_client, core.project)
+    aggregates = AggregateApplier(redis_client, core.project, core.events_topic)
     limits = Limits(
         settings.max_event_bytes, settings.max_future_skew_ms, settings.max_event_age_ms, settings.refresh_k
     )
-    processor = SessionProcessor(table, TopicDeadLetters(dead_letters), scorer, writer, limits)
+    processor = SessionProcessor(table, TopicDeadLetters(dead_letters), scorer, aggregates, writer, limits)
 
     @app.agent(events, name="sessions-agent")
     async def process(stream: Any) -> None:  # faust's StreamT stub lacks take_events
@@ -78,7 +82,7 @@ def create_app(settings: StreamSettings) -> faust.App:
     @app.on_before_shutdown.connect  # type: ignore[arg-type, untyped-decorator]
     async def close_clients(sender: faust.App, **kwargs: Any) -> None:
         await scorer.close()
-        await writer.close()
+        await redis_client.aclose()
 
     return app
 

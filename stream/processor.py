@@ -1,9 +1,16 @@
 """The worker's logic, free of Faust and Kafka: a batch of raw records in, state and refreshed recommendations out.
 
-Per batch: decode and validate each record (bad ones to the dead-letter sink with a reason), drop duplicates by
-event_id, fold events into per-session state, then for every touched session ask the scorer once (one batched
-call) for a fresh top-k and write states and lists to Redis in one pipeline. Side effects finish before the
-method returns, so the caller may commit offsets afterwards.
+Per batch:
+1. decode and validate each record; a bad one goes to the dead-letter sink with its reason;
+2. classify each event against the session's recently seen events (kept with their partition and offset):
+   *new*, a *redelivery* of the same record (after a crash or rebalance), or a *duplicate* sent twice by a
+   producer (same event_id at another offset), which is dropped;
+3. fold new events into per-session state;
+4. apply new and redelivered events to the shared item/user aggregates (exactly once: the aggregate store
+   skips offsets it has already applied);
+5. one batched scorer call for every touched session, then one write of states, features and lists;
+6. the session table (changelog) last, once per session, at the partition of the session's records.
+Every side effect is done when `process` returns, so the caller may then let offsets be committed.
 """
 
 from __future__ import annotations
@@ -11,18 +18,19 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from features.session_store import MAX_SESSION_ITEMS, Recommendations, SessionState
+from stream.aggregates import AggregateInput, AppliedBatch
 from stream.decode import decode_event
 from streamrec.errors import InvalidEvent, ScorerError
 from streamrec.events import CanonicalEvent
 
 log = logging.getLogger(__name__)
 
-SEEN_EVENT_IDS = 64  # per session; duplicates arrive close together on the session's partition
+SEEN_PER_SESSION = 32  # producer retries resend within seconds, i.e. within a session's last few events
 
 
 @dataclass(frozen=True)
@@ -54,23 +62,43 @@ class DeadLetterSink(Protocol):
 
 
 class Scorer(Protocol):
-    async def score(self, sessions: Sequence[tuple[str, list[str], list[str]]], k: int) -> tuple[
-        dict[str, list[tuple[str, float]]], str
-    ]: ...
+    async def score(
+        self, sessions: Sequence[tuple[str, list[str], list[str]]], k: int
+    ) -> tuple[dict[str, list[tuple[str, float]]], str]: ...
+
+
+class Aggregates(Protocol):
+    async def apply(self, events: Sequence[AggregateInput]) -> AppliedBatch: ...
 
 
 class StateWriter(Protocol):
-    async def write(self, states: dict[str, SessionState], recs: dict[str, Recommendations]) -> None: ...
+    async def write(
+        self, states: dict[str, SessionState], recs: dict[str, Recommendations], aggregates: AppliedBatch
+    ) -> None: ...
 
 
 @dataclass
 class BatchOutcome:
     processed: int = 0
     duplicates: int = 0
+    redelivered: int = 0
+    late: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
     refreshed: int = 0
     refresh_failed: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Touched:
+    """A session's working copy during one batch."""
+
+    state: SessionState
+    seen: list[str]
+    partition: int
+    cause: CanonicalEvent
+    changed: bool = False  # a new event changed the state: write the table
+    affected: bool = False  # a new or redelivered event: write Redis and refresh
 
 
 class SessionProcessor:
@@ -79,13 +107,15 @@ class SessionProcessor:
         table: StateTable,
         dead_letters: DeadLetterSink,
         scorer: Scorer,
+        aggregates: Aggregates,
         writer: StateWriter,
         limits: Limits,
-        clock_ms: Any = None,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.table = table
         self.dead_letters = dead_letters
         self.scorer = scorer
+        self.aggregates = aggregates
         self.writer = writer
         self.limits = limits
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
@@ -93,25 +123,42 @@ class SessionProcessor:
     async def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
         outcome = BatchOutcome()
         now = self.clock_ms()
-        touched: dict[str, SessionState] = {}
-        causes: dict[str, CanonicalEvent] = {}
+        touched: dict[str, _Touched] = {}
+        to_aggregate: list[AggregateInput] = []
         for record in records:
             event = await self._decode_or_dead_letter(record, now, outcome)
             if event is None:
                 continue
-            state = touched.get(event.session_id) or self._load(event.session_id)
-            if event.event_id in self._seen(event.session_id):
+            session = touched.get(event.session_id) or self._load(event, record.partition)
+            touched[event.session_id] = session
+            session.cause = event
+            mark = f"{event.event_id}@{record.partition}:{record.offset}"
+            verdict = _classify(session.seen, event.event_id, mark)
+            if verdict == "duplicate":
                 outcome.duplicates += 1
                 continue
-            apply_event(state, event, now)
-            self._remember(event.session_id, state, event.event_id, record.partition)
-            touched[event.session_id] = state
-            causes[event.session_id] = event
-            outcome.processed += 1
-            outcome.by_type[event.type] += 1
-        if touched:
-            recs = await self._refresh(touched, causes, outcome)
-            await self.writer.write(touched, recs)
+            session.affected = True
+            if verdict == "new":
+                apply_event(session.state, event, now)
+                session.seen = (session.seen + [mark])[-SEEN_PER_SESSION:]
+                session.changed = True
+                outcome.processed += 1
+                outcome.by_type[event.type] += 1
+            else:
+                outcome.redelivered += 1
+            to_aggregate.append(AggregateInput(record.partition, record.offset, event.item_id, event.type,
+                                               event.ts_ms, event.category_id, event.user_id))  # fmt: skip
+        touched = {sid: t for sid, t in touched.items() if t.affected}
+        if not touched:
+            return outcome
+        applied = await self.aggregates.apply(to_aggregate)
+        outcome.late = applied.late
+        states = {sid: t.state for sid, t in touched.items()}
+        recs = await self._refresh(touched, outcome)
+        await self.writer.write(states, recs, applied)
+        for sid, session in touched.items():
+            if session.changed:
+                self.table.put(sid, {"state": _state_dict(session.state), "seen": session.seen}, session.partition)
         return outcome
 
     async def _decode_or_dead_letter(self, record: RawRecord, now: int, outcome: BatchOutcome) -> CanonicalEvent | None:
@@ -123,24 +170,18 @@ class SessionProcessor:
             await self.dead_letters.send(record, bad.reason, bad.detail)
             return None
 
-    def _load(self, session_id: str) -> SessionState:
-        raw = self.table.get(session_id)
+    def _load(self, event: CanonicalEvent, partition: int) -> _Touched:
+        raw = self.table.get(event.session_id)
         if not raw:
-            return SessionState()
-        return SessionState(**{k: v for k, v in raw["state"].items() if k in SessionState.__dataclass_fields__})
+            return _Touched(SessionState(), [], partition, event)
+        fields = SessionState.__dataclass_fields__
+        state = SessionState(**{k: v for k, v in raw["state"].items() if k in fields})
+        return _Touched(state, list(raw["seen"]), partition, event)
 
-    def _seen(self, session_id: str) -> list[str]:
-        raw = self.table.get(session_id)
-        return list(raw["seen"]) if raw else []
-
-    def _remember(self, session_id: str, state: SessionState, event_id: str, partition: int) -> None:
-        seen = (self._seen(session_id) + [event_id])[-SEEN_EVENT_IDS:]
-        self.table.put(session_id, {"state": _state_dict(state), "seen": seen}, partition)
-
-    async def _refresh(
-        self, touched: dict[str, SessionState], causes: dict[str, CanonicalEvent], outcome: BatchOutcome
-    ) -> dict[str, Recommendations]:
-        requests = [(sid, st.items, st.purchases) for sid, st in touched.items() if st.items]
+    async def _refresh(self, touched: dict[str, _Touched], outcome: BatchOutcome) -> dict[str, Recommendations]:
+        requests = [(sid, t.state.items, t.state.purchases) for sid, t in touched.items() if t.state.items]
+        if not requests:
+            return {}
         try:
             lists, version = await self.scorer.score(requests, self.limits.refresh_k)
         except ScorerError as exc:
@@ -148,26 +189,40 @@ class SessionProcessor:
             log.warning("refresh skipped for %d sessions: %s", len(requests), exc)
             return {}
         now = self.clock_ms()
-        recs = {
-            sid: Recommendations(items, version, causes[sid].event_id, causes[sid].ts_ms, now)
-            for sid, items in lists.items()
-            if sid in causes
-        }
+        recs = {}
+        for sid, items in lists.items():
+            cause = touched[sid].cause if sid in touched else None
+            if cause is not None:
+                recs[sid] = Recommendations(items, version, cause.event_id, cause.ts_ms, now)
         outcome.refreshed += len(recs)
         return recs
+
+
+def _classify(seen: list[str], event_id: str, mark: str) -> str:
+    """'new', 'redelivery' (this very record was applied before) or 'duplicate' (same id, another record)."""
+    prefix = event_id + "@"
+    for entry in seen:
+        if entry.startswith(prefix):
+            return "redelivery" if entry == mark else "duplicate"
+    return "new"
 
 
 def apply_event(state: SessionState, event: CanonicalEvent, now_ms: int) -> None:
     """Fold one event into a session's state (pure; the unit of the worker's logic)."""
     if event.type in ("view", "click"):
         state.items = (state.items + [event.item_id])[-MAX_SESSION_ITEMS:]
+        state.clicks += 1
     elif event.type == "add_to_cart":
         state.carts = (state.carts + [event.item_id])[-MAX_SESSION_ITEMS:]
+        state.cart_adds += 1
     elif event.type == "purchase":
         state.purchases = (state.purchases + [event.item_id])[-MAX_SESSION_ITEMS:]
         state.carts = [item for item in state.carts if item != event.item_id]
+        state.purchase_count += 1
     if event.user_id:
         state.user_id = event.user_id
+    if event.category_id:
+        state.last_category = event.category_id
     state.last_event_id = event.event_id
     state.last_ts_ms = max(state.last_ts_ms, event.ts_ms)
     state.updated_ms = now_ms

@@ -45,3 +45,15 @@ def streamrec_stack(tmp_path_factory: pytest.TempPathFactory, trained_registry: 
     options = StackOptions(project=f"t{uuid.uuid4().hex[:8]}", registry=trained_registry)
     with LocalStack(state_dir=state_dir) as stack:
         yield start_stack(stack, options)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for the whole session; tests namespace their keys with a unique project."""
+    with LocalStack(state_dir=tmp_path_factory.mktemp("redis")) as stack:
+        yield stack.start_redis()
+
+
+@pytest.fixture
+def project() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"

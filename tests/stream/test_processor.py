@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from features.session_store import MAX_SESSION_ITEMS, Recommendations, SessionState
+from stream.aggregates import AggregateInput, AppliedBatch
 from stream.processor import Limits, RawRecord, SessionProcessor
 from streamrec.errors import ScorerError
 from streamrec.events import CanonicalEvent
@@ -49,26 +50,44 @@ class EchoScorer:
         return {sid: [(items[-1][::-1], 1.0)] for sid, items, _ in sessions}, "v-test"
 
 
+class CountingAggregates:
+    """Stands in for the Redis script: applies each (partition, offset) once, like the real one."""
+
+    def __init__(self) -> None:
+        self.applied: dict[tuple[int, int], AggregateInput] = {}
+        self.redelivered = 0
+
+    async def apply(self, events: Sequence[AggregateInput]) -> AppliedBatch:
+        for e in events:
+            if (e.partition, e.offset) in self.applied:
+                self.redelivered += 1
+            self.applied.setdefault((e.partition, e.offset), e)
+        return AppliedBatch(applied=len(events))
+
+
 class MemoryWriter:
     def __init__(self) -> None:
         self.states: dict[str, SessionState] = {}
         self.recs: dict[str, Recommendations] = {}
         self.writes = 0
 
-    async def write(self, states: dict[str, SessionState], recs: dict[str, Recommendations]) -> None:
+    async def write(
+        self, states: dict[str, SessionState], recs: dict[str, Recommendations], aggregates: AppliedBatch
+    ) -> None:
         self.writes += 1
         self.states.update(states)
         self.recs.update(recs)
 
 
-def click(sid: str, n: int, item: str, kind: str = "click") -> RawRecord:
+def click(sid: str, n: int, item: str, kind: str = "click", offset: int | None = None) -> RawRecord:
     event = CanonicalEvent(f"{sid}-{n}", kind, sid, "", item, NOW - 10_000 + n)
-    return RawRecord(sid.encode(), event.to_bytes(), partition=hash(sid) % 4, offset=n)
+    return RawRecord(sid.encode(), event.to_bytes(), partition=ord(sid[0]) % 4, offset=n if offset is None else offset)
 
 
 def make(scorer: EchoScorer | None = None) -> tuple[SessionProcessor, DictTable, RecordingDeadLetters, MemoryWriter]:
     table, dlq, writer = DictTable(), RecordingDeadLetters(), MemoryWriter()
-    processor = SessionProcessor(table, dlq, scorer or EchoScorer(), writer, LIMITS, clock_ms=lambda: NOW)
+    processor = SessionProcessor(table, dlq, scorer or EchoScorer(), CountingAggregates(), writer, LIMITS,
+                                 clock_ms=lambda: NOW)  # fmt: skip
     return processor, table, dlq, writer
 
 
@@ -86,16 +105,31 @@ def test_state_keeps_order_and_one_refresh_per_batch() -> None:
     assert scorer.calls == [["a", "b"]]  # one batched call for both sessions
     assert writer.writes == 1
     assert writer.recs["a"].items == [("2x", 1.0)] and writer.recs["a"].event_id == "a-1"
-    assert table.partitions["a"] == hash("a") % 4
+    assert table.partitions["a"] == ord("a") % 4
 
 
-def test_duplicates_change_nothing_within_and_across_batches() -> None:
+def test_producer_duplicates_change_nothing_within_and_across_batches() -> None:
     processor, _, _, writer = make()
-    run(processor, [click("a", 0, "x1"), click("a", 0, "x1")])
-    outcome = run(processor, [click("a", 0, "x1"), click("a", 1, "x2")])
+    # the same event_id sent twice by a producer arrives at two offsets
+    run(processor, [click("a", 0, "x1", offset=0), click("a", 0, "x1", offset=1)])
+    outcome = run(processor, [click("a", 0, "x1", offset=2), click("a", 1, "x2", offset=3)])
     assert outcome.duplicates == 1
     assert writer.states["a"].items == ["x1", "x2"]
     assert writer.states["a"].events == 2
+    aggregates: CountingAggregates = processor.aggregates  # type: ignore[assignment]
+    assert sorted(aggregates.applied) == [(ord("a") % 4, 0), (ord("a") % 4, 3)]
+
+
+def test_redelivery_after_a_crash_reaches_aggregates_but_not_state_twice() -> None:
+    processor, _, _, writer = make()
+    records = [click("a", n, f"x{n}") for n in range(4)]
+    run(processor, records)
+    # restart from an older committed offset: the table already holds these events
+    outcome = run(processor, records[2:] + [click("a", 4, "x4")])
+    assert outcome.redelivered == 2 and outcome.processed == 1 and outcome.duplicates == 0
+    assert writer.states["a"].items == ["x0", "x1", "x2", "x3", "x4"]
+    aggregates: CountingAggregates = processor.aggregates  # type: ignore[assignment]
+    assert aggregates.redelivered == 2 and len(aggregates.applied) == 5
 
 
 def test_bad_records_are_dead_lettered_and_good_ones_go_on() -> None:
