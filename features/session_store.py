@@ -10,8 +10,9 @@ The worker writes both; the scorer reads both with one MGET per page view.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+import orjson
 
 SESSION_TTL_S = 24 * 3600  # a day: longer than any real session, short enough to bound memory
 MAX_SESSION_ITEMS = 50
@@ -43,11 +44,11 @@ class SessionState:
     purchase_count: int = 0
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return orjson.dumps(self.__dict__).decode()
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> SessionState:
-        data = json.loads(raw)
+        data = orjson.loads(raw)
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
@@ -62,10 +63,10 @@ class Recommendations:
     refreshed_ms: int
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return orjson.dumps(self.__dict__).decode()
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Recommendations:
-        data = json.loads(raw)
+        data = orjson.loads(raw)
         data["items"] = [(str(i), float(s)) for i, s in data["items"]]
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

@@ -20,7 +20,8 @@ class CandidateSource(Protocol):
 
     version: str
 
-    def candidates(self, histories: list[list[str]]) -> list[list[tuple[str, float]] | None]: ...
+    def candidates(self, histories: list[list[str]], limit: int | None = None) -> list[list[tuple[str, float]] | None]:
+        ...
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def recommend(
         items = apply_rules(refreshed.items, k, exclude, REASON_SESSION)
         if len(items) == k:
             return Answer(items, refreshed.model_version, False, age, "refreshed")
-    candidates = runtime.candidates([state.items])[0]
+    candidates = runtime.candidates([state.items], limit=k + len(exclude))[0]
     if candidates is None:  # no item of this session is known to the model
         return _popular_answer(runtime, popular, k, exclude, state, now_ms)
     items = apply_rules(candidates, k, exclude, REASON_SESSION)
@@ -99,7 +100,8 @@ def score_sessions(
     runtime: CandidateSource, popular: list[str], k: int, histories: list[tuple[str, list[str], set[str]]]
 ) -> list[tuple[str, list[tuple[str, float, str]]]]:
     """The worker's batched refresh: one model call for all histories, rules per session."""
-    candidates = runtime.candidates([items for _, items, _ in histories])
+    longest_exclude = max((len(exclude) for _, _, exclude in histories), default=0)
+    candidates = runtime.candidates([items for _, items, _ in histories], limit=k + longest_exclude)
     out = []
     for (session_id, _, exclude), ranked in zip(histories, candidates, strict=True):
         items = apply_rules(ranked or [], k, exclude, REASON_SESSION)

@@ -75,14 +75,17 @@ class ModelRuntime:
         scores, indices = self.session.run(None, {"items": items, "lengths": lengths})
         return scores, indices
 
-    def candidates(self, histories: list[list[str]]) -> list[list[tuple[str, float]] | None]:
-        """Top candidates per history, best first; None where no item of a history is known to the model."""
+    def candidates(self, histories: list[list[str]], limit: int | None = None) -> list[list[tuple[str, float]] | None]:
+        """Top candidates per history, best first (at most `limit`); None where no item of a history is known."""
         if not histories:
             return []
         items, lengths, usable = self.encode(histories)
         scores, indices = self.run(items, lengths)
+        if limit is not None:
+            scores, indices = scores[:, :limit], indices[:, :limit]
         vocab = self.vocabulary
+        score_rows, index_rows = scores.tolist(), indices.tolist()  # one conversion, not one per element
         return [
-            [(vocab[int(i)], float(s)) for i, s in zip(indices[row], scores[row], strict=True)] if usable[row] else None
+            [(vocab[i], s) for i, s in zip(index_rows[row], score_rows[row], strict=True)] if usable[row] else None
             for row in range(len(histories))
         ]

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
+import socket
+import time
 from typing import Any
 
 import faust
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
-from stream import transport
+from stream import metrics, transport
 from stream.adapters import GrpcScorer, RedisStateWriter, TopicDeadLetters
 from stream.aggregates import AggregateApplier
+from stream.batcher import SmartBatcher
 from stream.config import StreamSettings
 from stream.processor import Limits, RawRecord, SessionProcessor
 
 log = logging.getLogger(__name__)
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 5.0
+HEARTBEAT_S = 1.0
 
 
 class SessionTable(faust.Table):  # type: ignore[misc]
@@ -51,6 +61,9 @@ def create_app(settings: StreamSettings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
+        # changelog records are for recovery only and are flushed before every commit, so letting them batch
+        # for a few ms costs no latency on the event path and saves many small produce requests
+        producer_linger=settings.producer_linger_ms / 1000,
         datadir=str(settings.data_dir),
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
@@ -72,12 +85,28 @@ def create_app(settings: StreamSettings) -> faust.App:
     processor = SessionProcessor(table, TopicDeadLetters(dead_letters), scorer, aggregates, writer, limits)
 
     @app.agent(events, name="sessions-agent")
-    async def process(stream: Any) -> None:  # faust's StreamT stub lacks take_events
-        async for batch in stream.take_events(settings.batch_max_events, within=settings.batch_within_s):
-            records = [_raw(event) for event in batch]
-            outcome = await processor.process(records)
-            if outcome.dead_letters or outcome.refresh_failed:
-                log.info("batch of %d: %s", len(records), outcome)
+    async def process(stream: Any) -> None:
+        # acks are ours: an event is acked (and its offset may be committed) only after its batch is done
+        stream.enable_acks = False
+
+        async def handle(batch: list[Any]) -> None:
+            await process_with_retry(processor, [_raw(event) for event in batch])
+            for event in batch:
+                await stream.ack(event)
+
+        batcher: SmartBatcher[Any] = SmartBatcher(handle, settings.batch_max_events, settings.buffer_max_events)
+        async for event in stream.events():
+            await batcher.add(event)
+
+    worker_id = f"{socket.gethostname()}-{os.getpid()}"
+
+    @app.timer(interval=HEARTBEAT_S)
+    async def heartbeat() -> None:
+        """Who owns which partition, for `streamrec status`, the tests and operators."""
+        partitions = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == core.events_topic)
+        metrics.ASSIGNED.set(len(partitions))
+        value = json.dumps({"partitions": partitions, "pid": os.getpid(), "at_ms": int(time.time() * 1000)})
+        await redis_client.set(f"{core.project}:workers:{worker_id}", value, ex=int(HEARTBEAT_S * 3))
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type, untyped-decorator]
     async def close_clients(sender: faust.App, **kwargs: Any) -> None:
@@ -85,6 +114,28 @@ def create_app(settings: StreamSettings) -> faust.App:
         await redis_client.aclose()
 
     return app
+
+
+async def process_with_retry(processor: SessionProcessor, records: list[RawRecord]) -> None:
+    """Retry a batch while Redis or the network is down: nothing is acked, the consumer waits (backpressure).
+
+    A retried batch is safe: the table is written last, and the aggregate script skips applied offsets.
+    """
+    delay = RETRY_FIRST_S
+    while True:
+        started = time.perf_counter()
+        try:
+            outcome = await processor.process(records)
+        except (RedisError, OSError) as exc:
+            metrics.RETRIES.inc()
+            log.warning("batch of %d failed (%s); retrying in %.1fs", len(records), exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+            continue
+        metrics.record(outcome, len(records), time.perf_counter() - started)
+        if outcome.dead_letters or outcome.refresh_failed or outcome.duplicates:
+            log.info("batch of %d: %s", len(records), outcome)
+        return
 
 
 def _raw(event: Any) -> RawRecord:
@@ -95,6 +146,8 @@ def _raw(event: Any) -> RawRecord:
 def run_worker(settings: StreamSettings) -> int:
     """Run the worker in the foreground until SIGTERM/Ctrl-C (Faust handles both)."""
     app = create_app(settings)
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0

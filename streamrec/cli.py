@@ -97,9 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_arguments(p)
     p.set_defaults(handler=_replay)
 
+    from features.cli import register as register_features
     from training.cli import register as register_training
 
     register_training(sub)
+    register_features(sub)
     return parser
 
 

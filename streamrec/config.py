@@ -21,7 +21,7 @@ class CoreSettings(BaseSettings):
 
     project: str = Field(
         "streamrec",
-        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",  # Feast rejects dots, and it is embedded raw in keys
         description="namespace of every Redis key and of the consumer group, so tenants and tests never collide",
     )
     kafka_bootstrap: str = Field(DEFAULT_KAFKA_BOOTSTRAP, description="host:port[,host:port] of the Kafka brokers")

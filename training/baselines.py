@@ -95,7 +95,8 @@ class ItemKNN(Pop):
                 minlength=n_items,
             ).astype(np.float64)
             co[[0, item]] = 0.0
-            sim = co / ((support[item] + self.lmbd) ** self.alpha * (support + self.lmbd) ** (1 - self.alpha))
+            norm = (support[item] + self.lmbd) ** self.alpha * (support + self.lmbd) ** (1 - self.alpha)
+            sim = co / np.where(norm > 0, norm, 1.0)  # zero only where co is zero too (an unseen item)
             top = np.argsort(-sim, kind="stable")[: self.n_sims]
             self.neighbours[item, : len(top)], self.sims[item, : len(top)] = top, sim[top]
         return self

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from torch import nn
 
 from streamrec import artifact
 from streamrec.artifact import Manifest
+from training.metrics import Prefixes
 
 MAX_CANDIDATES = 200
 ONNX_OPSET = 18
@@ -82,9 +84,15 @@ def publish_model(
     data: dict[str, Any],
     metrics: dict[str, Any],
     extra_files: dict[str, Path] | None = None,
+    variants: bool = False,
+    eval_prefixes: Prefixes | None = None,
     make_current: bool = True,
 ) -> Path:
-    """Export `model` and publish it with its vocabulary and manifest; returns the new version directory."""
+    """Export `model` and publish it with its vocabulary and manifest; returns the new version directory.
+
+    With `variants`, fp16 and int8 files are added and `metrics["variants"]` summarises each variant's
+    HR@20/MRR@20 on `eval_prefixes` (change against `metrics`, the torch model's) and its CPU latency.
+    """
     n_items = len(vocabulary)
     k = candidates_for(n_items)
     with tempfile.TemporaryDirectory(prefix="streamrec-export-") as tmp:
@@ -103,4 +111,10 @@ def publish_model(
             metrics=metrics,
         )
         files = {artifact.MODEL: onnx_path, artifact.VOCABULARY: vocab_path, **(extra_files or {})}
+        if variants:
+            from training.variants import build_variants  # onnxruntime is needed only here
+
+            variant_files, summary = build_variants(onnx_path, n_items, metrics, eval_prefixes)
+            files |= variant_files
+            manifest = replace(manifest, metrics={**metrics, "variants": summary})
         return artifact.publish(registry, files, manifest, make_current=make_current)

@@ -68,7 +68,7 @@ def load_diginetica(path: Path) -> tuple[pd.DataFrame, LoadReport]:
     day = pd.to_datetime(raw["eventdate"], format="%Y-%m-%d", errors="coerce", utc=True)
     day_ms = (day - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
     offset = pd.to_numeric(raw["timeframe"], errors="coerce")
-    frame = raw.rename(columns={"session_id": "session_id"}).assign(ts_ms=day_ms + offset, type="view")
+    frame = raw.assign(ts_ms=day_ms + offset, type="view")
     report.notes.append("timestamps are the event day plus the in-session offset, not absolute times")
     return to_canonical(frame, report), report
 
@@ -156,5 +156,10 @@ def load_path(path: Path) -> tuple[pd.DataFrame, LoadReport]:
     if kind == "parquet":
         frame = read_parquet(path)
         return frame, LoadReport(path.name, rows=len(frame))
-    loader = {"yoochoose": load_yoochoose, "diginetica": load_diginetica, "taobao": load_taobao, "csv": load_csv}
-    return loader[kind](path)
+    if kind == "yoochoose":
+        return load_yoochoose(path)
+    if kind == "diginetica":
+        return load_diginetica(path)
+    if kind == "taobao":
+        return load_taobao(path)
+    return load_csv(path)

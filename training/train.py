@@ -52,7 +52,8 @@ class TrainConfig:
     # one intra-op thread: the per-step ops are small, and with two threads on a busy 2-core machine
     # OpenMP's spin-waiting made an 8 s run take 200 s; one thread stays near its idle speed
     threads: int = 1
-    amp: bool = False  # bf16 autocast on CPU
+    amp: bool = False  # autocast: bf16 on CPU (AMX/AVX512-BF16 make it faster), bf16 or fp16 on CUDA
+    device: str = "auto"  # auto = cuda when available, else cpu
     progress: bool = False  # tqdm bar per epoch
 
     def model_args(self, n_items: int) -> dict[str, Any]:
@@ -61,6 +62,23 @@ class TrainConfig:
         if self.model == "gru4rec":
             return common | {"hidden_size": self.hidden_size, "max_len": self.max_seq_len}
         return common | {"num_heads": self.num_heads, "max_len": self.max_seq_len}
+
+
+# The named models `streamrec train/evaluate --model` know. Chosen a priori and by validation MRR@20 on
+# YooChoose 100k (never by test figures); `-repeat`/`-plain` variants are the ablations of the repeat bias.
+_GRU4REC = TrainConfig(
+    model="gru4rec", embedding_dim=100, hidden_size=100, dropout=0.2, lr=0.005, batch_size=32, epochs=10
+)
+_SASREC = TrainConfig(
+    model="sasrec", embedding_dim=64, num_layers=2, num_heads=2, dropout=0.2, lr=0.002, batch_size=64, epochs=10,
+    repeat_bias=True, amp=True,
+)  # fmt: skip
+MODEL_PRESETS: dict[str, TrainConfig] = {
+    "gru4rec": _GRU4REC,
+    "gru4rec-repeat": replace(_GRU4REC, repeat_bias=True),
+    "sasrec": _SASREC,
+    "sasrec-plain": replace(_SASREC, repeat_bias=False),
+}
 
 
 @dataclass
@@ -79,8 +97,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _autocast(cfg: TrainConfig) -> Any:
+def resolve_device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def _autocast(cfg: TrainConfig, device: torch.device) -> Any:
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype, enabled=cfg.amp)
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp)
+
+
+class _Step:
+    """Backward and optimiser step, with loss scaling where fp16 autocast needs it (CUDA without bf16)."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, device: torch.device) -> None:
+        self.device = device
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        fp16 = device.type == "cuda" and cfg.amp and not torch.cuda.is_bf16_supported()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+
+    def __call__(self, loss: torch.Tensor) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.item()
 
 
 def _progress(batches: Iterable[Any], cfg: TrainConfig) -> Iterable[Any]:
@@ -92,48 +136,38 @@ def _progress(batches: Iterable[Any], cfg: TrainConfig) -> Iterable[Any]:
 
 
 def _epoch_session_parallel(
-    model: nn.Module,
-    seqs: Sequence[np.ndarray],
-    cfg: TrainConfig,
-    optimizer: torch.optim.Optimizer,
-    rng: np.random.Generator,
+    model: nn.Module, seqs: Sequence[np.ndarray], cfg: TrainConfig, step: _Step, rng: np.random.Generator
 ) -> float:
     """One pass of GRU4Rec's session-parallel mini-batches; the hidden state is carried, detached, per lane."""
+    device = step.device
     hidden: torch.Tensor | None = None
-    recent = torch.zeros(min(cfg.batch_size, len(seqs)), cfg.max_seq_len, dtype=torch.long)
+    recent = torch.zeros(min(cfg.batch_size, len(seqs)), cfg.max_seq_len, dtype=torch.long, device=device)
     total, steps = 0.0, 0
     for inputs, targets, reset in _progress(session_parallel_batches(seqs, cfg.batch_size, rng), cfg):
-        keep = torch.from_numpy(~reset)
+        keep = torch.from_numpy(~reset).to(device)
+        items = torch.from_numpy(inputs).to(device)
         if hidden is not None:
             hidden = (hidden * keep.float()[None, :, None]).detach()
-        recent = torch.cat([recent[:, 1:] * keep[:, None], torch.from_numpy(inputs)[:, None]], dim=1)
-        with _autocast(cfg):
-            scores, hidden = model.step(torch.from_numpy(inputs), hidden, recent)  # type: ignore[operator]
-            loss = F.cross_entropy(scores.float(), torch.from_numpy(targets))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total, steps = total + loss.item(), steps + 1
+        recent = torch.cat([recent[:, 1:] * keep[:, None], items[:, None]], dim=1)
+        with _autocast(cfg, device):
+            scores, hidden = model.step(items, hidden, recent)  # type: ignore[operator]
+            loss = F.cross_entropy(scores.float(), torch.from_numpy(targets).to(device))
+        total, steps = total + step(loss), steps + 1
     return total / max(steps, 1)
 
 
 def _epoch_padded(
-    model: nn.Module,
-    seqs: Sequence[np.ndarray],
-    cfg: TrainConfig,
-    optimizer: torch.optim.Optimizer,
-    rng: np.random.Generator,
+    model: nn.Module, seqs: Sequence[np.ndarray], cfg: TrainConfig, step: _Step, rng: np.random.Generator
 ) -> float:
     """One pass over whole sessions, cross-entropy at every position (the padding target 0 is ignored)."""
+    device = step.device
     total, steps = 0.0, 0
     for inputs, targets in _progress(padded_batches(seqs, cfg.batch_size, cfg.max_seq_len, rng), cfg):
-        with _autocast(cfg):
-            scores = model.scores_all(torch.from_numpy(inputs))  # type: ignore[operator]
-            loss = F.cross_entropy(scores.float().flatten(0, 1), torch.from_numpy(targets).flatten(), ignore_index=0)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total, steps = total + loss.item(), steps + 1
+        with _autocast(cfg, device):
+            scores = model.scores_all(torch.from_numpy(inputs).to(device))  # type: ignore[operator]
+            flat_targets = torch.from_numpy(targets).to(device).flatten()
+            loss = F.cross_entropy(scores.float().flatten(0, 1), flat_targets, ignore_index=0)
+        total, steps = total + step(loss), steps + 1
     return total / max(steps, 1)
 
 
@@ -148,9 +182,10 @@ def torch_scorer(model: nn.Module, max_seq_len: int) -> Callable[[np.ndarray, np
                 items[r, : len(row)] = row
             lengths = np.minimum(lengths, max_seq_len)
         model.eval()
+        device = next(model.parameters()).device
         with torch.no_grad():
-            out = model(torch.from_numpy(items), torch.from_numpy(lengths)).float()
-        return out.numpy()
+            out = model(torch.from_numpy(items).to(device), torch.from_numpy(lengths).to(device)).float()
+        return out.cpu().numpy()
 
     return score
 
@@ -166,15 +201,17 @@ def fit(
     stop after cfg.patience epochs without improvement. Selection never sees the test set."""
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
+    device = resolve_device(cfg)
+    model.to(device)
+    step = _Step(model, cfg, device)
     rng = np.random.default_rng(cfg.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     parallel = cfg.model == "gru4rec" and cfg.batching == "session-parallel"
     run_epoch = _epoch_session_parallel if parallel else _epoch_padded
     history, best_state, best = History(), None, -1.0
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        history.loss.append(run_epoch(model, seqs, cfg, optimizer, rng))
+        history.loss.append(run_epoch(model, seqs, cfg, step, rng))
         scores = summarize(rank_prefixes(torch_scorer(model, cfg.max_seq_len), valid).ranks) if valid else {}
         history.valid.append(scores)
         if on_epoch:
@@ -190,8 +227,36 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     history.seconds = time.perf_counter() - start
-    model.eval()
+    model.cpu().eval()
     return history
+
+
+@dataclass
+class Trained:
+    model: nn.Module
+    selection: History  # the run on the fitting sessions, validated every epoch
+    epochs: int  # chosen on validation
+    seconds: float  # both runs
+
+
+def select_and_train(
+    fit_seqs: Sequence[np.ndarray],
+    train_seqs: Sequence[np.ndarray],
+    valid: Prefixes,
+    cfg: TrainConfig,
+    n_items: int,
+    on_epoch: Callable[[int, float, dict[str, float]], None] | None = None,
+) -> Trained:
+    """Choose the number of epochs by validation MRR@20 (early stopping) on a model fitted to `fit_seqs`, then
+    fit a fresh model to all of `train_seqs` for that many epochs, so the final model also learns from the most
+    recent days before the test period. The test set plays no part."""
+    start = time.perf_counter()
+    seed_everything(cfg.seed)
+    selection = fit(build_model(cfg.model, cfg.model_args(n_items)), fit_seqs, cfg, valid, on_epoch)
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, cfg.model_args(n_items))
+    fit(model, train_seqs, replace(cfg, epochs=selection.best_epoch))
+    return Trained(model, selection, selection.best_epoch, time.perf_counter() - start)
 
 
 def events_sha256(frame: Any) -> str:

@@ -14,7 +14,7 @@ class FakeModel:
     def __init__(self) -> None:
         self.calls = 0
 
-    def candidates(self, histories: list[list[str]]) -> list[list[tuple[str, float]] | None]:
+    def candidates(self, histories: list[list[str]], limit: int | None = None) -> list[list[tuple[str, float]] | None]:
         self.calls += 1
         return [None if h[0] == "unknown" else [(f"{h[-1]}-next{n}", 1 - n / 10) for n in range(6)] for h in histories]
 

@@ -1,0 +1,115 @@
+"""`streamrec bench ingest`: sustained events/s of one worker beside a do-nothing Faust agent on the same topic.
+
+One run: start a broker and Redis, publish N synthetic events, then consume the same topic three ways, one
+after the other so they never share the CPU: a plain aiokafka loop (context), a do-nothing Faust agent (the
+framework's own cost, our floor) and our worker with state, dedupe, aggregates, DLQ and refresh on.
+Rates are measured from the first event handled to the last, so start-up and group join do not count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.common import bench_registry
+from loadtest.producer import replay
+from streamrec.config import EVENTS_TOPIC
+from streamrec.localstack import LocalStack, free_port
+from streamrec.stack import StackOptions, create_topics, scorer_ready, service_env
+from training.synthetic import SyntheticConfig, generate_time_ordered
+
+PARTITIONS = 4
+
+
+def run_ingest(events: int = 60_000) -> dict[str, Any]:
+    registry = bench_registry()
+    data = generate_time_ordered(SyntheticConfig(n_sessions=events // 6 + 1, session_seed=21))[:events]
+    with LocalStack() as stack:
+        kafka, redis_url = stack.start_broker(), stack.start_redis()
+        create_topics(kafka, PARTITIONS)
+        sent = replay(data, kafka, EVENTS_TOPIC)
+        assert sent.failed == 0, sent.errors
+        bare = asyncio.run(bare_consumer_rate(kafka, len(data)))
+        baseline = faust_baseline_rate(kafka, len(data))
+        ours = worker_rate(stack, kafka, redis_url, registry, len(data))
+    return {
+        "events_per_s": round(ours, 1),
+        "baseline_events_per_s": round(baseline, 1),
+        "ratio": round(ours / baseline, 3),
+        "bare_consumer_events_per_s": round(bare, 1),
+        "events": len(data),
+        "partitions": PARTITIONS,
+        "data": "synthetic (training.synthetic, session_seed=21)",
+    }
+
+
+async def bare_consumer_rate(kafka: str, expected: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(EVENTS_TOPIC, bootstrap_servers=kafka, group_id=f"bare-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", fetch_max_wait_ms=5, session_timeout_ms=6000,
+                                heartbeat_interval_ms=1000)  # fmt: skip
+    await consumer.start()
+    seen, first = 0, 0.0
+    try:
+        while seen < expected:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batches.values():
+                if seen == 0 and records:
+                    first = time.perf_counter()
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    return (expected - 1) / (time.perf_counter() - first)
+
+
+def faust_baseline_rate(kafka: str, expected: int) -> float:
+    group = f"baseline-{uuid.uuid4().hex[:6]}"
+    out = subprocess.run([sys.executable, "-m", "bench.faust_baseline", kafka, EVENTS_TOPIC, str(expected), group],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    # Faust sends stdout through its logging, so the JSON line may arrive on either stream, with a log prefix
+    lines = [line[line.index("{"):] for line in (out.stdout + out.stderr).splitlines() if '{"events"' in line]
+    if not lines:
+        raise RuntimeError(f"baseline agent failed:\n{out.stderr[-2000:]}")
+    return float(json.loads(lines[-1])["events_per_s"])
+
+
+def worker_rate(stack: LocalStack, kafka: str, redis_url: str, registry: Path, expected: int) -> float:
+    project = f"bench{uuid.uuid4().hex[:6]}"
+    port = free_port()
+    env = service_env(kafka, redis_url, f"127.0.0.1:{port}", registry, StackOptions(project=project,
+                      partitions=PARTITIONS))  # fmt: skip
+    stack.python_module("bench-scorer", ["serve", "--port", str(port)], f"127.0.0.1:{port}",
+                        lambda: scorer_ready(f"127.0.0.1:{port}"), env=env)  # fmt: skip
+    env["STREAMREC_STREAM_DATA_DIR"] = str(stack.state_dir / "bench-worker")
+    stack.python_module("bench-worker", ["worker"], kafka, lambda: True, env=env)
+    return _watch_progress(redis.Redis.from_url(redis_url), f"{project}:agg:offsets:{EVENTS_TOPIC}", expected)
+
+
+def _watch_progress(client: redis.Redis, offsets_key: str, expected: int, timeout_s: float = 600) -> float:
+    """Poll the worker's applied offsets; rate from the first progress seen to all events applied."""
+    first_time, first_count = 0.0, 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        offsets: Any = client.hgetall(offsets_key)
+        done = sum(int(v) + 1 for v in offsets.values())
+        now = time.perf_counter()
+        if done and not first_time:
+            first_time, first_count = now, done
+        if done >= expected:
+            return (done - first_count) / (now - first_time)
+        time.sleep(0.005)
+    raise TimeoutError(f"the worker did not process {expected} events within {timeout_s}s")
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_ingest(int(os.environ.get("EVENTS", "60000")))))

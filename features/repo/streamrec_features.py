@@ -1,0 +1,19 @@
+"""The Feast objects of streamrec as module attributes, which is how `feast apply` run in this folder finds them.
+
+Thin on purpose: everything is built by `features.definitions` from `features.schema`, the same code the
+programmatic `streamrec features apply` uses. Batch-source files live under $STREAMREC_FEATURES_STATE_DIR/data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from features.config import DEFAULT_STATE_DIR, data_dir
+from features.definitions import build_definitions
+
+_definitions = build_definitions(data_dir(Path(os.environ.get("STREAMREC_FEATURES_STATE_DIR", DEFAULT_STATE_DIR))))
+
+session, item, user = _definitions.entities
+session_features_push, item_features_push, user_features_push = _definitions.push_sources
+session_features, item_features, user_features = _definitions.feature_views

@@ -1,0 +1,67 @@
+"""Smart batching: items pile up while the previous batch is being processed; one batch in flight at a time.
+
+At low load every item is handled at once (a batch of one, no waiting); under load batches grow by
+themselves to what arrived during the last batch, so the fixed cost per batch (round trips to Redis and the
+scorer) is spread over more items. The buffer is bounded: `add` waits when it is full (backpressure all the
+way to the consumer). Order is kept: batch n+1 starts after batch n has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class SmartBatcher(Generic[T]):
+    def __init__(self, handle: Callable[[list[T]], Awaitable[None]], max_batch: int, max_buffer: int) -> None:
+        if max_buffer < max_batch:
+            raise ValueError("max_buffer must be at least max_batch")
+        self.handle = handle
+        self.max_batch = max_batch
+        self.max_buffer = max_buffer
+        self.buffer: list[T] = []
+        self._ready = asyncio.Event()
+        self._space = asyncio.Event()
+        self._space.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def add(self, item: T) -> None:
+        while len(self.buffer) >= self.max_buffer:
+            self._space.clear()
+            await self._space.wait()
+        self.buffer.append(item)
+        self._idle.clear()
+        self._ready.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="smart-batcher")
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            batch = self.buffer[: self.max_batch]
+            del self.buffer[: self.max_batch]
+            if not self.buffer:
+                self._ready.clear()
+            self._space.set()
+            await self.handle(batch)  # errors propagate: the caller's handler decides retry policy
+            self.batches += 1
+            if not self.buffer:
+                self._idle.set()
+
+    async def drain(self) -> None:
+        """Wait until everything added so far has been handled."""
+        if self._task is not None and not self._task.done():
+            await self._idle.wait()
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._task is not None:
+            self._task.cancel()

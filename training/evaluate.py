@@ -1,0 +1,96 @@
+"""Evaluate baselines and neural models on one dataset under the protocol; the result is one JSON-able dict.
+
+Every model is trained on the training sessions (neural models choose their epochs on the validation split
+first, see `select_and_train`), then ranks every prefix of every test session over all items.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from training.baselines import BASELINES
+from training.datasets import Dataset
+from training.metrics import Prefixes, RankResult, all_prefixes, rank_prefixes, summarize
+from training.protocol import Split, make_split
+from training.train import MODEL_PRESETS
+
+DEFAULT_MODELS = ("pop", "s-pop", "item-knn", "v-sknn", "gru4rec", "sasrec")
+KNOWN_MODELS = (*BASELINES, *MODEL_PRESETS)
+# SR-GNN's own code on the same YooChoose 100k split (../shared/data/README.md), for side-by-side figures
+SRGNN_YOOCHOOSE_100K = {"hr@20": 67.33, "mrr@20": 35.78}
+
+
+def _entry(result: RankResult, train_seconds: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return summarize(result.ranks) | {
+        "train_seconds": round(train_seconds, 1),
+        "inference_ms_per_session": round(result.ms_per_prefix(), 3),
+        **(extra or {}),
+    }
+
+
+def evaluate_baseline(name: str, split: Split, test: Prefixes) -> dict[str, Any]:
+    start = time.perf_counter()
+    model = BASELINES[name]().fit(split.train, len(split.vocab))
+    seconds = time.perf_counter() - start
+    return _entry(rank_prefixes(model.score, test), seconds)
+
+
+def evaluate_neural(
+    name: str, split: Split, test: Prefixes, seed: int, progress: bool, log: Callable[[str], None]
+) -> dict[str, Any]:
+    from training.pipeline import preset  # torch is imported only when a neural model is asked for
+    from training.train import select_and_train, torch_scorer
+
+    cfg = preset(name, seed=seed, progress=progress)
+
+    def on_epoch(epoch: int, loss: float, valid: dict[str, float]) -> None:
+        log(f"  {name} epoch {epoch}: loss {loss:.4f} valid {valid}")
+
+    valid = all_prefixes(split.valid)
+    trained = select_and_train(split.fit, split.train, valid, cfg, len(split.vocab), on_epoch)
+    result = rank_prefixes(torch_scorer(trained.model, cfg.max_seq_len), test)
+    extra = {"epochs": trained.epochs, "valid": trained.selection.valid[trained.epochs - 1]}
+    return _entry(result, trained.seconds, extra)
+
+
+def evaluate_dataset(
+    dataset: Dataset,
+    models: Sequence[str] = DEFAULT_MODELS,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Figures in % for each model: hr@20, mrr@20, ndcg@20, train seconds, inference ms per session prefix."""
+    unknown = [m for m in models if m not in KNOWN_MODELS]
+    if unknown:
+        raise ValueError(f"unknown models {unknown}; known: {', '.join(KNOWN_MODELS)}")
+    start = time.perf_counter()
+    split = make_split(dataset.events, dataset.protocol)
+    test = all_prefixes(split.test)
+    log(f"{dataset.name}: {split.sizes()}")
+    results: dict[str, Any] = {}
+    for name in models:
+        log(f"evaluating {name}")
+        if name in BASELINES:
+            results[name] = evaluate_baseline(name, split, test)
+        else:
+            results[name] = evaluate_neural(name, split, test, seed, progress, log)
+        log(f"  {name}: {results[name]}")
+    report: dict[str, Any] = {
+        "dataset": dataset.name,
+        "files": [p.name for p in dataset.files],
+        "load_report": dataset.report.as_dict(),
+        "protocol": asdict(dataset.protocol),
+        "split": split.sizes(),
+        "metrics_unit": "%",
+        "inference_note": "ms per test prefix (one recommendation for a session state), torch/numpy, batches of 256",
+        "models": results,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    if dataset.name == "yoochoose-100k":
+        report["reference_srgnn"] = SRGNN_YOOCHOOSE_100K
+    return report

@@ -1,0 +1,119 @@
+"""Train a named model on a dataset and publish it; or publish an existing checkpoint. What `train`/`export` run.
+
+train_on_dataset: protocol split -> epochs chosen on validation -> refit on all training sessions -> test
+metrics -> checkpoint (model.pt) and validation curve (valid_curve.png) -> ONNX fp32/fp16/int8 -> registry.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from streamrec.errors import ArtifactError, DataError
+from training.datasets import Dataset
+from training.export import publish_model
+from training.metrics import all_prefixes, rank_prefixes, summarize
+from training.models import load_checkpoint, save_checkpoint
+from training.plots import plot_validation_curve
+from training.protocol import ProtocolConfig, Split, make_split
+from training.sequences import popular_items
+from training.train import MODEL_PRESETS, TrainConfig, events_sha256, select_and_train, torch_scorer
+
+CHECKPOINT = "model.pt"
+CURVE = "valid_curve.png"
+
+
+def preset(model_name: str, **overrides: Any) -> TrainConfig:
+    if model_name not in MODEL_PRESETS:
+        raise DataError(f"unknown model {model_name!r}; known: {', '.join(MODEL_PRESETS)}")
+    return replace(MODEL_PRESETS[model_name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def data_summary(dataset: Dataset, split: Split) -> dict[str, Any]:
+    """The manifest's `data` entry: where the events came from, their digest, counts, protocol and split."""
+    return {
+        "source": dataset.name,
+        "files": [p.name for p in dataset.files],
+        "sha256": events_sha256(dataset.events),
+        "n_events": len(dataset.events),
+        "n_sessions": int(dataset.events["session_id"].nunique()),
+        "load_report": dataset.report.as_dict(),
+        "protocol": asdict(dataset.protocol),
+        "split": split.sizes(),
+    }
+
+
+def train_on_dataset(
+    dataset: Dataset,
+    model_name: str,
+    registry: Path,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train `model_name` (a MODEL_PRESETS key) on `dataset` and publish it; returns the version directory."""
+    cfg = preset(model_name, seed=seed, epochs=epochs, progress=progress)
+    split = make_split(dataset.events, dataset.protocol)
+    log(f"{dataset.name}: {split.sizes()}")
+    n_items = len(split.vocab)
+
+    def on_epoch(epoch: int, loss: float, valid: dict[str, float]) -> None:
+        log(f"epoch {epoch}: loss {loss:.4f} valid {valid}")
+
+    trained = select_and_train(split.fit, split.train, all_prefixes(split.valid), cfg, n_items, on_epoch)
+    log(f"selected {trained.epochs} epochs on validation; refitted on all training sessions")
+    test = all_prefixes(split.test)
+    result = rank_prefixes(torch_scorer(trained.model, cfg.max_seq_len), test)
+    metrics: dict[str, Any] = summarize(result.ranks) | {
+        "split": "test",
+        "test_prefixes": len(test),
+        "valid": trained.selection.valid[trained.epochs - 1],
+        "epochs": trained.epochs,
+        "train_seconds": round(trained.seconds, 1),
+        "inference_ms_per_session": round(result.ms_per_prefix(), 3),
+    }
+    log(f"test {summarize(result.ranks)}")
+    model_args = cfg.model_args(n_items)
+    with tempfile.TemporaryDirectory(prefix="streamrec-train-") as tmp:
+        history = trained.selection
+        curve = plot_validation_curve(
+            history.loss, history.valid, trained.epochs, f"{model_name} on {dataset.name}", Path(tmp) / CURVE
+        )
+        checkpoint = save_checkpoint(
+            Path(tmp) / CHECKPOINT, trained.model, cfg.model, model_args,
+            vocabulary=split.vocab.item_ids, popular_items=popular_items(split.train_items),
+            max_seq_len=cfg.max_seq_len, metrics=metrics, data=data_summary(dataset, split),
+            train_config=asdict(cfg), model_name=model_name,
+        )  # fmt: skip
+        log("exporting ONNX fp32, fp16 and int8")
+        return publish_model(
+            registry, trained.model, model_type=cfg.model, model_args=model_args,
+            vocabulary=split.vocab.item_ids, max_seq_len=cfg.max_seq_len,
+            popular=popular_items(split.train_items), data=data_summary(dataset, split), metrics=metrics,
+            extra_files={CHECKPOINT: checkpoint, CURVE: curve}, variants=True, eval_prefixes=test,
+        )  # fmt: skip
+
+
+def export_checkpoint(checkpoint: Path, registry: Path, dataset: Dataset | None = None) -> Path:
+    """Publish a training checkpoint (with ONNX variants) as a new version. With `dataset`, the variants are
+    measured on its test split, which must have the checkpoint's vocabulary."""
+    model, meta = load_checkpoint(checkpoint)
+    vocabulary: list[str] = meta["vocabulary"]
+    prefixes, metrics = None, dict(meta.get("metrics", {}))
+    if dataset is not None:
+        protocol = ProtocolConfig(**meta["data"]["protocol"]) if "protocol" in meta.get("data", {}) else None
+        split = make_split(dataset.events, protocol or dataset.protocol)
+        if split.vocab.item_ids != vocabulary:
+            raise ArtifactError(f"{checkpoint} was not trained on {dataset.name}: the vocabularies differ")
+        prefixes = all_prefixes(split.test)
+        metrics |= summarize(rank_prefixes(torch_scorer(model, meta["max_seq_len"]), prefixes).ranks)
+    return publish_model(
+        registry, model, model_type=meta["model_type"], model_args=meta["model_args"], vocabulary=vocabulary,
+        max_seq_len=meta["max_seq_len"], popular=meta.get("popular_items", []), data=meta.get("data", {}),
+        metrics=metrics, extra_files={CHECKPOINT: checkpoint}, variants=True, eval_prefixes=prefixes,
+    )  # fmt: skip
