@@ -14,6 +14,18 @@ from dataclasses import dataclass, field
 
 import orjson
 
+# Set a key only if the stored value's leading {"offset":N} is not newer: a worker that lost its partition in a
+# rebalance and still finishes a batch cannot overwrite what the partition's new owner wrote since.
+PUT_IF_NEWER = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local stored = tonumber(string.match(current, '^{"offset":(%-?%d+)'))
+  if stored and stored > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
+
 SESSION_TTL_S = 24 * 3600  # a day: longer than any real session, short enough to bound memory
 MAX_SESSION_ITEMS = 50
 
@@ -28,8 +40,15 @@ def recs_key(project: str, session_id: str) -> str:
 
 @dataclass
 class SessionState:
-    """What the worker knows of one session; `items` oldest first, at most MAX_SESSION_ITEMS."""
+    """What the worker knows of one session; `items` oldest first, at most MAX_SESSION_ITEMS.
 
+    `offset` (first, so a Redis script can read it without decoding JSON) is the offset of the last record
+    applied, on the session's `partition`; writes are fenced by it (`PUT_IF_NEWER`). `seen` holds the last
+    event ids with the record they came in (`id@partition:offset`) for deduplication.
+    """
+
+    offset: int = -1
+    partition: int = -1
     items: list[str] = field(default_factory=list)
     carts: list[str] = field(default_factory=list)
     purchases: list[str] = field(default_factory=list)
@@ -42,6 +61,7 @@ class SessionState:
     clicks: int = 0  # views and clicks
     cart_adds: int = 0
     purchase_count: int = 0
+    seen: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return orjson.dumps(self.__dict__).decode()
@@ -54,8 +74,9 @@ class SessionState:
 
 @dataclass
 class Recommendations:
-    """A refreshed top-k list and the event that caused it."""
+    """A refreshed top-k list and the event that caused it (`offset`: that event's record, for fencing)."""
 
+    offset: int
     items: list[tuple[str, float]]
     model_version: str
     event_id: str

@@ -9,7 +9,15 @@ from typing import Any
 import grpc
 import redis.asyncio as aioredis
 
-from features.session_store import SESSION_TTL_S, Recommendations, SessionState, recs_key, session_key
+from features.online import FeatureLayout
+from features.session_store import (
+    PUT_IF_NEWER,
+    SESSION_TTL_S,
+    Recommendations,
+    SessionState,
+    recs_key,
+    session_key,
+)
 from protos import recommender_pb2, recommender_pb2_grpc
 from stream.aggregates import AppliedBatch
 from stream.processor import RawRecord
@@ -18,23 +26,67 @@ from streamrec.errors import ScorerError
 log = logging.getLogger(__name__)
 
 
-class RedisStateWriter:
-    """Writes session states, features and refreshed lists of one batch in a single pipeline round trip."""
+class RedisStateStore:
+    """The online copy of session state: read for a batch in one MGET; states, Feast online features and
+    refreshed lists written in one pipeline round trip.
+
+    States and lists are written only if no newer record's result is stored (PUT_IF_NEWER). Feature rows are
+    absolute values (state, and windows from the aggregate script), so writing a batch twice, as a retry or a
+    redelivery does, leaves the same rows.
+    """
 
     def __init__(self, client: aioredis.Redis, project: str, ttl_s: int = SESSION_TTL_S) -> None:
         self.client = client
         self.project = project
         self.ttl_s = ttl_s
+        self.features = FeatureLayout(project)
+        self.put_if_newer = client.register_script(PUT_IF_NEWER)
+
+    async def read_states(self, session_ids: Sequence[str]) -> dict[str, SessionState]:
+        if not session_ids:
+            return {}
+        values = await self.client.mget([session_key(self.project, sid) for sid in session_ids])
+        return {sid: SessionState.from_json(raw) for sid, raw in zip(session_ids, values, strict=True) if raw}
 
     async def write(
         self, states: dict[str, SessionState], recs: dict[str, Recommendations], aggregates: AppliedBatch
     ) -> None:
         pipe = self.client.pipeline(transaction=False)
+        put = self.put_if_newer
         for sid, state in states.items():
-            pipe.set(session_key(self.project, sid), state.to_json(), ex=self.ttl_s)
+            await put(keys=[session_key(self.project, sid)], args=[state.to_json(), state.offset, self.ttl_s],
+                      client=pipe)  # fmt: skip
         for sid, rec in recs.items():
-            pipe.set(recs_key(self.project, sid), rec.to_json(), ex=self.ttl_s)
+            await put(keys=[recs_key(self.project, sid)], args=[rec.to_json(), rec.offset, self.ttl_s], client=pipe)
+        self._add_feature_rows(pipe, states, aggregates)
         await pipe.execute()
+
+    def _add_feature_rows(self, pipe: Any, states: dict[str, SessionState], aggregates: AppliedBatch) -> None:
+        add = self.features.add_row
+        for sid, state in states.items():
+            add(pipe, "session_features", sid, session_row(state), state.last_ts_ms)
+        for item, agg in aggregates.items.items():
+            add(pipe, "item_features", item, {**agg.windows, "trending_score": agg.trending_score,
+                                              "conversion_rate": agg.conversion_rate}, agg.trending_ref_ms)  # fmt: skip
+        for user, uagg in aggregates.users.items():
+            top = uagg.top_categories()
+            row = {"top_categories": [c for c, _ in top], "top_category_counts": [n for _, n in top],
+                   "purchase_history": uagg.purchases}  # fmt: skip
+            add(pipe, "user_features", user, row, aggregates.watermark_ms)
+
+
+def session_row(state: SessionState) -> dict[str, Any]:
+    """The session_features row of a session's state (names and kinds in features/schema.py)."""
+    return {
+        "recent_items": state.items,
+        "last_category": state.last_category,
+        "cart_items": state.carts,
+        "purchased_items": state.purchases,
+        "event_count": state.events,
+        "click_count": state.clicks,
+        "cart_count": state.cart_adds,
+        "purchase_count": state.purchase_count,
+    }
 
 
 class GrpcScorer:

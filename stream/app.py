@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from stream import metrics, transport
-from stream.adapters import GrpcScorer, RedisStateWriter, TopicDeadLetters
+from stream.adapters import GrpcScorer, RedisStateStore, TopicDeadLetters
 from stream.aggregates import AggregateApplier
 from stream.batcher import SmartBatcher
 from stream.config import StreamSettings
@@ -77,12 +77,12 @@ def create_app(settings: StreamSettings) -> faust.App:
     app.tables.add(table)
     scorer = GrpcScorer(core.scorer_address, settings.scorer_timeout_s)
     redis_client = aioredis.from_url(core.redis_url)
-    writer = RedisStateWriter(redis_client, core.project)
+    store = RedisStateStore(redis_client, core.project)
     aggregates = AggregateApplier(redis_client, core.project, core.events_topic)
     limits = Limits(
         settings.max_event_bytes, settings.max_future_skew_ms, settings.max_event_age_ms, settings.refresh_k
     )
-    processor = SessionProcessor(table, TopicDeadLetters(dead_letters), scorer, aggregates, writer, limits)
+    processor = SessionProcessor(table, TopicDeadLetters(dead_letters), scorer, aggregates, store, limits)
 
     @app.agent(events, name="sessions-agent")
     async def process(stream: Any) -> None:

@@ -8,8 +8,10 @@ Per batch:
 3. fold new events into per-session state;
 4. apply new and redelivered events to the shared item/user aggregates (exactly once: the aggregate store
    skips offsets it has already applied);
-5. one batched scorer call for every touched session, then one write of states, features and lists;
+5. one batched scorer call for every touched session, then one write of states, features and lists, fenced by
+   record offset so that a worker which lost the partition in a rebalance cannot overwrite newer state;
 6. the session table (changelog) last, once per session, at the partition of the session's records.
+Sessions are loaded from the table and from the online copy, whichever has seen the later record.
 Every side effect is done when `process` returns, so the caller may then let offsets be committed.
 """
 
@@ -72,7 +74,11 @@ class Aggregates(Protocol):
     async def apply(self, events: Sequence[AggregateInput]) -> AppliedBatch: ...
 
 
-class StateWriter(Protocol):
+class StateStore(Protocol):
+    """The online copy of session state: read before a batch, written (fenced by offset) after it."""
+
+    async def read_states(self, session_ids: Sequence[str]) -> dict[str, SessionState]: ...
+
     async def write(
         self, states: dict[str, SessionState], recs: dict[str, Recommendations], aggregates: AppliedBatch
     ) -> None: ...
@@ -95,11 +101,9 @@ class _Touched:
     """A session's working copy during one batch."""
 
     state: SessionState
-    seen: list[str]
-    partition: int
-    cause: CanonicalEvent
+    cause: CanonicalEvent | None = None
+    cause_offset: int = -1
     changed: bool = False  # a new event changed the state: write the table
-    affected: bool = False  # a new or redelivered event: write Redis and refresh
 
 
 class SessionProcessor:
@@ -109,7 +113,7 @@ class SessionProcessor:
         dead_letters: DeadLetterSink,
         scorer: Scorer,
         aggregates: Aggregates,
-        writer: StateWriter,
+        store: StateStore,
         limits: Limits,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
@@ -117,31 +121,33 @@ class SessionProcessor:
         self.dead_letters = dead_letters
         self.scorer = scorer
         self.aggregates = aggregates
-        self.writer = writer
+        self.store = store
         self.limits = limits
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
 
     async def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
         outcome = BatchOutcome()
         now = self.clock_ms()
-        touched: dict[str, _Touched] = {}
-        to_aggregate: list[AggregateInput] = []
+        decoded = []
         for record in records:
             event = await self._decode_or_dead_letter(record, now, outcome)
-            if event is None:
-                continue
-            session = touched.get(event.session_id) or self._load(event, record.partition)
-            touched[event.session_id] = session
-            session.cause = event
+            if event is not None:
+                decoded.append((record, event))
+        if not decoded:
+            return outcome
+        touched = await self._load({event.session_id for _, event in decoded})
+        to_aggregate: list[AggregateInput] = []
+        for record, event in decoded:
+            session = touched[event.session_id]
             mark = f"{event.event_id}@{record.partition}:{record.offset}"
-            verdict = _classify(session.seen, event.event_id, mark)
+            verdict = _classify(session.state.seen, event.event_id, mark)
             if verdict == "duplicate":
                 outcome.duplicates += 1
                 continue
-            session.affected = True
+            session.cause, session.cause_offset = event, record.offset
             if verdict == "new":
-                apply_event(session.state, event, now)
-                session.seen = (session.seen + [mark])[-SEEN_PER_SESSION:]
+                apply_event(session.state, event, now, record.partition, record.offset)
+                session.state.seen = (session.state.seen + [mark])[-SEEN_PER_SESSION:]
                 session.changed = True
                 outcome.processed += 1
                 outcome.by_type[event.type] += 1
@@ -149,17 +155,16 @@ class SessionProcessor:
                 outcome.redelivered += 1
             to_aggregate.append(AggregateInput(record.partition, record.offset, event.item_id, event.type,
                                                event.ts_ms, event.category_id, event.user_id))  # fmt: skip
-        touched = {sid: t for sid, t in touched.items() if t.affected}
-        if not touched:
+        affected = {sid: t for sid, t in touched.items() if t.cause is not None}
+        if not affected:
             return outcome
         # the aggregates and the refresh do not depend on each other: one round trip of wall time, not two
-        applied, recs = await asyncio.gather(self.aggregates.apply(to_aggregate), self._refresh(touched, outcome))
+        applied, recs = await asyncio.gather(self.aggregates.apply(to_aggregate), self._refresh(affected, outcome))
         outcome.late = applied.late
-        states = {sid: t.state for sid, t in touched.items()}
-        await self.writer.write(states, recs, applied)
-        for sid, session in touched.items():
+        await self.store.write({sid: t.state for sid, t in affected.items()}, recs, applied)
+        for sid, session in affected.items():
             if session.changed:
-                self.table.put(sid, {"state": _state_dict(session.state), "seen": session.seen}, session.partition)
+                self.table.put(sid, _state_dict(session.state), session.state.partition)
         return outcome
 
     async def _decode_or_dead_letter(self, record: RawRecord, now: int, outcome: BatchOutcome) -> CanonicalEvent | None:
@@ -171,13 +176,20 @@ class SessionProcessor:
             await self.dead_letters.send(record, bad.reason, bad.detail)
             return None
 
-    def _load(self, event: CanonicalEvent, partition: int) -> _Touched:
-        raw = self.table.get(event.session_id)
-        if not raw:
-            return _Touched(SessionState(), [], partition, event)
-        fields = SessionState.__dataclass_fields__
-        state = SessionState(**{k: v for k, v in raw["state"].items() if k in fields})
-        return _Touched(state, list(raw["seen"]), partition, event)
+    async def _load(self, session_ids: set[str]) -> dict[str, _Touched]:
+        """Each session's newest known state: the table's, unless the online copy has seen a later record.
+
+        The table can lag after a rebalance (its changelog is written asynchronously), and the online copy can
+        be lost (a Redis restart without persistence); the newer of the two, by offset, is the truth.
+        """
+        online = await self.store.read_states(sorted(session_ids))
+        out = {}
+        for sid in session_ids:
+            local = _from_table(self.table.get(sid))
+            remote = online.get(sid)
+            best = remote if remote is not None and (local is None or remote.offset > local.offset) else local
+            out[sid] = _Touched(best or SessionState())
+        return out
 
     async def _refresh(self, touched: dict[str, _Touched], outcome: BatchOutcome) -> dict[str, Recommendations]:
         requests = [(sid, t.state.items, t.state.purchases) for sid, t in touched.items() if t.state.items]
@@ -192,11 +204,19 @@ class SessionProcessor:
         now = self.clock_ms()
         recs = {}
         for sid, items in lists.items():
-            cause = touched[sid].cause if sid in touched else None
-            if cause is not None:
-                recs[sid] = Recommendations(items, version, cause.event_id, cause.ts_ms, now)
+            session = touched.get(sid)
+            if session is not None and session.cause is not None:
+                cause = session.cause
+                recs[sid] = Recommendations(session.cause_offset, items, version, cause.event_id, cause.ts_ms, now)
         outcome.refreshed += len(recs)
         return recs
+
+
+def _from_table(raw: Any) -> SessionState | None:
+    if not raw:
+        return None
+    fields = SessionState.__dataclass_fields__
+    return SessionState(**{k: v for k, v in raw.items() if k in fields})
 
 
 def _classify(seen: list[str], event_id: str, mark: str) -> str:
@@ -208,8 +228,9 @@ def _classify(seen: list[str], event_id: str, mark: str) -> str:
     return "new"
 
 
-def apply_event(state: SessionState, event: CanonicalEvent, now_ms: int) -> None:
-    """Fold one event into a session's state (pure; the unit of the worker's logic)."""
+def apply_event(state: SessionState, event: CanonicalEvent, now_ms: int, partition: int = -1, offset: int = -1) -> None:
+    """Fold one event, read at `partition`/`offset`, into a session's state (pure; the unit of the worker's logic)."""
+    state.partition, state.offset = partition, offset
     if event.type in ("view", "click"):
         state.items = (state.items + [event.item_id])[-MAX_SESSION_ITEMS:]
         state.clicks += 1

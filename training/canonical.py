@@ -6,6 +6,7 @@ row that cannot be an event and counts it under a reason; nothing is dropped wit
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,3 +119,12 @@ def read_parquet(path: Path) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path} is not canonical events Parquet: it lacks {sorted(missing)}")
     return frame[list(COLUMNS)]
+
+
+def events_sha256(frame: pd.DataFrame) -> str:
+    """A stable digest of the training events (canonical columns, in their given order)."""
+    digest = hashlib.sha256()
+    for col in frame.columns:
+        digest.update(col.encode())
+        digest.update(frame[col].astype(str).str.cat(sep="\x1f").encode())
+    return digest.hexdigest()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from streamrec.errors import ArtifactError, DataError
+from training.canonical import events_sha256
 from training.datasets import Dataset
 from training.export import publish_model
 from training.metrics import all_prefixes, rank_prefixes, summarize
@@ -20,7 +21,7 @@ from training.models import load_checkpoint, save_checkpoint
 from training.plots import plot_validation_curve
 from training.protocol import ProtocolConfig, Split, make_split
 from training.sequences import popular_items
-from training.train import MODEL_PRESETS, TrainConfig, events_sha256, select_and_train, torch_scorer
+from training.train import MODEL_PRESETS, TrainConfig, select_and_train, torch_scorer
 
 CHECKPOINT = "model.pt"
 CURVE = "valid_curve.png"

@@ -5,7 +5,6 @@ Every setting and its default is in `TrainConfig` below; the model itself lives 
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from streamrec.events import CanonicalEvent
+from training.canonical import events_sha256
 from training.export import publish_model
 from training.metrics import Prefixes, all_prefixes, rank_prefixes, summarize
 from training.models import build_model
@@ -257,15 +257,6 @@ def select_and_train(
     model = build_model(cfg.model, cfg.model_args(n_items))
     fit(model, train_seqs, replace(cfg, epochs=selection.best_epoch))
     return Trained(model, selection, selection.best_epoch, time.perf_counter() - start)
-
-
-def events_sha256(frame: Any) -> str:
-    """A stable digest of the training events (canonical columns, in their given order)."""
-    digest = hashlib.sha256()
-    for col in frame.columns:
-        digest.update(col.encode())
-        digest.update(frame[col].astype(str).str.cat(sep="\x1f").encode())
-    return digest.hexdigest()
 
 
 def train_session_model(

@@ -66,4 +66,17 @@ def applied_total(client: redis.Redis, project: str, items: list[str]) -> int:
     return sum(sum(c.values()) for c in item_totals(client, project, items).values())
 
 
-__all__ = ["EVENTS_TOPIC", "Services", "applied_total", "ground_truth", "item_totals", "session_counts"]
+__all__ = ["EVENTS_TOPIC", "Services", "applied_total", "ground_truth", "item_totals", "session_counts",
+           "worker_partitions"]
+
+
+def worker_partitions(client: redis.Redis, project: str) -> dict[str, list[int]]:
+    """Partitions per live worker, from their heartbeat keys."""
+    import json
+
+    out = {}
+    for key in cast(list[bytes], client.keys(f"{project}:workers:*")):
+        raw = cast(bytes | None, client.get(key))
+        if raw:
+            out[key.decode().rsplit(":", 1)[-1]] = json.loads(raw)["partitions"]
+    return out

@@ -31,7 +31,7 @@ def test_unknown_session_gets_flagged_popularity() -> None:
 
 def test_current_refreshed_list_is_served_without_running_the_model() -> None:
     model = FakeModel()
-    refreshed = Recommendations([("r1", 0.9), ("r2", 0.8), ("r3", 0.7)], "v-old", "e9", 900, 950)
+    refreshed = Recommendations(9, [("r1", 0.9), ("r2", 0.8), ("r3", 0.7)], "v-old", "e9", 900, 950)
     answer = recommend(model, POPULAR, 2, set(), state(["a"]), refreshed, now_ms=1500)
     assert answer.source == "refreshed" and model.calls == 0
     assert [i for i, _, _ in answer.items] == ["r1", "r2"] and answer.model_version == "v-old"
@@ -40,7 +40,7 @@ def test_current_refreshed_list_is_served_without_running_the_model() -> None:
 
 def test_stale_refreshed_list_is_recomputed_inline() -> None:
     model = FakeModel()
-    stale = Recommendations([("r1", 0.9)], "v-old", "e8", 900, 950)
+    stale = Recommendations(8, [("r1", 0.9)], "v-old", "e8", 900, 950)
     answer = recommend(model, POPULAR, 2, set(), state(["a", "b"]), stale, now_ms=1500)
     assert answer.source == "inline" and model.calls == 1
     assert [i for i, _, _ in answer.items] == ["b-next0", "b-next1"]

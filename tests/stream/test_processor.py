@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,18 +66,27 @@ class CountingAggregates:
         return AppliedBatch(applied=len(events))
 
 
-class MemoryWriter:
+class MemoryStore:
+    """The online copy in memory, fenced by offset like RedisStateStore's PUT_IF_NEWER."""
+
     def __init__(self) -> None:
         self.states: dict[str, SessionState] = {}
         self.recs: dict[str, Recommendations] = {}
         self.writes = 0
 
+    async def read_states(self, session_ids: Sequence[str]) -> dict[str, SessionState]:
+        return {sid: copy.deepcopy(self.states[sid]) for sid in session_ids if sid in self.states}
+
     async def write(
         self, states: dict[str, SessionState], recs: dict[str, Recommendations], aggregates: AppliedBatch
     ) -> None:
         self.writes += 1
-        self.states.update(states)
-        self.recs.update(recs)
+        for sid, state in states.items():
+            if sid not in self.states or self.states[sid].offset <= state.offset:
+                self.states[sid] = copy.deepcopy(state)
+        for sid, rec in recs.items():
+            if sid not in self.recs or self.recs[sid].offset <= rec.offset:
+                self.recs[sid] = rec
 
 
 def click(sid: str, n: int, item: str, kind: str = "click", offset: int | None = None) -> RawRecord:
@@ -84,8 +94,8 @@ def click(sid: str, n: int, item: str, kind: str = "click", offset: int | None =
     return RawRecord(sid.encode(), event.to_bytes(), partition=ord(sid[0]) % 4, offset=n if offset is None else offset)
 
 
-def make(scorer: EchoScorer | None = None) -> tuple[SessionProcessor, DictTable, RecordingDeadLetters, MemoryWriter]:
-    table, dlq, writer = DictTable(), RecordingDeadLetters(), MemoryWriter()
+def make(scorer: EchoScorer | None = None) -> tuple[SessionProcessor, DictTable, RecordingDeadLetters, MemoryStore]:
+    table, dlq, writer = DictTable(), RecordingDeadLetters(), MemoryStore()
     processor = SessionProcessor(table, dlq, scorer or EchoScorer(), CountingAggregates(), writer, LIMITS,
                                  clock_ms=lambda: NOW)  # fmt: skip
     return processor, table, dlq, writer
@@ -105,7 +115,7 @@ def test_state_keeps_order_and_one_refresh_per_batch() -> None:
     assert scorer.calls == [["a", "b"]]  # one batched call for both sessions
     assert writer.writes == 1
     assert writer.recs["a"].items == [("2x", 1.0)] and writer.recs["a"].event_id == "a-1"
-    assert table.partitions["a"] == ord("a") % 4
+    assert table.partitions["a"] == ord("a") % 4 and writer.states["a"].offset == 1
 
 
 def test_producer_duplicates_change_nothing_within_and_across_batches() -> None:
@@ -156,3 +166,32 @@ def test_scorer_failure_still_writes_state() -> None:
     outcome = run(processor, [click("a", 0, "x1")])
     assert outcome.refresh_failed == 1
     assert writer.states["a"].items == ["x1"] and writer.recs == {}
+
+
+def test_a_stale_worker_cannot_overwrite_newer_state() -> None:
+    """Two workers briefly process one partition during a rebalance; the online copy keeps the newest state."""
+    shared = MemoryStore()
+
+    class ReadBeforeTheNewOwnerWrote(MemoryStore):
+        async def read_states(self, session_ids: Sequence[str]) -> dict[str, SessionState]:
+            return {}  # the old owner loaded its batch before the new owner's write
+
+        async def write(self, *args: Any) -> None:
+            await shared.write(*args)
+
+    old_owner, _, _, _ = make()
+    new_owner, _, _, _ = make()
+    new_owner.store, old_owner.store = shared, ReadBeforeTheNewOwnerWrote()
+    records = [click("a", n, f"x{n}") for n in range(3)]
+    run(new_owner, records)  # the new owner got there first ...
+    run(old_owner, records[:2])  # ... and the old owner finishes a stale batch late
+    assert shared.states["a"].items == ["x0", "x1", "x2"] and shared.states["a"].events == 3
+    assert shared.recs["a"].event_id == "a-2"
+
+
+def test_a_lagging_table_is_overruled_by_the_online_copy() -> None:
+    processor, table, _, store = make()
+    run(processor, [click("a", 0, "x0"), click("a", 1, "x1")])
+    table.clear()  # the changelog had not caught up when this worker took the partition over
+    run(processor, [click("a", 2, "x2")])
+    assert store.states["a"].items == ["x0", "x1", "x2"] and table["a"]["items"] == ["x0", "x1", "x2"]
