@@ -85,3 +85,29 @@ class ScoreResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[SessionRecommendations]
     model_version: str
     def __init__(self, results: _Optional[_Iterable[_Union[SessionRecommendations, _Mapping]]] = ..., model_version: _Optional[str] = ...) -> None: ...
+
+class InfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class InfoResponse(_message.Message):
+    __slots__ = ("model_version", "providers", "model_type", "redis_ok", "trending_from_stream", "in_flight", "max_in_flight", "uptime_s", "ranker")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    REDIS_OK_FIELD_NUMBER: _ClassVar[int]
+    TRENDING_FROM_STREAM_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_S_FIELD_NUMBER: _ClassVar[int]
+    RANKER_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    providers: _containers.RepeatedScalarFieldContainer[str]
+    model_type: str
+    redis_ok: bool
+    trending_from_stream: bool
+    in_flight: int
+    max_in_flight: int
+    uptime_s: float
+    ranker: bool
+    def __init__(self, model_version: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., model_type: _Optional[str] = ..., redis_ok: _Optional[bool] = ..., trending_from_stream: _Optional[bool] = ..., in_flight: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., uptime_s: _Optional[float] = ..., ranker: _Optional[bool] = ...) -> None: ...

@@ -44,6 +44,11 @@ class RecommenderStub:
                 request_serializer=protos_dot_recommender__pb2.ScoreRequest.SerializeToString,
                 response_deserializer=protos_dot_recommender__pb2.ScoreResponse.FromString,
                 _registered_method=True)
+        self.Info = channel.unary_unary(
+                '/streamrec.v1.Recommender/Info',
+                request_serializer=protos_dot_recommender__pb2.InfoRequest.SerializeToString,
+                response_deserializer=protos_dot_recommender__pb2.InfoResponse.FromString,
+                _registered_method=True)
 
 
 class RecommenderServicer:
@@ -63,6 +68,13 @@ class RecommenderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Info(self, request, context):
+        """What this scorer runs: model version, execution providers, dependencies' state (for operators and status).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommenderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +87,11 @@ def add_RecommenderServicer_to_server(servicer, server):
                     servicer.Score,
                     request_deserializer=protos_dot_recommender__pb2.ScoreRequest.FromString,
                     response_serializer=protos_dot_recommender__pb2.ScoreResponse.SerializeToString,
+            ),
+            'Info': grpc.unary_unary_rpc_method_handler(
+                    servicer.Info,
+                    request_deserializer=protos_dot_recommender__pb2.InfoRequest.FromString,
+                    response_serializer=protos_dot_recommender__pb2.InfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +148,33 @@ class Recommender:
             '/streamrec.v1.Recommender/Score',
             protos_dot_recommender__pb2.ScoreRequest.SerializeToString,
             protos_dot_recommender__pb2.ScoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Info(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/streamrec.v1.Recommender/Info',
+            protos_dot_recommender__pb2.InfoRequest.SerializeToString,
+            protos_dot_recommender__pb2.InfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -31,5 +31,12 @@ class ServingSettings(BaseSettings):
     default_k: int = Field(20, ge=1, le=MAX_K)
     redis_timeout_s: float = Field(0.05, gt=0, description="past this the scorer answers without Redis")
     max_message_bytes: int = Field(1 << 20, ge=1024)
+    max_in_flight: int = Field(256, ge=1, description="concurrent requests; beyond it RESOURCE_EXHAUSTED")
+    max_batch: int = Field(64, ge=1, description="most histories in one ONNX Runtime call")
+    max_wait_ms: float = Field(0.0, ge=0, le=1.0, description="hold a short batch this long to fill it (0 = never)")
+    max_per_category: int = Field(0, ge=0, description="diversity: most items of one category per list (0 = no cap)")
+    reload_interval_s: float = Field(2.0, ge=0, description="how often the registry is checked (0 = never)")
+    trending_refresh_s: float = Field(1.0, gt=0, description="how often trending items are read from Redis")
+    metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port; 0 disables it")
     grace_s: float = Field(5.0, ge=0, description="drain time for in-flight calls on SIGTERM")
     log_level: str = "info"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class ModelRuntime:
         self.version = self.manifest.version
         self.vocabulary = load_vocabulary(version_dir)
         self.index = {item: i for i, item in enumerate(self.vocabulary) if i}
+        self.categories = load_item_categories(version_dir, self.manifest)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -89,3 +91,14 @@ class ModelRuntime:
             [(vocab[i], s) for i, s in zip(index_rows[row], score_rows[row], strict=True)] if usable[row] else None
             for row in range(len(histories))
         ]
+
+
+ITEM_META = "item_meta.json"
+
+
+def load_item_categories(version_dir: Path, manifest: Manifest) -> dict[str, str]:
+    """Item -> category from the artifact's optional item_meta.json ({"categories": {item: category}})."""
+    if ITEM_META not in manifest.files:
+        return {}
+    meta = json.loads((version_dir / ITEM_META).read_text())
+    return {str(k): str(v) for k, v in meta.get("categories", {}).items()}

@@ -1,153 +1,227 @@
-"""The scorer's gRPC server: Recommend and Score, standard health and reflection, graceful drain."""
+"""The scorer's gRPC server: Recommend, Score and Info, standard health and reflection, graceful drain."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import grpc
 import redis.asyncio as aioredis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from features.session_store import Recommendations, SessionState, recs_key, session_key
-from protos import recommender_pb2, recommender_pb2_grpc
-from serving import recommender
+from protos import recommender_pb2 as pb
+from protos import recommender_pb2_grpc
+from serving import metrics, recommender
+from serving.batching import InferenceBatcher
 from serving.config import ServingSettings
+from serving.model_store import ModelHolder
+from serving.popularity import PopularitySource
 from serving.runtime import ModelRuntime
+from serving.session_reader import SessionReader
 from serving.validation import recommend_problem, score_problem
-from streamrec.artifact import current_version
 
 log = logging.getLogger(__name__)
-SERVICE_NAME = recommender_pb2.DESCRIPTOR.services_by_name["Recommender"].full_name
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
+HEALTH_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
-class SessionReader:
-    """Reads a session's state and refreshed list with one MGET; Redis trouble returns (None, None) + a log."""
+@dataclass
+class BoundModel:
+    """One request's model: the runtime read once at the start, and the shared micro-batcher."""
 
-    def __init__(self, redis_url: str, project: str, timeout_s: float) -> None:
-        self.client = aioredis.from_url(redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        self.project = project
-        self.unavailable = 0
+    runtime: ModelRuntime
+    batcher: InferenceBatcher
 
-    async def read(self, session_id: str) -> tuple[SessionState | None, Recommendations | None, bool]:
-        try:
-            raw_state, raw_recs = await self.client.mget(
-                session_key(self.project, session_id), recs_key(self.project, session_id)
-            )
-        except (aioredis.RedisError, OSError) as exc:
-            self.unavailable += 1
-            log.warning("redis unavailable, answering from popularity: %s", exc)
-            return None, None, False
-        state = SessionState.from_json(raw_state) if raw_state else None
-        recs = Recommendations.from_json(raw_recs) if raw_recs else None
-        return state, recs, True
+    @property
+    def version(self) -> str:
+        return self.runtime.version
 
-    async def close(self) -> None:
-        await self.client.aclose()
+    async def candidates(self, history: list[str], limit: int) -> recommender.Candidates:
+        return await self.batcher.candidates(self.runtime, history, limit)
+
+    async def many(self, histories: list[list[str]], limit: int) -> list[recommender.Candidates]:
+        return await self.batcher.many(self.runtime, histories, limit)
 
 
 class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
-    def __init__(self, runtime: ModelRuntime, reader: SessionReader) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        holder: ModelHolder,
+        reader: SessionReader,
+        popularity: PopularitySource,
+        batcher: InferenceBatcher,
+        settings: ServingSettings,
+    ) -> None:
+        self.holder = holder
         self.reader = reader
+        self.popularity = popularity
+        self.batcher = batcher
+        self.settings = settings
+        self.in_flight = 0
+        self.started = time.monotonic()
 
-    @property
-    def popular(self) -> list[str]:
-        return self.runtime.manifest.popular_items
+    def _popular(self) -> recommender.Popular:
+        return recommender.Popular(self.popularity.items, self.popularity.from_stream)
 
-    async def Recommend(
-        self, request: recommender_pb2.RecommendRequest, context: grpc.aio.ServicerContext
-    ) -> recommender_pb2.RecommendResponse:
+    def _policy(self, runtime: ModelRuntime) -> recommender.Policy:
+        return recommender.Policy(self.settings.max_per_category, runtime.categories)
+
+    async def _admit(self, rpc: str, context: grpc.aio.ServicerContext) -> None:
+        """Shed load beyond the concurrency limit instead of queueing it without bound."""
+        if self.in_flight >= self.settings.max_in_flight:
+            metrics.SHED.inc()
+            limit = self.settings.max_in_flight
+            await self._reject(rpc, context, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"scorer at its limit of {limit} concurrent requests; retry with backoff")  # fmt: skip
+
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        self.in_flight += 1
+        metrics.IN_FLIGHT.inc()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            metrics.IN_FLIGHT.dec()
+
+    async def _reject(self, rpc: str, context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+        metrics.REQUESTS.labels(rpc, code.name).inc()
+        await context.abort(code, message)
+
+    async def Recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
+        await self._admit("Recommend", context)
         problem = recommend_problem(request)
         if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        state, refreshed, _ = await self.reader.read(request.session_id)
+            await self._reject("Recommend", context, grpc.StatusCode.INVALID_ARGUMENT, problem)
+        started = time.perf_counter()
+        with self._slot():
+            answer = await self._recommend(request, context)
+        metrics.LATENCY.labels("Recommend").observe(time.perf_counter() - started)
+        metrics.REQUESTS.labels("Recommend", "OK").inc()
+        metrics.SOURCES.labels(answer.source).inc()
+        return pb.RecommendResponse(
+            items=[pb.ScoredItem(item_id=i, score=s, reason=r) for i, s, r in answer.items],
+            model_version=answer.model_version, fallback=answer.fallback, state_age_ms=answer.state_age_ms,
+            source=answer.source,
+        )  # fmt: skip
+
+    async def _recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> recommender.Answer:
+        remaining = context.time_remaining()
+        timeout = self.settings.redis_timeout_s if remaining is None else min(self.settings.redis_timeout_s, remaining)
+        state, refreshed, redis_ok = await self.reader.read(request.session_id, timeout)
         excludes = set(request.exclude_item_ids)
         if request.context.item_id:
             excludes.add(request.context.item_id)
-        runtime = self.runtime  # one reference for the whole call, so a swap cannot split it
-        answer = recommender.recommend(
-            runtime, self.popular, request.k, excludes, state, refreshed, int(time.time() * 1000)
-        )
-        return recommender_pb2.RecommendResponse(
-            items=[recommender_pb2.ScoredItem(item_id=i, score=s, reason=r) for i, s, r in answer.items],
-            model_version=answer.model_version,
-            fallback=answer.fallback,
-            state_age_ms=answer.state_age_ms,
-            source=answer.source,
-        )
+        runtime = self.holder.runtime  # one reference for the whole call: a swap cannot split it
+        answer = await recommender.recommend(
+            BoundModel(runtime, self.batcher), self._popular(), request.k, excludes, state, refreshed,
+            int(time.time() * 1000), self._policy(runtime),
+        )  # fmt: skip
+        if answer.fallback:
+            metrics.FALLBACKS.labels("cold_session" if redis_ok else "redis_unavailable").inc()
+        return answer
 
-    async def Score(
-        self, request: recommender_pb2.ScoreRequest, context: grpc.aio.ServicerContext
-    ) -> recommender_pb2.ScoreResponse:
+    async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
+        await self._admit("Score", context)
         problem = score_problem(request)
         if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        runtime = self.runtime
+            await self._reject("Score", context, grpc.StatusCode.INVALID_ARGUMENT, problem)
+        started = time.perf_counter()
+        runtime = self.holder.runtime
         histories = [(s.session_id, list(s.item_ids), set(s.exclude_item_ids)) for s in request.sessions]
-        results = recommender.score_sessions(runtime, self.popular, request.k, histories)
-        return recommender_pb2.ScoreResponse(
+        with self._slot():
+            results = await recommender.score_sessions(BoundModel(runtime, self.batcher), self._popular(),
+                                                       request.k, histories, self._policy(runtime))  # fmt: skip
+        metrics.LATENCY.labels("Score").observe(time.perf_counter() - started)
+        metrics.REQUESTS.labels("Score", "OK").inc()
+        return pb.ScoreResponse(
             model_version=runtime.version,
-            results=[
-                recommender_pb2.SessionRecommendations(
-                    session_id=sid,
-                    items=[recommender_pb2.ScoredItem(item_id=i, score=s, reason=r) for i, s, r in items],
-                )
-                for sid, items in results
-            ],
-        )
+            results=[pb.SessionRecommendations(session_id=sid, items=[pb.ScoredItem(item_id=i, score=s, reason=r)
+                                                                      for i, s, r in items])
+                     for sid, items in results],
+        )  # fmt: skip
+
+    async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:
+        runtime = self.holder.runtime
+        return pb.InfoResponse(
+            model_version=runtime.version, providers=runtime.providers, model_type=runtime.manifest.model_type,
+            redis_ok=self.popularity.redis_ok and self.reader.redis_ok,
+            trending_from_stream=self.popularity.from_stream, in_flight=self.in_flight,
+            max_in_flight=self.settings.max_in_flight, uptime_s=time.monotonic() - self.started, ranker=False,
+        )  # fmt: skip
 
 
-def load_runtime(settings: ServingSettings) -> ModelRuntime:
-    version = settings.model_version or current_version(settings.registry)
-    return ModelRuntime(Path(settings.registry) / version, settings.providers, settings.ort_threads)
+@dataclass
+class Scorer:
+    """A running scorer: the server, its port, and what must be stopped with it."""
+
+    server: grpc.aio.Server
+    port: int
+    service: RecommenderService
+    health: health.aio.HealthServicer
+
+    async def stop(self, grace_s: float) -> None:
+        """Report NOT_SERVING (balancers stop sending), let in-flight calls finish, then close."""
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace_s)
+        service = self.service
+        await service.holder.stop()
+        await service.popularity.stop()
+        service.batcher.close()
+        await service.reader.close()
 
 
-async def create_server(
-    settings: ServingSettings, runtime: ModelRuntime | None = None
-) -> tuple[grpc.aio.Server, int, RecommenderService]:
-    """Build and start the server; returns it, its bound port and the service (for tests and reloads)."""
-    runtime = runtime or load_runtime(settings)
-    reader = SessionReader(settings.core.redis_url, settings.core.project, settings.redis_timeout_s)
-    service = RecommenderService(runtime, reader)
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-        ]
-    )
+async def create_server(settings: ServingSettings, holder: ModelHolder | None = None) -> Scorer:
+    """Build and start the scorer; returns it with its bound port (port 0 in settings picks a free one)."""
+    holder = holder or ModelHolder(settings.registry, settings.providers, settings.ort_threads, settings.model_version)
+    client = aioredis.from_url(settings.core.redis_url, socket_timeout=settings.redis_timeout_s,
+                               socket_connect_timeout=settings.redis_timeout_s)  # fmt: skip
+    reader = SessionReader(client, settings.core.project)
+    popularity = PopularitySource(client, settings.core.project, holder.runtime.manifest.popular_items,
+                                  settings.trending_refresh_s)  # fmt: skip
+    batcher = InferenceBatcher(settings.max_batch, settings.max_wait_ms / 1000)
+    service = RecommenderService(holder, reader, popularity, batcher, settings)
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", settings.max_message_bytes),
+                                      ("grpc.max_send_message_length", settings.max_message_bytes)])  # fmt: skip
     recommender_pb2_grpc.add_RecommenderServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
-    )
+    reflection.enable_server_reflection((SERVICE_NAME, HEALTH_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
         raise OSError(f"could not bind {settings.host}:{settings.port}")
     await server.start()
+    await popularity.refresh()
+    popularity.start()
+    if settings.reload_interval_s > 0:
+        holder.start_watching(settings.reload_interval_s)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    runtime = holder.runtime
     log.info("scorer listening on %s:%d, model %s, providers %s", settings.host, port, runtime.version,
              runtime.providers)  # fmt: skip
-    return server, port, service
+    return Scorer(server, port, service, health_servicer)
 
 
 async def serve(settings: ServingSettings) -> None:
-    """Run until SIGTERM/SIGINT, then stop accepting calls and let in-flight ones finish within grace_s."""
-    server, _, service = await create_server(settings)
+    """Run until SIGTERM/SIGINT, then drain: NOT_SERVING, in-flight calls finish within grace_s."""
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
+    scorer = await create_server(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("draining (grace %.1fs)", settings.grace_s)
-    await server.stop(settings.grace_s)
-    await service.reader.close()
+    await scorer.stop(settings.grace_s)
 
 
 def run_server(settings: ServingSettings) -> int:

@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     train.add_argument("--epochs", type=int, default=None, help="at most this many epochs (default: the model's)")
     train.add_argument("--out", type=Path, required=True, help="model registry directory")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--if-empty", action="store_true", help="do nothing when the registry already has a version")
     _data_options(train)
     train.set_defaults(handler=_guarded(_train))
 
@@ -85,6 +86,11 @@ def _load(args: argparse.Namespace, name: str) -> Dataset:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from streamrec.artifact import list_versions
+
+    if args.if_empty and list_versions(args.out):
+        print(f"{args.out} already holds {list_versions(args.out)[-1]}; nothing to do")
+        return 0
     if args.synthetic:
         from training.synthetic import SyntheticConfig, generate
         from training.train import TrainConfig, train_session_model

@@ -17,7 +17,7 @@ local half_life, n = tonumber(ARGV[3]), tonumber(ARGV[4])
 local KINDS = {'v', 'c', 'a', 'p'}
 local WEIGHT = {v = 1, c = 1, a = 3, p = 5}
 local WINDOWS = {{name = '1h', width = 300000, count = 12}, {name = '24h', width = 3600000, count = 24}}
-local ITEM_TTL, USER_TTL, MAX_PURCHASES = 172800, 2592000, 50
+local ITEM_TTL, USER_TTL, MAX_PURCHASES, MAX_TRENDING = 172800, 2592000, 50, 10000
 local decay = math.log(2) / half_life
 
 local offsets_key = prefix .. ':offsets:' .. topic
@@ -71,6 +71,8 @@ local function add_to_item(item, kind, ts)
     score = score + WEIGHT[kind] * math.exp(-(ref - ts) * decay)
   end
   redis.call('HSET', key, 'tr', string.format('%.17g', score), 'tr_ref', ref)
+  -- ln(score) + decay * ref ranks decayed scores of different reference times on one scale
+  redis.call('ZADD', prefix .. ':trending', math.log(score) + decay * ref, item)
   redis.call('EXPIRE', key, ITEM_TTL)
   if not items[item] then items[item] = true; table.insert(item_order, item) end
 end
@@ -109,6 +111,9 @@ for i = 0, n - 1 do
 end
 for part, _ in pairs(changed_offset) do redis.call('HSET', offsets_key, part, last_offset[part]) end
 redis.call('SET', wm_key, wm)
+if redis.call('ZCARD', prefix .. ':trending') > MAX_TRENDING then
+  redis.call('ZREMRANGEBYRANK', prefix .. ':trending', 0, -(MAX_TRENDING + 1))
+end
 
 local out = {applied, redelivered, late, wm, #item_order}
 for _, item in ipairs(item_order) do

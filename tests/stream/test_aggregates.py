@@ -101,3 +101,17 @@ def test_user_aggregates(redis_url: str, project: str) -> None:
     assert user.category_counts == {"shoes": 3, "hats": 1}
     assert user.purchases == ["b", "c"] and user.top_categories(1) == [("shoes", 3)]
     assert result.items["b"].conversion_rate == 1.0
+
+
+def test_trending_ranks_decayed_activity_across_reference_times(redis_url: str, project: str) -> None:
+    t = 1_800_000_000_000
+    events = [AggregateInput(0, n, "old-hit", "purchase", t, "", "") for n in range(4)]  # 20 points, 3 h ago
+    events += [AggregateInput(0, 4 + n, "fresh", "click", t + 3 * HOUR, "", "") for n in range(3)]  # 3 points now
+    events += [AggregateInput(0, 7, "quiet", "view", t + 3 * HOUR, "", "")]  # 1 point now
+    asyncio.run(apply_in_batches(redis_url, project, [events]))
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    ranked = [m.decode() for m in client.zrevrange(f"{project}:agg:trending", 0, -1)]  # type: ignore[union-attr]
+    client.close()
+    assert ranked == ["fresh", "old-hit", "quiet"]  # 20 points halved three times = 2.5 < 3, > 1

@@ -1,0 +1,54 @@
+"""Business rules applied to a ranked list: exclusions, no duplicates, diversity, length, and top-ups."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+REASON_SESSION = "session model"
+REASON_RANKED = "ranked for this session"
+REASON_TRENDING = "trending now"
+REASON_POPULAR = "popular"
+
+Scored = tuple[str, float, str]  # (item_id, score, reason)
+
+
+def apply_rules(
+    ranked: Iterable[tuple[str, float]],
+    k: int,
+    exclude: set[str],
+    reason: str,
+    categories: Mapping[str, str] | None = None,
+    max_per_category: int = 0,
+) -> list[Scored]:
+    """Keep ranked items that are not excluded or repeated, at most `max_per_category` of a category (0 = no
+    cap; items of unknown category are not capped), until `k` are kept."""
+    out: list[Scored] = []
+    seen: set[str] = set()
+    per_category: Counter[str] = Counter()
+    for item, score in ranked:
+        if item in exclude or item in seen:
+            continue
+        if max_per_category and categories:
+            category = categories.get(item)
+            if category is not None:
+                if per_category[category] >= max_per_category:
+                    continue
+                per_category[category] += 1
+        seen.add(item)
+        out.append((item, score, reason))
+        if len(out) == k:
+            break
+    return out
+
+
+def top_up(items: list[Scored], fill: list[str], k: int, exclude: set[str], reason: str) -> None:
+    """Fill a short list with `fill` items (scored below every item already there)."""
+    taken = {i for i, _, _ in items} | exclude
+    floor = min((s for _, s, _ in items), default=0.0)
+    for rank, item in enumerate(fill):
+        if len(items) >= k:
+            return
+        if item not in taken:
+            items.append((item, floor - 1.0 - rank * 1e-3, reason))
+            taken.add(item)

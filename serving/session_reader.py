@@ -1,0 +1,45 @@
+"""Reads a session's state and refreshed list with one MGET, within the caller's time budget."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from features.session_store import Recommendations, SessionState, recs_key, session_key
+from serving import metrics
+
+log = logging.getLogger(__name__)
+
+
+class SessionReader:
+    """Redis trouble (down, slow past the budget) reads as "no state" plus a log line and a gauge, never an
+    error to the storefront: the answer then comes from popularity with fallback=true."""
+
+    def __init__(self, client: Any, project: str) -> None:
+        self.client = client
+        self.project = project
+        self.redis_ok = True
+
+    async def read(self, session_id: str, timeout_s: float) -> tuple[SessionState | None, Recommendations | None, bool]:
+        keys = (session_key(self.project, session_id), recs_key(self.project, session_id))
+        try:
+            raw_state, raw_recs = await asyncio.wait_for(self.client.mget(*keys), timeout=max(timeout_s, 0.001))
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self.redis_ok:
+                log.warning("redis unavailable, answering from popularity: %r", exc)
+            self.redis_ok = False
+            metrics.REDIS_UP.set(0)
+            return None, None, False
+        if not self.redis_ok:
+            log.info("redis readable again")
+            self.redis_ok = True
+            metrics.REDIS_UP.set(1)
+        state = SessionState.from_json(raw_state) if raw_state else None
+        recs = Recommendations.from_json(raw_recs) if raw_recs else None
+        return state, recs, True
+
+    async def close(self) -> None:
+        await self.client.aclose()
