@@ -49,13 +49,14 @@ class ModelRuntime:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         wanted = choose_providers(providers)
-        self.session = ort.InferenceSession(str(version_dir / MODEL), options, providers=wanted)
+        self.model_file = model_file_for(wanted[0], self.manifest)
+        self.session = ort.InferenceSession(str(version_dir / self.model_file), options, providers=wanted)
         self.providers = self.session.get_providers()
         if wanted[0] not in self.providers:
             raise ScorerError(f"ONNX Runtime did not enable {wanted[0]} (got {self.providers})")
         self.max_seq_len = self.manifest.max_seq_len
         self.warm_up()
-        log.info("model %s loaded with providers %s", self.version, self.providers)
+        log.info("model %s (%s) loaded with providers %s", self.version, self.model_file, self.providers)
 
     def warm_up(self) -> None:
         for batch in (1, 8):
@@ -94,6 +95,15 @@ class ModelRuntime:
 
 
 ITEM_META = "item_meta.json"
+FP16_MODEL = "model.fp16.onnx"
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def model_file_for(provider: str, manifest: Manifest) -> str:
+    """GPU providers run the fp16 variant when the version has one; the CPU provider runs fp32."""
+    if provider in GPU_PROVIDERS and FP16_MODEL in manifest.files:
+        return FP16_MODEL
+    return MODEL
 
 
 def load_item_categories(version_dir: Path, manifest: Manifest) -> dict[str, str]:

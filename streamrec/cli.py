@@ -97,11 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_arguments(p)
     p.set_defaults(handler=_replay)
 
+    from bench.cli import register as register_bench
     from features.cli import register as register_features
     from training.cli import register as register_training
 
     register_training(sub)
     register_features(sub)
+    register_bench(sub)
     return parser
 
 

@@ -31,8 +31,9 @@ REPLAY_SEED = 11  # sessions the model has not seen, drawn in the same synthetic
 def run_demo(sessions: int = 2000, epochs: int | None = None) -> int:
     started = time.perf_counter()
     with LocalStack() as stack:
-        print("starting broker and Redis, training a small model, starting scorer and worker ...", flush=True)
-        addresses = start_stack(stack, StackOptions(train_epochs=epochs))
+        print("starting broker and Redis, training a small model, applying the Feast repository, starting scorer "
+              "and worker ...", flush=True)  # fmt: skip
+        addresses = start_stack(stack, StackOptions(train_epochs=epochs, feast_apply=True))
         print(f"stack up in {time.perf_counter() - started:.1f}s: kafka {addresses.kafka}, redis {addresses.redis}, "
               f"grpc {addresses.grpc}")  # fmt: skip
         config = SyntheticConfig(n_sessions=sessions, session_seed=REPLAY_SEED)

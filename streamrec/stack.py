@@ -51,6 +51,7 @@ class StackOptions:
     train_sessions: int = 4000
     train_epochs: int | None = None
     workers: int = 1
+    feast_apply: bool = False  # `up` and `demo` register the Feast repository; most tests need not pay ~10 s
 
 
 def ensure_model(registry: Path, options: StackOptions) -> None:
@@ -87,6 +88,8 @@ def start_stack(stack: LocalStack, options: StackOptions = StackOptions()) -> St
     redis_url = stack.start_redis()
     create_topics(kafka, options.partitions)
     ensure_model(registry, options)
+    if options.feast_apply:
+        apply_feature_repo(options.project, redis_url, stack.state_dir / "feast")
     grpc_port = free_port()
     grpc_address = f"127.0.0.1:{grpc_port}"
     env = service_env(kafka, redis_url, grpc_address, registry, options)
@@ -102,6 +105,14 @@ def start_stack(stack: LocalStack, options: StackOptions = StackOptions()) -> St
         pid=os.getpid(), state_dir=str(stack.state_dir),
         processes={name: s.process.pid for name, s in stack.services.items()},
     )  # fmt: skip
+
+
+def apply_feature_repo(project: str, redis_url: str, state_dir: Path) -> None:
+    """`feast apply` for this stack, so Feast clients (`feast` CLI, SDK) can read the online features."""
+    from features.feast_apply import apply
+
+    log.info("applying the Feast repository (registry in %s)", state_dir)
+    apply(project, redis_url, state_dir)
 
 
 def create_topics(bootstrap: str, partitions: int) -> None:

@@ -31,7 +31,7 @@ def run_foreground(state_dir: Path) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with LocalStack(state_dir=state_dir) as stack:
-        addresses = start_stack(stack, StackOptions(registry=state_dir / "registry"))
+        addresses = start_stack(stack, StackOptions(registry=state_dir / "registry", feast_apply=True))
         addresses.write(state_dir)
         print(json.dumps({"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc}), flush=True)
         try:

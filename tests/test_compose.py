@@ -13,13 +13,14 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from features.config import FeaturesSettings
 from serving.config import DEFAULT_PORT, ServingSettings
 from stream.config import StreamSettings
 from streamrec.cli import build_parser
 from streamrec.config import CoreSettings
 
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
-SETTINGS: list[type[BaseSettings]] = [CoreSettings, StreamSettings, ServingSettings]
+SETTINGS: list[type[BaseSettings]] = [CoreSettings, StreamSettings, ServingSettings, FeaturesSettings]
 
 
 @pytest.fixture(scope="module")

@@ -88,3 +88,18 @@ def test_short_lists_are_topped_up_with_trending_items_below_model_items() -> No
 def test_session_of_unknown_items_falls_back() -> None:
     got = answer(FakeModel(), 2, state(["unknown"]), now=2000)
     assert got.fallback and got.source == "popularity" and got.state_age_ms == 1000
+
+
+def test_gpu_providers_take_the_fp16_variant_and_a_missing_gpu_is_an_error() -> None:
+    import pytest
+
+    from serving.runtime import choose_providers, model_file_for
+    from streamrec.artifact import Manifest
+    from streamrec.errors import ScorerError
+
+    manifest = Manifest("v", "gru4rec", {}, 3, 5, 2, files={"model.onnx": "a", "model.fp16.onnx": "b"})
+    assert model_file_for("CUDAExecutionProvider", manifest) == "model.fp16.onnx"
+    assert model_file_for("CPUExecutionProvider", manifest) == "model.onnx"
+    assert choose_providers("cpu") == ["CPUExecutionProvider"]
+    with pytest.raises(ScorerError, match="CUDAExecutionProvider"):
+        choose_providers("cuda")  # this machine's onnxruntime has no CUDA provider: said, not silently CPU
