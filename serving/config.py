@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamrec.config import CoreSettings
@@ -38,5 +38,9 @@ class ServingSettings(BaseSettings):
     reload_interval_s: float = Field(2.0, ge=0, description="how often the registry is checked (0 = never)")
     trending_refresh_s: float = Field(1.0, gt=0, description="how often trending items are read from Redis")
     metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port; 0 disables it")
+    auth_tokens: SecretStr | None = Field(None, description='JSON {"token": ["recommend", "score"]}; unset = open')
+    tls_cert_file: Path | None = Field(None, description="server certificate (PEM); with tls_key_file turns TLS on")
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = Field(None, description="CA of client certificates: turns mutual TLS on")
     grace_s: float = Field(5.0, ge=0, description="drain time for in-flight calls on SIGTERM")
     log_level: str = "info"

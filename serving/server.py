@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from protos import recommender_pb2 as pb
 from protos import recommender_pb2_grpc
 from serving import metrics, recommender
+from serving.auth import TokenAuthInterceptor
 from serving.batching import InferenceBatcher
 from serving.config import ServingSettings
 from serving.model_store import ModelHolder
@@ -25,6 +26,8 @@ from serving.popularity import PopularitySource
 from serving.runtime import ModelRuntime
 from serving.session_reader import SessionReader
 from serving.validation import recommend_problem, score_problem
+from streamrec.errors import ConfigError
+from streamrec.security import parse_tokens, server_credentials
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
@@ -181,20 +184,25 @@ class Scorer:
 async def create_server(settings: ServingSettings, holder: ModelHolder | None = None) -> Scorer:
     """Build and start the scorer; returns it with its bound port (port 0 in settings picks a free one)."""
     holder = holder or ModelHolder(settings.registry, settings.providers, settings.ort_threads, settings.model_version)
-    client = aioredis.from_url(settings.core.redis_url, socket_timeout=settings.redis_timeout_s,
+    client = aioredis.from_url(settings.core.redis_url.get_secret_value(), socket_timeout=settings.redis_timeout_s,
                                socket_connect_timeout=settings.redis_timeout_s)  # fmt: skip
     reader = SessionReader(client, settings.core.project)
     popularity = PopularitySource(client, settings.core.project, holder.runtime.manifest.popular_items,
                                   settings.trending_refresh_s)  # fmt: skip
     batcher = InferenceBatcher(settings.max_batch, settings.max_wait_ms / 1000)
     service = RecommenderService(holder, reader, popularity, batcher, settings)
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", settings.max_message_bytes),
+    tokens = parse_tokens(settings.auth_tokens)
+    interceptors = [TokenAuthInterceptor(tokens)] if tokens else []
+    if not tokens:
+        log.warning("no auth tokens configured: Recommend, Score and Info are open to any caller")
+    server = grpc.aio.server(interceptors=interceptors,
+                             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
                                       ("grpc.max_send_message_length", settings.max_message_bytes)])  # fmt: skip
     recommender_pb2_grpc.add_RecommenderServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, HEALTH_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    port = _bind(server, settings)
     if port == 0:
         raise OSError(f"could not bind {settings.host}:{settings.port}")
     await server.start()
@@ -208,6 +216,17 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     log.info("scorer listening on %s:%d, model %s, providers %s", settings.host, port, runtime.version,
              runtime.providers)  # fmt: skip
     return Scorer(server, port, service, health_servicer)
+
+
+def _bind(server: grpc.aio.Server, settings: ServingSettings) -> int:
+    address = f"{settings.host}:{settings.port}"
+    if settings.tls_cert_file is None and settings.tls_key_file is None:
+        return server.add_insecure_port(address)
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        raise ConfigError("TLS needs both STREAMREC_SERVING_TLS_CERT_FILE and STREAMREC_SERVING_TLS_KEY_FILE")
+    credentials = server_credentials(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+    log.info("TLS on%s", " with client certificates required" if settings.tls_client_ca_file else "")
+    return server.add_secure_port(address, credentials)
 
 
 async def serve(settings: ServingSettings) -> None:

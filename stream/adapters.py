@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
+from pydantic import SecretStr
 
 from features.online import FeatureLayout
 from features.session_store import (
@@ -90,18 +91,34 @@ def session_row(state: SessionState) -> dict[str, Any]:
 
 
 class GrpcScorer:
-    """Client of the scorer's batched Score RPC; every failure becomes ScorerError (the worker degrades)."""
+    """Client of the scorer's batched Score RPC; every failure becomes ScorerError (the worker degrades).
 
-    def __init__(self, address: str, timeout_s: float) -> None:
-        self.address = address
+    `address` may list several scorers (`host:port,host:port`) or name one DNS name with several addresses;
+    calls are spread over them round robin.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        timeout_s: float,
+        token: SecretStr | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self.target = scorer_target(address)
         self.timeout_s = timeout_s
+        self.metadata = (("authorization", f"Bearer {token.get_secret_value()}"),) if token else ()
+        self.credentials = credentials
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
 
     def _ensure(self) -> Any:
         if self._stub is None:
             # created lazily: a grpc.aio channel binds to the event loop running at creation time
-            self._channel = grpc.aio.insecure_channel(self.address, options=[("grpc.lb_policy_name", "round_robin")])
+            options = [("grpc.lb_policy_name", "round_robin")]
+            if self.credentials is not None:
+                self._channel = grpc.aio.secure_channel(self.target, self.credentials, options=options)
+            else:
+                self._channel = grpc.aio.insecure_channel(self.target, options=options)
             self._stub = recommender_pb2_grpc.RecommenderStub(self._channel)
         return self._stub
 
@@ -116,7 +133,7 @@ class GrpcScorer:
             ],
         )
         try:
-            reply = await self._ensure().Score(request, timeout=self.timeout_s)
+            reply = await self._ensure().Score(request, timeout=self.timeout_s, metadata=self.metadata)
         except grpc.aio.AioRpcError as exc:  # the client edge: turn transport errors into our own
             raise ScorerError(f"Score failed: {exc.code().name}: {exc.details()}") from exc
         lists = {r.session_id: [(i.item_id, i.score) for i in r.items] for r in reply.results}
@@ -125,6 +142,13 @@ class GrpcScorer:
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
+
+
+def scorer_target(address: str) -> str:
+    """A gRPC target for one or several scorers: "h:p" stays, "h1:p1,h2:p2" becomes an ipv4:/ipv6: list."""
+    if "," not in address or ":///" in address or address.startswith(("ipv4:", "ipv6:", "dns:")):
+        return address
+    return "ipv4:" + address
 
 
 class TopicDeadLetters:

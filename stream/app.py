@@ -7,10 +7,12 @@ import json
 import logging
 import os
 import socket
+import ssl
 import time
 from typing import Any
 
 import faust
+import grpc
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -20,6 +22,9 @@ from stream.aggregates import AggregateApplier
 from stream.batcher import SmartBatcher
 from stream.config import StreamSettings
 from stream.processor import Limits, RawRecord, SessionProcessor
+from streamrec.config import CoreSettings
+from streamrec.privacy import Pseudonymizer
+from streamrec.security import channel_credentials
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S = 0.1
@@ -61,6 +66,7 @@ def create_app(settings: StreamSettings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
+        broker_credentials=broker_credentials(core),
         # changelog records are for recovery only and are flushed before every commit, so letting them batch
         # for a few ms costs no latency on the event path and saves many small produce requests
         producer_linger=settings.producer_linger_ms / 1000,
@@ -75,14 +81,17 @@ def create_app(settings: StreamSettings) -> faust.App:
     dead_letters = app.topic(core.dlq_topic, key_serializer="raw", value_serializer="raw", partitions=1)
     table = SessionTable(app, name="sessions", default=None, partitions=core.topic_partitions, beacon=app.tables.beacon)
     app.tables.add(table)
-    scorer = GrpcScorer(core.scorer_address, settings.scorer_timeout_s)
-    redis_client = aioredis.from_url(core.redis_url)
+    scorer = GrpcScorer(core.scorer_address, settings.scorer_timeout_s, settings.scorer_token,
+                        scorer_channel_credentials(settings))  # fmt: skip
+    redis_client = aioredis.from_url(core.redis_url.get_secret_value())
     store = RedisStateStore(redis_client, core.project)
     aggregates = AggregateApplier(redis_client, core.project, core.events_topic)
     limits = Limits(
         settings.max_event_bytes, settings.max_future_skew_ms, settings.max_event_age_ms, settings.refresh_k
     )
-    processor = SessionProcessor(table, TopicDeadLetters(dead_letters), scorer, aggregates, store, limits)
+    pseudonym = Pseudonymizer(core.user_id_key, core.user_id_key_id)
+    processor = SessionProcessor(table, TopicDeadLetters(dead_letters), scorer, aggregates, store, limits,
+                                 pseudonym=pseudonym)  # fmt: skip
 
     @app.agent(events, name="sessions-agent")
     async def process(stream: Any) -> None:
@@ -114,6 +123,29 @@ def create_app(settings: StreamSettings) -> faust.App:
         await redis_client.aclose()
 
     return app
+
+
+def scorer_channel_credentials(settings: StreamSettings) -> grpc.ChannelCredentials | None:
+    if settings.scorer_tls_ca_file is None:
+        return None
+    return channel_credentials(settings.scorer_tls_ca_file, settings.scorer_tls_cert_file, settings.scorer_tls_key_file)
+
+
+def broker_credentials(core: CoreSettings) -> Any:
+    """Kafka SASL/SSL settings as Faust credentials (None for PLAINTEXT)."""
+    protocol = core.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=str(core.kafka_ssl_ca_file) if core.kafka_ssl_ca_file else None)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    password = core.kafka_sasl_password.get_secret_value() if core.kafka_sasl_password else ""
+    mechanism = core.kafka_sasl_mechanism
+    if mechanism == "PLAIN":
+        return faust.SASLCredentials(username=core.kafka_sasl_username, password=password,
+                                     ssl_context=context if protocol == "SASL_SSL" else None)  # fmt: skip
+    return faust.SASLCredentials(username=core.kafka_sasl_username, password=password, mechanism=mechanism,
+                                 ssl_context=context if protocol == "SASL_SSL" else None)  # fmt: skip
 
 
 async def process_with_retry(processor: SessionProcessor, records: list[RawRecord]) -> None:

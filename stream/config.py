@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamrec.config import CoreSettings
@@ -27,6 +27,10 @@ class StreamSettings(BaseSettings):
     refresh_k: int = Field(20, ge=1, le=1000, description="length of the refreshed recommendation list")
     producer_linger_ms: int = Field(10, ge=0, description="batching of changelog and dead-letter records")
     scorer_timeout_s: float = Field(1.0, gt=0)
+    scorer_token: SecretStr | None = Field(None, description="bearer token with the 'score' scope")
+    scorer_tls_ca_file: Path | None = Field(None, description="CA of the scorer's certificate: turns TLS on")
+    scorer_tls_cert_file: Path | None = Field(None, description="client certificate for mutual TLS")
+    scorer_tls_key_file: Path | None = None
     max_event_bytes: int = Field(16_384, ge=64, description="larger payloads are dead-lettered as oversize")
     max_future_skew_ms: int = Field(10 * 60_000, ge=0, description="events further in the future are rejected")
     max_event_age_ms: int = Field(400 * 24 * 3600_000, ge=0, description="events older than this are rejected")

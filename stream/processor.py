@@ -18,6 +18,7 @@ Every side effect is done when `process` returns, so the caller may then let off
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -116,7 +117,9 @@ class SessionProcessor:
         store: StateStore,
         limits: Limits,
         clock_ms: Callable[[], int] | None = None,
+        pseudonym: Callable[[str], str] = lambda user_id: user_id,
     ) -> None:
+        self.pseudonym = pseudonym  # raw user ids never leave this process: see streamrec/privacy.py
         self.table = table
         self.dead_letters = dead_letters
         self.scorer = scorer
@@ -132,6 +135,8 @@ class SessionProcessor:
         for record in records:
             event = await self._decode_or_dead_letter(record, now, outcome)
             if event is not None:
+                if event.user_id:
+                    event = dataclasses.replace(event, user_id=self.pseudonym(event.user_id))
                 decoded.append((record, event))
         if not decoded:
             return outcome

@@ -6,7 +6,10 @@ STREAMREC_SERVING_, ...); this block holds only what they all must agree on.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
@@ -25,8 +28,28 @@ class CoreSettings(BaseSettings):
         description="namespace of every Redis key and of the consumer group, so tenants and tests never collide",
     )
     kafka_bootstrap: str = Field(DEFAULT_KAFKA_BOOTSTRAP, description="host:port[,host:port] of the Kafka brokers")
-    redis_url: str = Field(DEFAULT_REDIS_URL, description="redis:// URL of the online store")
+    # a secret: it may carry Redis AUTH/ACL credentials (redis://user:password@host:port/db, rediss:// for TLS)
+    redis_url: SecretStr = Field(SecretStr(DEFAULT_REDIS_URL), description="redis:// URL of the online store")
     scorer_address: str = Field(DEFAULT_SCORER_ADDRESS, description="host:port of the gRPC scorer(s)")
     events_topic: str = EVENTS_TOPIC
     dlq_topic: str = DLQ_TOPIC
     topic_partitions: int = Field(4, ge=1, description="partitions of the events topic; the worker scale-out unit")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: Path | None = Field(None, description="CA bundle to verify the brokers (SSL, SASL_SSL)")
+    user_id_key: SecretStr | None = Field(None, description="HMAC key for user-id pseudonyms (see privacy.py)")
+    user_id_key_id: str = Field("k1", pattern=r"^[A-Za-z0-9]{1,8}$", description="id of that key; change to rotate")
+
+
+def confluent_security(core: CoreSettings) -> dict[str, str]:
+    """The broker security settings as confluent-kafka (librdkafka) configuration."""
+    config: dict[str, str] = {"security.protocol": core.kafka_security_protocol}
+    if core.kafka_security_protocol.startswith("SASL"):
+        config["sasl.mechanism"] = core.kafka_sasl_mechanism
+        config["sasl.username"] = core.kafka_sasl_username
+        config["sasl.password"] = core.kafka_sasl_password.get_secret_value() if core.kafka_sasl_password else ""
+    if core.kafka_ssl_ca_file and core.kafka_security_protocol.endswith("SSL"):
+        config["ssl.ca.location"] = str(core.kafka_ssl_ca_file)
+    return config

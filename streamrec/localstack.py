@@ -169,8 +169,9 @@ class LocalStack:
         self.spawn("broker", argv, address, lambda: _kafka_ready(address), env={"RUST_LOG": "warn"})
         return address
 
-    def start_redis(self, port: int | None = None, appendonly: bool = False) -> str:
-        """A redis-server that keeps nothing on disk unless `appendonly`; returns its redis:// URL."""
+    def start_redis(self, port: int | None = None, appendonly: bool = False, password: str | None = None) -> str:
+        """A redis-server that keeps nothing on disk unless `appendonly` (then a restart on the same port finds
+        its data again); `password` turns AUTH on. Returns its redis:// URL (with the password, if any)."""
         port = port or free_port()
         data_dir = self.state_dir / f"redis-{port}"
         data_dir.mkdir(exist_ok=True)
@@ -178,8 +179,17 @@ class LocalStack:
             redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "yes" if appendonly else "no", "--dir", str(data_dir),
         ]  # fmt: skip
-        self.spawn("redis", argv, f"127.0.0.1:{port}", lambda: _redis_ready(port))
-        return f"redis://127.0.0.1:{port}/0"
+        if password:
+            argv += ["--requirepass", password]
+        self.spawn("redis", argv, f"127.0.0.1:{port}", lambda: _redis_ready(port, password))
+        auth = f":{password}@" if password else ""
+        return f"redis://{auth}127.0.0.1:{port}/0"
+
+    def restart_redis(self, url: str, appendonly: bool = True, password: str | None = None) -> None:
+        """Stop the redis-server and start it again on the same port and data directory."""
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        self.stop_service("redis")
+        self.start_redis(port, appendonly=appendonly, password=password)
 
     def python_module(self, name: str, module_args: Sequence[str], address: str, ready: Callable[[], bool],
                       env: dict[str, str] | None = None, timeout_s: float = 60.0) -> Service:  # fmt: skip
@@ -201,12 +211,12 @@ def _kafka_ready(address: str) -> bool:
     return True
 
 
-def _redis_ready(port: int) -> bool:
+def _redis_ready(port: int, password: str | None = None) -> bool:
     if not port_open("127.0.0.1", port):
         return False
     import redis
 
     try:
-        return bool(redis.Redis(port=port, socket_timeout=1).ping())
+        return bool(redis.Redis(port=port, password=password, socket_timeout=1).ping())
     except redis.RedisError:
         return False
