@@ -51,6 +51,7 @@ class Answer:
     fallback: bool
     state_age_ms: int
     source: str  # refreshed | inline | popularity
+    cause_event_id: str = ""  # the event that caused a refreshed list
 
 
 async def recommend(
@@ -71,7 +72,7 @@ async def recommend(
     if refreshed is not None and refreshed.event_id == state.last_event_id:
         items = _rules(refreshed.items, k, exclude, REASON_SESSION, policy)
         if len(items) == k:
-            return Answer(items, refreshed.model_version, False, age, "refreshed")
+            return Answer(items, refreshed.model_version, False, age, "refreshed", refreshed.event_id)
     candidates = await model.candidates(state.items, _limit(k, exclude, policy))
     if candidates is None:  # no item of this session is known to the model
         return _popular_answer(model, popular, k, exclude, state, now_ms)

@@ -111,7 +111,7 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         return pb.RecommendResponse(
             items=[pb.ScoredItem(item_id=i, score=s, reason=r) for i, s, r in answer.items],
             model_version=answer.model_version, fallback=answer.fallback, state_age_ms=answer.state_age_ms,
-            source=answer.source,
+            source=answer.source, cause_event_id=answer.cause_event_id,
         )  # fmt: skip
 
     async def _recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> recommender.Answer:
@@ -138,6 +138,9 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         started = time.perf_counter()
         runtime = self.holder.runtime
         histories = [(s.session_id, list(s.item_ids), set(s.exclude_item_ids)) for s in request.sessions]
+        if log.isEnabledFor(logging.DEBUG):
+            for s in request.sessions:
+                log.debug("score %s", s.session_id, extra={"event_id": s.cause_event_id, "session_id": s.session_id})
         with self._slot():
             results = await recommender.score_sessions(BoundModel(runtime, self.batcher), self._popular(),
                                                        request.k, histories, self._policy(runtime))  # fmt: skip

@@ -123,13 +123,14 @@ class GrpcScorer:
         return self._stub
 
     async def score(
-        self, sessions: Sequence[tuple[str, list[str], list[str]]], k: int
+        self, sessions: Sequence[tuple[str, list[str], list[str], str]], k: int
     ) -> tuple[dict[str, list[tuple[str, float]]], str]:
         request = recommender_pb2.ScoreRequest(
             k=k,
             sessions=[
-                recommender_pb2.SessionHistory(session_id=sid, item_ids=items, exclude_item_ids=exclude)
-                for sid, items, exclude in sessions
+                recommender_pb2.SessionHistory(session_id=sid, item_ids=items, exclude_item_ids=exclude,
+                                               cause_event_id=cause)
+                for sid, items, exclude, cause in sessions
             ],
         )
         try:

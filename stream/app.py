@@ -180,6 +180,8 @@ def run_worker(settings: StreamSettings) -> int:
     app = create_app(settings)
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    from streamrec.logs import logging_config
+
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, logging_config=logging_config())
     worker.execute_from_commandline()
     return 0

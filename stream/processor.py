@@ -66,8 +66,10 @@ class DeadLetterSink(Protocol):
 
 
 class Scorer(Protocol):
+    """Batched top-k for (session_id, items, excluded items, id of the event that caused the refresh)."""
+
     async def score(
-        self, sessions: Sequence[tuple[str, list[str], list[str]]], k: int
+        self, sessions: Sequence[tuple[str, list[str], list[str], str]], k: int
     ) -> tuple[dict[str, list[tuple[str, float]]], str]: ...
 
 
@@ -197,7 +199,8 @@ class SessionProcessor:
         return out
 
     async def _refresh(self, touched: dict[str, _Touched], outcome: BatchOutcome) -> dict[str, Recommendations]:
-        requests = [(sid, t.state.items, t.state.purchases) for sid, t in touched.items() if t.state.items]
+        requests = [(sid, t.state.items, t.state.purchases, t.cause.event_id if t.cause else "")
+                    for sid, t in touched.items() if t.state.items]  # fmt: skip
         if not requests:
             return {}
         try:
@@ -213,6 +216,9 @@ class SessionProcessor:
             if session is not None and session.cause is not None:
                 cause = session.cause
                 recs[sid] = Recommendations(session.cause_offset, items, version, cause.event_id, cause.ts_ms, now)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("refreshed %s", sid, extra={"event_id": cause.event_id, "session_id": sid,
+                                                          "model_version": version, "items": len(items)})  # fmt: skip
         outcome.refreshed += len(recs)
         return recs
 

@@ -38,12 +38,13 @@ def store(streamrec_stack: StackAddresses) -> Iterator[redis.Redis]:
     client.close()
 
 
-def publish_and_wait(stack: StackAddresses, store: redis.Redis, session_id: str, item: str) -> None:
+def publish_and_wait(stack: StackAddresses, store: redis.Redis, session_id: str, item: str) -> str:
     event = click(session_id, item)
     producer = EventProducer(stack.kafka, EVENTS_TOPIC)
     producer.send(session_id, event.to_bytes())
     assert producer.flush(10) == 0 and not producer.failed
     wait_for_refresh(store, stack.project, session_id, event.event_id, timeout_s=30)
+    return event.event_id
 
 
 def ids(reply: pb.RecommendResponse) -> list[str]:
@@ -61,10 +62,11 @@ def test_a_click_refreshes_the_sessions_recommendations(
 
     publish_and_wait(streamrec_stack, store, session_id, first)
     before = stub.Recommend(pb.RecommendRequest(session_id=session_id, k=10), timeout=5)
-    publish_and_wait(streamrec_stack, store, session_id, second)
+    second_event = publish_and_wait(streamrec_stack, store, session_id, second)
     after = stub.Recommend(pb.RecommendRequest(session_id=session_id, k=10), timeout=5)
 
     assert after.model_version and not after.fallback and after.source == "refreshed"
+    assert after.cause_event_id == second_event  # one event can be followed to the list it caused
     assert ids(after) != ids(before)
     # the synthetic world's rule: an item is usually followed by its successor; the model has learned it
     assert catalogue.successor_of(second) in ids(after)[:5]

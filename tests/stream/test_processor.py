@@ -43,12 +43,13 @@ class EchoScorer:
         self.fail = fail
 
     async def score(
-        self, sessions: Sequence[tuple[str, list[str], list[str]]], k: int
+        self, sessions: Sequence[tuple[str, list[str], list[str], str]], k: int
     ) -> tuple[dict[str, list[tuple[str, float]]], str]:
-        self.calls.append([sid for sid, _, _ in sessions])
+        self.calls.append([sid for sid, _, _, _ in sessions])
+        self.causes = [cause for _, _, _, cause in sessions]
         if self.fail:
             raise ScorerError("scorer down")
-        return {sid: [(items[-1][::-1], 1.0)] for sid, items, _ in sessions}, "v-test"
+        return {sid: [(items[-1][::-1], 1.0)] for sid, items, _, _ in sessions}, "v-test"
 
 
 class CountingAggregates:
@@ -113,6 +114,7 @@ def test_state_keeps_order_and_one_refresh_per_batch() -> None:
     assert writer.states["a"].items == ["x1", "x2"]
     assert writer.states["b"].items == ["y1"]
     assert scorer.calls == [["a", "b"]]  # one batched call for both sessions
+    assert scorer.causes == ["a-1", "b-0"]  # each refresh names the event that caused it
     assert writer.writes == 1
     assert writer.recs["a"].items == [("2x", 1.0)] and writer.recs["a"].event_id == "a-1"
     assert table.partitions["a"] == ord("a") % 4 and writer.states["a"].offset == 1
