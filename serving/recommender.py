@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from features.session_store import Recommendations, SessionState
-from serving.rules import REASON_POPULAR, REASON_SESSION, REASON_TRENDING, Scored, apply_rules, top_up
+from serving.rules import REASON_POPULAR, REASON_RANKED, REASON_SESSION, REASON_TRENDING, Scored, apply_rules, top_up
 
 Candidates = list[tuple[str, float]] | None
 
@@ -24,6 +24,12 @@ class Model(Protocol):
     async def candidates(self, history: list[str], limit: int) -> Candidates: ...
 
     async def many(self, histories: list[list[str]], limit: int) -> list[Candidates]: ...
+
+
+class Reranker(Protocol):
+    """The second stage: reorders a session's retrieval candidates (serving/ranking.py)."""
+
+    async def rerank(self, state: SessionState, candidates: list[tuple[str, float]]) -> list[tuple[str, float]]: ...
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class Popular:
 class Policy:
     max_per_category: int = 0
     categories: Mapping[str, str] = field(default_factory=dict)
+    reranker: Reranker | None = None  # None: retrieval order is the final order
+    retrieve: int = 200  # candidates taken from the session model when a reranker will reorder them
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,11 @@ async def recommend(
     candidates = await model.candidates(state.items, _limit(k, exclude, policy))
     if candidates is None:  # no item of this session is known to the model
         return _popular_answer(model, popular, k, exclude, state, now_ms)
-    items = _rules(candidates, k, exclude, REASON_SESSION, policy)
+    reason = REASON_SESSION
+    if policy.reranker is not None:
+        candidates = await policy.reranker.rerank(state, candidates)
+        reason = REASON_RANKED
+    items = _rules(candidates, k, exclude, reason, policy)
     top_up(items, popular.items, k, exclude, popular.reason)
     return Answer(items, model.version, False, age, "inline")
 
@@ -88,14 +100,19 @@ async def score_sessions(
     longest_exclude = max((len(exclude) for _, _, exclude in histories), default=0)
     candidates = await model.many([items for _, items, _ in histories], _limit(k, set(), policy) + longest_exclude)
     out = []
-    for (session_id, _, exclude), ranked in zip(histories, candidates, strict=True):
-        items = _rules(ranked or [], k, exclude, REASON_SESSION, policy)
+    reason = REASON_SESSION if policy.reranker is None else REASON_RANKED
+    for (session_id, history, exclude), ranked in zip(histories, candidates, strict=True):
+        if ranked and policy.reranker is not None:
+            ranked = await policy.reranker.rerank(SessionState(items=history, purchases=sorted(exclude)), ranked)
+        items = _rules(ranked or [], k, exclude, reason, policy)
         top_up(items, popular.items, k, exclude, popular.reason)
         out.append((session_id, items))
     return out
 
 
 def _limit(k: int, exclude: set[str], policy: Policy) -> int:
+    if policy.reranker is not None:
+        return max(policy.retrieve, k + len(exclude))
     # with a diversity cap some candidates are skipped: ask for more than k
     return (k * 4 if policy.max_per_category else k) + len(exclude)
 

@@ -103,3 +103,12 @@ def test_gpu_providers_take_the_fp16_variant_and_a_missing_gpu_is_an_error() -> 
     assert choose_providers("cpu") == ["CPUExecutionProvider"]
     with pytest.raises(ScorerError, match="CUDAExecutionProvider"):
         choose_providers("cuda")  # this machine's onnxruntime has no CUDA provider: said, not silently CPU
+
+
+def test_a_reranker_reorders_inline_candidates_and_says_so() -> None:
+    class Reverse:
+        async def rerank(self, st: SessionState, candidates: list[tuple[str, float]]) -> list[tuple[str, float]]:
+            return [(item, -score) for item, score in reversed(candidates)]
+
+    got = answer(FakeModel(), 3, state(["b"]), policy=Policy(reranker=Reverse(), retrieve=200))
+    assert ids(got) == ["b-next7", "b-next6", "b-next5"] and got.items[0][2] == "ranked for this session"
