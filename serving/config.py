@@ -36,6 +36,12 @@ class ServingSettings(BaseSettings):
     max_wait_ms: float = Field(0.0, ge=0, le=1.0, description="hold a short batch this long to fill it (0 = never)")
     max_per_category: int = Field(0, ge=0, description="diversity: most items of one category per list (0 = no cap)")
     reload_interval_s: float = Field(2.0, ge=0, description="how often the registry is checked (0 = never)")
+    registry_url: str = Field("", description="remote registry (s3://bucket/prefix) to sync into `registry`; '' = off")
+    registry_sync_s: float = Field(10.0, gt=0, description="how often the remote registry's CURRENT is checked")
+    registry_wait_s: float = Field(300.0, ge=0, description="at start, how long to wait for a first model version")
+    max_connection_age_s: float = Field(
+        0.0, ge=0, description="close client connections after this long (0 = never) so clients re-resolve DNS"
+    )
     trending_refresh_s: float = Field(1.0, gt=0, description="how often trending items are read from Redis")
     metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port; 0 disables it")
     auth_tokens: SecretStr | None = Field(None, description='JSON {"token": ["recommend", "score"]}; unset = open')

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -198,9 +199,12 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     interceptors = [TokenAuthInterceptor(tokens)] if tokens else []
     if not tokens:
         log.warning("no auth tokens configured: Recommend, Score and Info are open to any caller")
-    server = grpc.aio.server(interceptors=interceptors,
-                             options=[("grpc.max_receive_message_length", settings.max_message_bytes),
-                                      ("grpc.max_send_message_length", settings.max_message_bytes)])  # fmt: skip
+    options = [("grpc.max_receive_message_length", settings.max_message_bytes),
+               ("grpc.max_send_message_length", settings.max_message_bytes)]  # fmt: skip
+    if settings.max_connection_age_s > 0:  # clients then reconnect, re-resolve DNS and find new replicas
+        options += [("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+                    ("grpc.max_connection_age_grace_ms", int(settings.grace_s * 1000))]  # fmt: skip
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     recommender_pb2_grpc.add_RecommenderServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -236,6 +240,13 @@ async def serve(settings: ServingSettings) -> None:
     """Run until SIGTERM/SIGINT, then drain: NOT_SERVING, in-flight calls finish within grace_s."""
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
+    sync_stop = threading.Event()
+    if settings.registry_url:  # an edge scorer: pull verified versions from the remote registry into `registry`
+        from streamrec.registry_sync import sync_forever, wait_for_model
+
+        await asyncio.to_thread(wait_for_model, settings.registry_url, settings.registry, settings.registry_wait_s)
+        threading.Thread(target=sync_forever, args=(settings.registry_url, settings.registry, settings.registry_sync_s),
+                         kwargs={"stop": sync_stop}, name="registry-sync", daemon=True).start()  # fmt: skip
     scorer = await create_server(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -243,6 +254,7 @@ async def serve(settings: ServingSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("draining (grace %.1fs)", settings.grace_s)
+    sync_stop.set()
     await scorer.stop(settings.grace_s)
 
 

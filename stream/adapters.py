@@ -22,6 +22,7 @@ from features.session_store import (
 from protos import recommender_pb2, recommender_pb2_grpc
 from stream.aggregates import AppliedBatch
 from stream.processor import RawRecord
+from streamrec.channels import scorer_channel_options
 from streamrec.errors import ScorerError
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class GrpcScorer:
     def _ensure(self) -> Any:
         if self._stub is None:
             # created lazily: a grpc.aio channel binds to the event loop running at creation time
-            options = [("grpc.lb_policy_name", "round_robin")]
+            options = scorer_channel_options()  # round robin over replicas, retries of UNAVAILABLE
             if self.credentials is not None:
                 self._channel = grpc.aio.secure_channel(self.target, self.credentials, options=options)
             else:

@@ -63,6 +63,7 @@ def create_app(settings: StreamSettings) -> faust.App:
         broker=[f"{transport.SCHEME}://{host}" for host in core.kafka_bootstrap.split(",")],
         store="memory://",
         topic_partitions=core.topic_partitions,
+        topic_replication_factor=settings.replication_factor,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",

@@ -130,7 +130,8 @@ def list_versions(registry: Path) -> list[str]:
     """Published versions, oldest first."""
     if not registry.is_dir():
         return []
-    return sorted(p.name for p in registry.iterdir() if p.is_dir() and (p / MANIFEST).is_file())
+    return sorted(p.name for p in registry.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file())  # fmt: skip
 
 
 def current_version(registry: Path) -> str:

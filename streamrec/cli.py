@@ -98,11 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bench.cli import register as register_bench
     from features.cli import register as register_features
+    from streamrec.model_cli import register as register_model
     from training.cli import register as register_training
 
     register_training(sub)
     register_features(sub)
     register_bench(sub)
+    register_model(sub)
     return parser
 
 

@@ -110,7 +110,7 @@ def check_name(name: str, what: str) -> str:
 def parse_manifest(raw: bytes, version: str) -> Manifest:
     try:
         manifest = Manifest.from_dict(json.loads(raw))
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, TypeError, AttributeError, UnicodeDecodeError) as exc:  # not a JSON object
         raise ArtifactError(f"manifest of {version} is not valid: {exc}") from exc
     if manifest.version != version:
         raise ArtifactError(f"manifest in {version}/ names version {manifest.version!r}")

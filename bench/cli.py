@@ -1,0 +1,55 @@
+"""`streamrec bench ingest|freshness|serve`: run one benchmark and print its JSON line (--json) or a table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    bench = subparsers.add_parser("bench", help="benchmarks: one JSON line each, baseline measured in the same run")
+    kinds = bench.add_subparsers(dest="bench", required=True)
+    p = kinds.add_parser("ingest", help="worker events/s vs a do-nothing Faust agent on the same topic")
+    p.add_argument("--events", type=int, default=60_000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_ingest)
+    p = kinds.add_parser("freshness", help="event produced -> refreshed list readable, at a fixed rate")
+    p.add_argument("--rate", type=float, default=1000.0)
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_freshness)
+    p = kinds.add_parser("serve", help="Recommend latency and throughput vs a bare echo server and a naive scorer")
+    p.add_argument("--registry", type=Path, default=None, help="model registry (default: the synthetic bench model)")
+    p.add_argument("--providers", choices=["auto", "cpu", "cuda", "tensorrt"], default="auto")
+    p.add_argument("--catalogue-items", type=int, default=0, help="random-weight model over N items (latency only)")
+    p.add_argument("--sessions", type=int, default=10_000)
+    p.add_argument("--requests", type=int, default=2_000, help="sequential calls for the 1-client figures")
+    p.add_argument("--level-seconds", type=float, default=2.0, help="seconds per offered-load level")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_serve)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from bench.common import emit
+    from bench.ingest import run_ingest
+
+    emit(run_ingest(args.events), args.json)
+    return 0
+
+
+def _freshness(args: argparse.Namespace) -> int:
+    from bench.common import emit
+    from bench.freshness import run_freshness
+
+    emit(run_freshness(args.rate, args.seconds), args.json)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bench.common import emit
+    from bench.serve import run_serve
+
+    figures = run_serve(args.registry, providers=args.providers, catalogue_items=args.catalogue_items,
+                        sessions=args.sessions, requests=args.requests, level_seconds=args.level_seconds)  # fmt: skip
+    emit(figures, args.json)
+    return 0

@@ -1,0 +1,232 @@
+"""`streamrec bench serve`: Recommend over gRPC on loopback, ours beside a bare echo server and a naive scorer.
+
+One run: start a redis-server, seed N sessions (state for ours, Feast session features for the naive scorer),
+then measure three servers one after the other, each in its own process so they never share the CPU with each
+other: the echo floor, ours (`serving.server.create_server` with its defaults), and the naive scorer (Feast SDK
+read + torch eager forward per request). The load comes from this process over one grpc.aio channel: a single
+sequential client (p50, p99), then closed-loop concurrency steps for the highest throughput whose p99 stays
+within 10 ms (bench/serve_load.py). Sessions have no refreshed list, so ours runs the model inline on every
+request; a last sequential run after writing refreshed lists gives the cache-hit latency, as context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from bench.common import bench_registry
+from bench.serve_data import Sessions, make_sessions, seed_refreshed, seed_sessions
+from bench.serve_load import Driver, Level, Run, max_rps_within
+from protos import recommender_pb2 as pb
+from protos import recommender_pb2_grpc
+from serving.runtime import PROVIDER_CHOICES, choose_providers
+from streamrec.artifact import Manifest, current_version, load_manifest, load_vocabulary
+from streamrec.errors import ConfigError
+from streamrec.localstack import LocalStack, free_port
+from streamrec.stack import scorer_ready
+
+# -- settings (each is a keyword of run_serve) -------------------------------------------------------------------
+SESSIONS = 10_000  # seeded sessions; requests pick among them at random
+REQUESTS = 2_000  # sequential calls per server for p50/p99 (plus WARMUP unrecorded)
+WARMUP = 200
+LEVELS = (1, 2, 4, 8, 16, 32, 64, 128)  # closed-loop concurrency steps
+LEVEL_SECONDS = 2.0  # recorded time per step (plus a short unrecorded warm-up)
+P99_LIMIT_MS = 10.0
+K = 20
+SEED = 0
+START_TIMEOUT_S = 180.0  # the naive server imports torch and Feast and runs `feast apply`: slow on a busy machine
+
+
+@dataclass(frozen=True)
+class Plan:
+    requests: int
+    levels: tuple[int, ...]
+    level_seconds: float
+    p99_limit_ms: float
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What one server measured: the sequential run, the load steps, and its own description (Info)."""
+
+    sequential: Run
+    levels: list[Level]
+    info: pb.InfoResponse | None
+    refreshed: Run | None = None
+
+
+def run_serve(
+    registry: Path | None = None,
+    *,
+    providers: str = "auto",
+    catalogue_items: int = 0,
+    sessions: int = SESSIONS,
+    requests: int = REQUESTS,
+    levels: Sequence[int] = LEVELS,
+    level_seconds: float = LEVEL_SECONDS,
+    seed: int = SEED,
+) -> dict[str, Any]:
+    """Measure the three servers and return the figures as one flat dict (the JSON line's content)."""
+    if providers not in ("auto", *PROVIDER_CHOICES):
+        raise ConfigError(f"providers must be auto or one of {sorted(PROVIDER_CHOICES)}, not {providers!r}")
+    choose_providers(providers)  # a GPU provider this onnxruntime lacks fails here, before anything starts
+    registry = _registry(registry, catalogue_items)
+    version = current_version(registry)
+    manifest = load_manifest(registry / version)
+    vocabulary = load_vocabulary(registry / version)
+    data = make_sessions(vocabulary, sessions, seed=seed + 61)
+    plan = Plan(requests, tuple(levels), level_seconds, P99_LIMIT_MS)
+    load_before = os.getloadavg()[0]
+    project = f"bserve{uuid.uuid4().hex[:6]}"
+    # the stack's directory (Redis, the Feast registry, server logs) goes with the run; start errors quote the logs
+    with tempfile.TemporaryDirectory(prefix="streamrec-bench-serve-") as tmp, LocalStack(Path(tmp)) as stack:
+        redis_url = stack.start_redis()
+        seed_sessions(redis_url, project, data)
+        calls = _requests(data, max(requests, sessions), seed)
+        common = ["--registry", str(registry), "--version", version, "--redis-url", redis_url, "--project", project]
+        refresh = partial(seed_refreshed, redis_url, project, data, _refreshed_items(manifest, vocabulary), version)
+        naive_args = [*common, "--device", "cuda" if providers in ("cuda", "tensorrt") else "cpu",
+                      "--feast-dir", str(stack.state_dir / "feast")]  # fmt: skip
+        gc.collect()
+        gc.freeze()  # the client's collections then skip the sessions and requests built above: fewer pauses
+        try:
+            echo = _measure(stack, "echo", [], calls, plan)
+            ours = _measure(stack, "ours", [*common, "--providers", providers], calls, plan, refresh)
+            naive = _measure(stack, "naive", naive_args, calls, plan)
+        finally:
+            gc.unfreeze()
+    return _result(ours, echo, naive, plan, data, manifest, load_before)
+
+
+def _registry(registry: Path | None, catalogue_items: int) -> Path:
+    if catalogue_items and registry is not None:
+        raise ConfigError("give either a registry or a catalogue size, not both")
+    if catalogue_items:
+        from bench.serve_catalogue import catalogue_registry
+
+        return catalogue_registry(catalogue_items)
+    return registry or bench_registry()
+
+
+def _requests(data: Sessions, n: int, seed: int) -> list[pb.RecommendRequest]:
+    import numpy as np
+
+    ids = list(data.by_id)
+    picks = np.random.default_rng(seed).integers(0, len(ids), size=n)
+    return [pb.RecommendRequest(session_id=ids[i], k=K, context=pb.PageContext(page="home")) for i in picks.tolist()]
+
+
+def _refreshed_items(manifest: Manifest, vocabulary: list[str]) -> list[str]:
+    # twice k, so that the rules (purchases excluded) still leave k and the answer stays the refreshed list
+    return (manifest.popular_items or vocabulary[1:])[: 2 * K]
+
+
+def _measure(
+    stack: LocalStack, kind: str, argv: list[str], calls: list[pb.RecommendRequest], plan: Plan,
+    refresh: Callable[[], None] | None = None,
+) -> Figures:  # fmt: skip
+    """Start one server, drive it, stop it (so the next one has the CPU to itself)."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    print(f"bench serve: {kind} ...", file=sys.stderr, flush=True)
+    stack.spawn(kind, [sys.executable, "-m", "bench.serve_servers", kind, "--port", str(port), *argv], address,
+                lambda: scorer_ready(address), timeout_s=START_TIMEOUT_S)  # fmt: skip
+    try:
+        figures = asyncio.run(_drive(address, calls, plan, refresh))
+    finally:
+        stack.stop_service(kind)
+    return figures
+
+
+async def _drive(
+    address: str, calls: list[pb.RecommendRequest], plan: Plan, refresh: Callable[[], None] | None
+) -> Figures:
+    driver = Driver(address, calls)
+    try:
+        info = await _info(driver)
+        sequential = await driver.sequential(plan.requests, WARMUP)
+        levels = await driver.step_up(plan.levels, plan.level_seconds, plan.p99_limit_ms)
+        refreshed = None
+        if refresh is not None:
+            await asyncio.to_thread(refresh)
+            refreshed = await driver.sequential(plan.requests, WARMUP)
+    finally:
+        await driver.close()
+    return Figures(sequential, levels, info, refreshed)
+
+
+async def _info(driver: Driver) -> pb.InfoResponse | None:
+    import grpc
+
+    try:
+        return await recommender_pb2_grpc.RecommenderStub(driver.channel).Info(pb.InfoRequest(), timeout=5)
+    except grpc.RpcError:  # the echo server has no Info
+        return None
+
+
+def _ms(value: float) -> float:
+    return round(value, 3)
+
+
+def _ratio(ours: float, baseline: float) -> float | None:
+    """None (JSON null) where the baseline reached nothing (no load step within the bound): no ratio exists."""
+    return round(ours / baseline, 3) if baseline > 0 else None
+
+
+def _levels(levels: list[Level]) -> list[list[float]]:
+    """[concurrency, req/s, p99 ms] per step: how each server's latency grew with load."""
+    return [[level.concurrency, round(level.rps, 1), _ms(level.p99_ms)] for level in levels]
+
+
+def _share(run: Run | None, source: str) -> float:
+    if run is None or not run.latencies_ms:
+        return 0.0
+    return round(run.sources[source] / len(run.latencies_ms), 4)
+
+
+def _result(
+    ours: Figures, echo: Figures, naive: Figures, plan: Plan, data: Sessions, manifest: Manifest, load_before: float
+) -> dict[str, Any]:
+    limit = plan.p99_limit_ms
+    out: dict[str, Any] = {}
+    for prefix, figures in (("", ours), ("echo_", echo), ("naive_", naive)):
+        out[f"{prefix}p50_ms"] = _ms(figures.sequential.percentile_ms(50))
+        out[f"{prefix}p99_ms"] = _ms(figures.sequential.percentile_ms(99))
+        out[f"{prefix}max_rps_p99_under_10ms"] = round(max_rps_within(figures.levels, limit), 1)
+    assert ours.refreshed is not None
+    info, naive_info = ours.info or pb.InfoResponse(), naive.info or pb.InfoResponse()
+    return {
+        **out,
+        "p50_ms_refreshed": _ms(ours.refreshed.percentile_ms(50)),
+        "p50_over_echo": _ratio(out["p50_ms"], out["echo_p50_ms"]),
+        "rps_over_echo": _ratio(out["max_rps_p99_under_10ms"], out["echo_max_rps_p99_under_10ms"]),
+        "rps_over_naive": _ratio(out["max_rps_p99_under_10ms"], out["naive_max_rps_p99_under_10ms"]),
+        "model_type": info.model_type,
+        "model_version": info.model_version,
+        "providers": list(info.providers),
+        "naive_runs_on": list(naive_info.providers),
+        "sessions": len(data.by_id),
+        "catalogue_items": manifest.n_items - 1,  # the vocabulary less its padding entry
+        "data": {"sessions": data.source, "model": str(manifest.data.get("source", "unknown"))},
+        "inline_share": _share(ours.sequential, "inline"),
+        "refreshed_share": _share(ours.refreshed, "refreshed"),
+        "requests": plan.requests,
+        "load": f"closed loop, 1 grpc.aio channel, {plan.level_seconds:g} s per concurrency step, p99 <= {limit:g} ms",
+        "levels": {name: _levels(f.levels) for name, f in (("ours", ours), ("echo", echo), ("naive", naive))},
+        "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run_serve()))

@@ -1,0 +1,172 @@
+"""In-memory snapshot of the stream's item features for the ranker's hot path, refreshed from Redis in the background.
+
+The stream worker writes one `item_features` row per item it touches (features/schema.py), each as of that item's
+last event. A background task reads, every `refresh_s`, the rows of the items that matter (the trending set
+`{project}:agg:trending`, top `trending_n`, plus the items that recently appeared among candidates) and the
+stream's event-time watermark, and turns them into one float32 matrix with `item_block`. A request only gathers
+rows from the current snapshot: it never waits on Redis, and an item not (yet) in the snapshot reads as an
+item the stream knows nothing about. `item_block` is also what training uses offline (training/ranker_features.py),
+so the ranker sees the same numbers in both places.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from redis.exceptions import RedisError
+
+from features.online import TS_KEY, FeatureLayout
+from features.schema import ITEM_FEATURES
+
+log = logging.getLogger(__name__)
+
+RAW_FEATURES = tuple(name for name, _ in ITEM_FEATURES.features)  # the row as the worker writes it
+TRENDING_HALF_LIFE_MS = 3_600_000  # stream/aggregates.py's half-life (a test pins them equal)
+MAX_AGE_H = 48.0  # the item row's TTL (features.schema.ITEM_TTL_S): older rows are gone, so "unknown" = this age
+ITEM_BLOCK = (
+    "log_views_1h", "log_clicks_1h", "log_carts_1h", "log_purchases_1h",
+    "log_views_24h", "log_clicks_24h", "log_carts_24h", "log_purchases_24h",
+    "log_trending_now", "conversion_rate", "log_item_age_h",
+)  # fmt: skip
+_DECAY_PER_MS = math.log(2) / TRENDING_HALF_LIFE_MS
+
+
+def item_block(raw: np.ndarray, row_ts_ms: np.ndarray, known: np.ndarray, now_ms: int | np.ndarray) -> np.ndarray:
+    """Rows of RAW_FEATURES (as stored, [N, 10]) with their event times -> the ranker's ITEM_BLOCK [N, 11] float32.
+
+    Counts are log-scaled (they are heavy-tailed); the trending score is decayed from the row's time to `now_ms`
+    (as the worker's trending ranking does), so a quiet item's score fades even though its row is not rewritten;
+    the row's age says how stale its window counts are. Unknown items: zeros and the largest age. `now_ms` is
+    one time (online: the stream's watermark) or one per row (offline: each prefix's time).
+    """
+    raw = np.asarray(raw, dtype=np.float64).reshape(-1, len(RAW_FEATURES))
+    age_ms = np.maximum(now_ms - np.asarray(row_ts_ms, dtype=np.float64), 0.0)
+    out = np.zeros((len(raw), len(ITEM_BLOCK)), dtype=np.float64)
+    out[:, :8] = np.log1p(np.maximum(raw[:, :8], 0.0))
+    out[:, 8] = np.log1p(np.maximum(raw[:, 8], 0.0) * np.exp(-age_ms * _DECAY_PER_MS))
+    out[:, 9] = raw[:, 9]
+    out[:, 10] = np.log1p(np.minimum(age_ms / 3_600_000.0, MAX_AGE_H))
+    unknown = ~np.asarray(known, dtype=bool)
+    out[unknown] = 0.0
+    out[unknown, 10] = math.log1p(MAX_AGE_H)
+    return out.astype(np.float32)
+
+
+UNKNOWN_ROW = item_block(np.zeros((1, len(RAW_FEATURES))), np.zeros(1), np.zeros(1, dtype=bool), 0)[0]
+
+
+def rows_to_raw(rows: Sequence[dict[str, Any] | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decoded feature rows (None = no row) -> (raw [N, 10], event time [N], known [N])."""
+    raw = np.zeros((len(rows), len(RAW_FEATURES)), dtype=np.float64)
+    ts = np.zeros(len(rows), dtype=np.int64)
+    known = np.zeros(len(rows), dtype=bool)
+    for i, row in enumerate(rows):
+        if row is None:
+            continue
+        raw[i] = [float(row.get(name) or 0.0) for name in RAW_FEATURES]  # a field never written decodes as None
+        ts[i] = int(row.get(TS_KEY) or 0)
+        known[i] = True
+    return raw, ts, known
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent view: item -> row of `block` (row 0 is the unknown item), and the time it is as of."""
+
+    index: dict[str, int]
+    block: np.ndarray  # [1 + items, len(ITEM_BLOCK)] float32
+    now_ms: int
+
+    @classmethod
+    def empty(cls) -> Snapshot:
+        return cls({}, UNKNOWN_ROW[None, :].copy(), 0)
+
+    @classmethod
+    def build(cls, items: Sequence[str], rows: Sequence[dict[str, Any] | None], watermark_ms: int) -> Snapshot:
+        raw, ts, known = rows_to_raw(rows)
+        # the watermark is the stream's "now" in event time; without it, the newest row is the best guess
+        now_ms = watermark_ms or int(ts.max(initial=0))
+        block = np.vstack([UNKNOWN_ROW[None, :], item_block(raw, ts, known, now_ms)])
+        return cls({item: i + 1 for i, item in enumerate(items)}, block, now_ms)
+
+
+class ItemFeatureCache:
+    """Item feature rows for the ranker, read from Redis off the request path.
+
+    `gather(items)` is what a request calls: a list lookup and one fancy index, no I/O. It also notes the items
+    so the next refresh reads them: a candidate missing from the snapshot counts as unknown once, then is known.
+    """
+
+    def __init__(
+        self, client: Any, project: str, refresh_s: float = 1.0, trending_n: int = 2000, recent_n: int = 20000,
+        recent_refreshes: int = 300,
+    ) -> None:  # fmt: skip
+        self.client = client
+        self.layout = FeatureLayout(project)
+        self.trending_key = f"{project}:agg:trending"
+        self.watermark_key = f"{project}:agg:watermark"
+        self.refresh_s = refresh_s
+        self.trending_n = trending_n
+        self.recent_n = recent_n  # at most this many candidate items are kept beyond the trending set
+        self.recent_refreshes = recent_refreshes  # ... and only those seen within this many refreshes
+        self.snapshot = Snapshot.empty()
+        self.redis_ok = True
+        self._recent: dict[str, int] = {}  # item -> refresh tick when it was last a candidate
+        self._tick = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def gather(self, items: Sequence[str]) -> np.ndarray:
+        """ITEM_BLOCK rows [len(items), 11] of the current snapshot; unknown items get UNKNOWN_ROW."""
+        snap = self.snapshot  # one reference: a refresh swapping it mid-call cannot mix two snapshots
+        get = snap.index.get
+        rows = [get(item, 0) for item in items]
+        self._recent.update(dict.fromkeys(items, self._tick))
+        return snap.block[rows]
+
+    def wanted(self) -> list[str]:
+        """Recent candidate items to read besides the trending set, newest first; forgets the stale ones."""
+        horizon = self._tick - self.recent_refreshes
+        recent = sorted(((tick, item) for item, tick in self._recent.items() if tick >= horizon), reverse=True)
+        keep = [item for _, item in recent[: self.recent_n]]
+        self._recent = {item: tick for tick, item in recent[: self.recent_n]}
+        return keep
+
+    async def refresh(self) -> None:
+        """Read the watermark, the trending set and the wanted items' rows, then swap the snapshot."""
+        self._tick += 1
+        try:
+            watermark = await self.client.get(self.watermark_key)
+            trending = await self.client.zrevrange(self.trending_key, 0, self.trending_n - 1)
+            members = [m.decode() if isinstance(m, bytes) else str(m) for m in trending]
+            items = list(dict.fromkeys([*members, *self.wanted()]))
+            rows = await self.layout.read_rows_async(self.client, "item_features", items, with_ts=True)
+        except (RedisError, OSError) as exc:
+            if self.redis_ok:
+                log.warning("item features unavailable, ranking with the last snapshot: %s", exc)
+            self.redis_ok = False
+            return
+        if not self.redis_ok:
+            log.info("item features readable again")
+        self.redis_ok = True
+        self.snapshot = Snapshot.build(items, rows, int(watermark or 0))
+
+    async def _run(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.refresh_s)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="item-features-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,78 @@
+"""Checks shared by the deployment tests: STREAMREC_* variables against the settings classes, compose interpolation."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+from unittest import mock
+
+from pydantic_settings import BaseSettings
+
+from features.config import FeaturesSettings
+from serving.config import ServingSettings
+from stream.config import StreamSettings
+from streamrec.config import CoreSettings
+
+SETTINGS: list[type[BaseSettings]] = [CoreSettings, StreamSettings, ServingSettings, FeaturesSettings]
+PREFIX = "STREAMREC_"
+
+
+def known_env_names() -> set[str]:
+    """Every variable a settings class reads: its prefix + field name, upper case (the nested `core` aside)."""
+    names = set()
+    for cls in SETTINGS:
+        prefix = cls.model_config.get("env_prefix", "")
+        names |= {f"{prefix}{field}".upper() for field in cls.model_fields if field != "core"}
+    return names
+
+
+def unknown_names(env: Mapping[str, Any]) -> set[str]:
+    return {name for name in env if name.startswith(PREFIX)} - known_env_names()
+
+
+def parse_env(env: Mapping[str, Any]) -> dict[type[BaseSettings], BaseSettings]:
+    """Build every settings class from exactly these STREAMREC_* variables, the way a container would."""
+    ours = {name: str(value) for name, value in env.items() if name.startswith(PREFIX)}
+    clean = {name: value for name, value in os.environ.items() if not name.startswith(PREFIX)}
+    with mock.patch.dict(os.environ, {**clean, **ours}, clear=True):
+        return {cls: cls() for cls in SETTINGS}
+
+
+def stream_settings(env: Mapping[str, Any]) -> StreamSettings:
+    settings = parse_env(env)[StreamSettings]
+    assert isinstance(settings, StreamSettings)
+    return settings
+
+
+def serving_settings(env: Mapping[str, Any]) -> ServingSettings:
+    settings = parse_env(env)[ServingSettings]
+    assert isinstance(settings, ServingSettings)
+    return settings
+
+
+# ${NAME}, ${NAME:-default} (unset or empty), ${NAME-default} (unset), and $$ for a literal dollar
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
+
+
+def interpolate(value: Any, env: Mapping[str, str]) -> Any:
+    """Substitute variables like `docker compose` does, in every string of a parsed compose file."""
+    if isinstance(value, str):
+        return _VARIABLE.sub(lambda m: _substitute(m, env), value)
+    if isinstance(value, list):
+        return [interpolate(item, env) for item in value]
+    if isinstance(value, dict):
+        return {key: interpolate(item, env) for key, item in value.items()}
+    return value
+
+
+def _substitute(match: re.Match[str], env: Mapping[str, str]) -> str:
+    if match.group(0) == "$$":
+        return "$"
+    name, operator, default = match.group(1), match.group(2), match.group(3) or ""
+    if name in env and (env[name] or operator != ":-"):
+        return env[name]
+    if operator is None:
+        raise KeyError(f"compose variable {name} has no default and is not set")
+    return default
