@@ -24,6 +24,7 @@ from serving.batching import InferenceBatcher
 from serving.config import ServingSettings
 from serving.model_store import ModelHolder
 from serving.popularity import PopularitySource
+from serving.redis_reader import FastRedisReader
 from serving.runtime import ModelRuntime
 from serving.session_reader import SessionReader
 from serving.validation import recommend_problem, score_problem
@@ -183,6 +184,7 @@ class Scorer:
         await service.popularity.stop()
         service.batcher.close()
         await service.reader.close()
+        await service.popularity.client.aclose()
 
 
 async def create_server(settings: ServingSettings, holder: ModelHolder | None = None) -> Scorer:
@@ -190,7 +192,8 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     holder = holder or ModelHolder(settings.registry, settings.providers, settings.ort_threads, settings.model_version)
     client = aioredis.from_url(settings.core.redis_url.get_secret_value(), socket_timeout=settings.redis_timeout_s,
                                socket_connect_timeout=settings.redis_timeout_s)  # fmt: skip
-    reader = SessionReader(client, settings.core.project)
+    reader = SessionReader(FastRedisReader(settings.core.redis_url.get_secret_value(), settings.redis_timeout_s),
+                           settings.core.project)  # fmt: skip
     popularity = PopularitySource(client, settings.core.project, holder.runtime.manifest.popular_items,
                                   settings.trending_refresh_s)  # fmt: skip
     batcher = InferenceBatcher(settings.max_batch, settings.max_wait_ms / 1000)

@@ -1,0 +1,49 @@
+"""The scorer's hot-path Redis reader against a real redis-server: AUTH, SELECT, pipelining, outages."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import redis
+
+from serving.redis_reader import FastRedisReader
+from streamrec.errors import ConfigError
+from streamrec.localstack import LocalStack
+
+
+async def test_mget_with_password_and_database_and_many_concurrent_calls(tmp_path: Path) -> None:
+    with LocalStack(state_dir=tmp_path) as stack:
+        url = stack.start_redis(password="pa:ss w@rd".replace(" ", "")).replace("/0", "/3")
+        sync = redis.Redis.from_url(url)
+        sync.set("a", b"1")
+        sync.set("b", b"\x00binary\xff")
+        reader = FastRedisReader(url)
+        assert await reader.mget("a", "missing", "b") == [b"1", None, b"\x00binary\xff"]
+        replies = await asyncio.gather(*(reader.mget("a", "b") for _ in range(200)))  # pipelined, in order
+        assert all(r == [b"1", b"\x00binary\xff"] for r in replies)
+        await reader.aclose()
+        sync.close()
+
+
+async def test_an_outage_fails_fast_and_the_reader_reconnects_after_it(tmp_path: Path) -> None:
+    with LocalStack(state_dir=tmp_path) as stack:
+        url = stack.start_redis(appendonly=True)
+        redis.Redis.from_url(url).set("k", b"v")
+        reader = FastRedisReader(url, retry_after_s=0.2)
+        assert await reader.mget("k") == [b"v"]
+        stack.stop_service("redis")
+        with pytest.raises(ConnectionError):
+            await reader.mget("k")
+        with pytest.raises(ConnectionError, match=r"recent connection failure|cannot connect|lost|closed"):
+            await reader.mget("k")
+        stack.restart_redis(url)
+        await asyncio.sleep(0.3)
+        assert await reader.mget("k") == [b"v"]
+        await reader.aclose()
+
+
+def test_bad_urls_are_configuration_errors() -> None:
+    with pytest.raises(ConfigError):
+        FastRedisReader("http://localhost:6379")
