@@ -24,11 +24,11 @@ from serving.batching import InferenceBatcher
 from serving.config import ServingSettings
 from serving.model_store import ModelHolder
 from serving.popularity import PopularitySource
-from serving.redis_reader import FastRedisReader
 from serving.runtime import ModelRuntime
 from serving.session_reader import SessionReader
 from serving.validation import recommend_problem, score_problem
 from streamrec.errors import ConfigError
+from streamrec.fastredis import FastRedis
 from streamrec.security import parse_tokens, server_credentials
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     holder = holder or ModelHolder(settings.registry, settings.providers, settings.ort_threads, settings.model_version)
     client = aioredis.from_url(settings.core.redis_url.get_secret_value(), socket_timeout=settings.redis_timeout_s,
                                socket_connect_timeout=settings.redis_timeout_s)  # fmt: skip
-    reader = SessionReader(FastRedisReader(settings.core.redis_url.get_secret_value(), settings.redis_timeout_s),
+    reader = SessionReader(FastRedis(settings.core.redis_url.get_secret_value(), settings.redis_timeout_s),
                            settings.core.project)  # fmt: skip
     popularity = PopularitySource(client, settings.core.project, holder.runtime.manifest.popular_items,
                                   settings.trending_refresh_s)  # fmt: skip

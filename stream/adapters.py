@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
-import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from features.online import FeatureLayout
@@ -24,44 +23,46 @@ from stream.aggregates import AppliedBatch
 from stream.processor import RawRecord
 from streamrec.channels import scorer_channel_options
 from streamrec.errors import ScorerError
+from streamrec.fastredis import Command, FastRedis, Script, execute_with_scripts
 
 log = logging.getLogger(__name__)
 
 
 class RedisStateStore:
     """The online copy of session state: read for a batch in one MGET; states, Feast online features and
-    refreshed lists written in one pipeline round trip.
+    refreshed lists written in one pipelined round trip.
 
     States and lists are written only if no newer record's result is stored (PUT_IF_NEWER). Feature rows are
     absolute values (state, and windows from the aggregate script), so writing a batch twice, as a retry or a
     redelivery does, leaves the same rows.
     """
 
-    def __init__(self, client: aioredis.Redis, project: str, ttl_s: int = SESSION_TTL_S) -> None:
+    def __init__(self, client: FastRedis, project: str, ttl_s: int = SESSION_TTL_S) -> None:
         self.client = client
         self.project = project
         self.ttl_s = ttl_s
         self.features = FeatureLayout(project)
-        self.put_if_newer = client.register_script(PUT_IF_NEWER)
+        self.put_if_newer = Script(PUT_IF_NEWER)
 
     async def read_states(self, session_ids: Sequence[str]) -> dict[str, SessionState]:
         if not session_ids:
             return {}
-        values = await self.client.mget([session_key(self.project, sid) for sid in session_ids])
+        values = await self.client.mget(*(session_key(self.project, sid) for sid in session_ids))
         return {sid: SessionState.from_json(raw) for sid, raw in zip(session_ids, values, strict=True) if raw}
 
     async def write(
         self, states: dict[str, SessionState], recs: dict[str, Recommendations], aggregates: AppliedBatch
     ) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        put = self.put_if_newer
-        for sid, state in states.items():
-            await put(keys=[session_key(self.project, sid)], args=[state.to_json(), state.offset, self.ttl_s],
-                      client=pipe)  # fmt: skip
-        for sid, rec in recs.items():
-            await put(keys=[recs_key(self.project, sid)], args=[rec.to_json(), rec.offset, self.ttl_s], client=pipe)
+        put = self.put_if_newer.command
+        commands: list[Command] = [
+            put([session_key(self.project, sid)], [state.to_json(), state.offset, self.ttl_s])
+            for sid, state in states.items()
+        ]
+        commands += [put([recs_key(self.project, sid)], [rec.to_json(), rec.offset, self.ttl_s])
+                     for sid, rec in recs.items()]  # fmt: skip
+        pipe = CommandRecorder(commands)
         self._add_feature_rows(pipe, states, aggregates)
-        await pipe.execute()
+        await execute_with_scripts(self.client, commands, [self.put_if_newer])
 
     def _add_feature_rows(self, pipe: Any, states: dict[str, SessionState], aggregates: AppliedBatch) -> None:
         add = self.features.add_row
@@ -75,6 +76,19 @@ class RedisStateStore:
             row = {"top_categories": [c for c, _ in top], "top_category_counts": [n for _, n in top],
                    "purchase_history": uagg.purchases}  # fmt: skip
             add(pipe, "user_features", user, row, aggregates.watermark_ms)
+
+
+class CommandRecorder:
+    """The two pipeline methods FeatureLayout.add_row uses, recording raw commands for FastRedis."""
+
+    def __init__(self, commands: list[Command]) -> None:
+        self.commands = commands
+
+    def hset(self, key: bytes, mapping: dict[bytes, bytes]) -> None:
+        self.commands.append(("HSET", key, *(part for pair in mapping.items() for part in pair)))
+
+    def expire(self, key: bytes, seconds: int) -> None:
+        self.commands.append(("EXPIRE", key, seconds))
 
 
 def session_row(state: SessionState) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamrec.fastredis import FastRedis, Script, execute_with_scripts
+
 SCRIPT = (Path(__file__).parent / "lua" / "apply_events.lua").read_text()
 KIND_CODES = {"view": "v", "click": "c", "add_to_cart": "a", "purchase": "p"}
 TRENDING_HALF_LIFE_MS = 3_600_000
@@ -98,15 +100,17 @@ def _text(value: Any) -> str:
 
 
 class AggregateApplier:
-    """Runs the script on an asyncio Redis client; the script is loaded once and called by its sha."""
+    """Runs the script through the hot-path Redis client, by sha (loaded again if Redis forgot it)."""
 
-    def __init__(self, client: Any, project: str, topic: str) -> None:
-        self.script = client.register_script(SCRIPT)
+    def __init__(self, client: FastRedis, project: str, topic: str) -> None:
+        self.client = client
+        self.script = Script(SCRIPT)
         self.prefix = f"{project}:agg"
         self.topic = topic
 
     async def apply(self, events: Sequence[AggregateInput]) -> AppliedBatch:
         if not events:
             return AppliedBatch()
-        reply = await self.script(keys=[], args=script_args(self.prefix, self.topic, events))
-        return parse_reply(reply)
+        command = self.script.command([], script_args(self.prefix, self.topic, events))
+        [reply] = await execute_with_scripts(self.client, [command], [self.script])
+        return parse_reply(reply)  # type: ignore[arg-type]

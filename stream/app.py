@@ -13,8 +13,6 @@ from typing import Any
 
 import faust
 import grpc
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from stream import metrics, transport
 from stream.adapters import GrpcScorer, RedisStateStore, TopicDeadLetters
@@ -23,6 +21,7 @@ from stream.batcher import SmartBatcher
 from stream.config import StreamSettings
 from stream.processor import Limits, RawRecord, SessionProcessor
 from streamrec.config import CoreSettings
+from streamrec.fastredis import FastRedis, RedisReplyError
 from streamrec.privacy import Pseudonymizer
 from streamrec.security import channel_credentials
 
@@ -84,7 +83,7 @@ def create_app(settings: StreamSettings) -> faust.App:
     app.tables.add(table)
     scorer = GrpcScorer(core.scorer_address, settings.scorer_timeout_s, settings.scorer_token,
                         scorer_channel_credentials(settings))  # fmt: skip
-    redis_client = aioredis.from_url(core.redis_url.get_secret_value())
+    redis_client = FastRedis(core.redis_url.get_secret_value())
     store = RedisStateStore(redis_client, core.project)
     aggregates = AggregateApplier(redis_client, core.project, core.events_topic)
     limits = Limits(
@@ -116,7 +115,7 @@ def create_app(settings: StreamSettings) -> faust.App:
         partitions = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == core.events_topic)
         metrics.ASSIGNED.set(len(partitions))
         value = json.dumps({"partitions": partitions, "pid": os.getpid(), "at_ms": int(time.time() * 1000)})
-        await redis_client.set(f"{core.project}:workers:{worker_id}", value, ex=int(HEARTBEAT_S * 3))
+        await redis_client.execute([("SET", f"{core.project}:workers:{worker_id}", value, "EX", int(HEARTBEAT_S * 3))])
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type, untyped-decorator]
     async def close_clients(sender: faust.App, **kwargs: Any) -> None:
@@ -159,7 +158,7 @@ async def process_with_retry(processor: SessionProcessor, records: list[RawRecor
         started = time.perf_counter()
         try:
             outcome = await processor.process(records)
-        except (RedisError, OSError) as exc:
+        except (RedisReplyError, OSError) as exc:  # OSError covers ConnectionError
             metrics.RETRIES.inc()
             log.warning("batch of %d failed (%s); retrying in %.1fs", len(records), exc, delay)
             await asyncio.sleep(delay)

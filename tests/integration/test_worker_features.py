@@ -11,6 +11,7 @@ import pytest
 from loadtest.producer import EventProducer
 from streamrec.config import EVENTS_TOPIC
 from streamrec.events import CanonicalEvent
+from streamrec.privacy import Pseudonymizer
 from streamrec.probe import wait_for_refresh
 from tests.integration.harness import Services
 
@@ -61,7 +62,7 @@ def test_feast_reads_the_workers_features(services: Services, tmp_path: Path) ->
     users = store.get_online_features(
         features=["user_features:top_categories", "user_features:top_category_counts",
                   "user_features:purchase_history"],
-        entity_rows=[{"user_id": user}],
+        entity_rows=[{"user_id": Pseudonymizer(None, "k1")(user)}],  # edge-facing data is keyed by pseudonym
     ).to_dict()  # fmt: skip
     assert users["top_categories"] == [["hats", "shoes"]] and users["top_category_counts"] == [[3, 2]]
     assert users["purchase_history"] == [["other"]]

@@ -12,9 +12,9 @@ import random
 from collections import Counter, defaultdict
 
 import pytest
-import redis.asyncio as aioredis
 
 from stream.aggregates import TRENDING_HALF_LIFE_MS, AggregateApplier, AggregateInput
+from streamrec.fastredis import FastRedis
 
 HOUR = 3_600_000
 KINDS = ["view", "click", "add_to_cart", "purchase"]
@@ -51,7 +51,7 @@ def random_stream(seed: int, n: int) -> list[AggregateInput]:
 
 
 async def apply_in_batches(url: str, project: str, batches: list[list[AggregateInput]]) -> list:  # type: ignore[type-arg]
-    client = aioredis.from_url(url)
+    client = FastRedis(url)
     applier = AggregateApplier(client, project, "events")
     results = [await applier.apply(batch) for batch in batches]
     await client.aclose()

@@ -1,4 +1,4 @@
-"""The scorer's hot-path Redis reader against a real redis-server: AUTH, SELECT, pipelining, outages."""
+"""The hot-path Redis client against a real redis-server: AUTH, SELECT, pipelining, scripts, errors, outages."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from serving.redis_reader import FastRedisReader
 from streamrec.errors import ConfigError
+from streamrec.fastredis import FastRedis, RedisReplyError, Script, execute_with_scripts
 from streamrec.localstack import LocalStack
 
 
@@ -19,7 +19,7 @@ async def test_mget_with_password_and_database_and_many_concurrent_calls(tmp_pat
         sync = redis.Redis.from_url(url)
         sync.set("a", b"1")
         sync.set("b", b"\x00binary\xff")
-        reader = FastRedisReader(url)
+        reader = FastRedis(url)
         assert await reader.mget("a", "missing", "b") == [b"1", None, b"\x00binary\xff"]
         replies = await asyncio.gather(*(reader.mget("a", "b") for _ in range(200)))  # pipelined, in order
         assert all(r == [b"1", b"\x00binary\xff"] for r in replies)
@@ -31,7 +31,7 @@ async def test_an_outage_fails_fast_and_the_reader_reconnects_after_it(tmp_path:
     with LocalStack(state_dir=tmp_path) as stack:
         url = stack.start_redis(appendonly=True)
         redis.Redis.from_url(url).set("k", b"v")
-        reader = FastRedisReader(url, retry_after_s=0.2)
+        reader = FastRedis(url, retry_after_s=0.2)
         assert await reader.mget("k") == [b"v"]
         stack.stop_service("redis")
         with pytest.raises(ConnectionError):
@@ -46,4 +46,17 @@ async def test_an_outage_fails_fast_and_the_reader_reconnects_after_it(tmp_path:
 
 def test_bad_urls_are_configuration_errors() -> None:
     with pytest.raises(ConfigError):
-        FastRedisReader("http://localhost:6379")
+        FastRedis("http://localhost:6379")
+
+
+async def test_pipelines_scripts_and_error_replies(tmp_path: Path) -> None:
+    with LocalStack(state_dir=tmp_path) as stack:
+        client = FastRedis(stack.start_redis())
+        replies = await client.execute([("SET", "n", 1), ("INCRBY", "n", 41), ("HSET", "h", "f", 2.5), ("GET", "n")])
+        assert replies == [b"OK", 42, 1, b"42"]
+        script = Script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        # never loaded: the first call meets NOSCRIPT, loads and retries
+        assert await execute_with_scripts(client, [script.command(["n"], [8])], [script]) == [50]
+        with pytest.raises(RedisReplyError, match="WRONGTYPE"):
+            await client.execute([("INCR", "h")])
+        await client.aclose()
