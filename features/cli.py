@@ -12,7 +12,7 @@ def _settings(args: argparse.Namespace) -> tuple[str, str, Path, int | None]:
 
     settings = FeaturesSettings()
     project = args.project or settings.core.project
-    redis_url = args.redis_url or settings.core.redis_url
+    redis_url = args.redis_url or settings.core.redis_url.get_secret_value()
     state_dir = args.state_dir or settings.state_dir
     return project, redis_url, state_dir, settings.feast_key_ttl_s
 

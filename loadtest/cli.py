@@ -1,68 +1,170 @@
-"""Arguments and handler of `streamrec replay`."""
+"""The `replay` and `loadtest run|compare` subcommands of `streamrec`; heavy modules load inside the handlers.
+
+`register(subparsers)` adds both. `add_replay_arguments` and `run_replay` stay importable on their own for
+callers that wire `replay` by hand. Data and settings problems end a command with one line on stderr and
+exit code 2, never a traceback; the replay's result is one JSON line on stdout.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable
+import shlex
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from streamrec.config import CoreSettings
-from streamrec.errors import DataError
-from streamrec.events import CanonicalEvent
+from streamrec.errors import ConfigError, DataError, StackError
+
+Handler = Callable[[argparse.Namespace], int]
+DEFAULT_RATE = 1000.0  # events/s when neither --rate nor --speedup is given
+REPORTS_DIR = Path("reports/loadtest")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `replay` and `loadtest` (with `run` and `compare`) to the `streamrec` parser; each sets `handler`."""
+    replay = subparsers.add_parser("replay", help="replay a clickstream into Kafka, keyed by session, at a pace")
+    add_replay_arguments(replay)
+    replay.set_defaults(handler=run_replay)
+
+    loadtest = subparsers.add_parser("loadtest", help="scenario load tests: replay + storefront traffic + freshness")
+    kinds = loadtest.add_subparsers(dest="loadtest", required=True)
+    run = kinds.add_parser("run", help="run a scenario file; writes report.json, report.md and plots")
+    run.add_argument("scenario", type=Path, help="scenario YAML (see scenarios/)")
+    run.add_argument("--out", type=Path, default=None, help="report folder (default reports/loadtest/NAME-TIME)")
+    run.add_argument("--registry", type=Path, default=None, help="model registry for a local stack (overrides)")
+    run.add_argument("--stack-dir", type=Path, default=None, help="run against `streamrec up --detach`'s stack")
+    run.add_argument("--duration", type=float, default=None, help="seconds (overrides duration_s)")
+    run.add_argument("--rate", type=float, default=None, help="Recommend calls/s (overrides recommend.rate)")
+    run.add_argument("--processes", type=int, default=None, help="load-generator processes (recommend.processes)")
+    run.add_argument("--events-rate", type=float, default=None, help="replayed events/s (overrides replay pace)")
+    run.add_argument("--progress", action="store_true", help="progress bar for the replay")
+    run.set_defaults(handler=_guarded(_run))
+    compare = kinds.add_parser("compare", help="two reports side by side")
+    compare.add_argument("a", type=Path, help="report folder or report.json")
+    compare.add_argument("b", type=Path, help="report folder or report.json")
+    compare.set_defaults(handler=_guarded(_compare))
 
 
 def add_replay_arguments(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--synthetic", action="store_true", help="the seeded synthetic generator (default)")
-    source.add_argument("--file", type=Path, help="canonical events as Parquet")
+    source.add_argument("--data", default=None, help="yoochoose-100k-test, yoochoose-100k, diginetica-sample, "
+                        "taobao, synthetic, or the path of any file the loaders read (default synthetic)")  # fmt: skip
+    source.add_argument("--synthetic", action="store_true", help="the seeded synthetic generator")
+    source.add_argument("--file", type=Path, help="a data file (canonical Parquet or a format the loaders read)")
+    p.add_argument("--data-dir", type=Path, default=None, help="real data directory (default ../shared/data)")
     p.add_argument("--sessions", type=int, default=1000, help="synthetic sessions")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--rate", type=float, default=1000.0, help="events/s; 0 = as fast as possible")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, default=None, help=f"events/s (default {DEFAULT_RATE:g}); 0 = no pacing")
+    pace.add_argument("--speedup", type=float, default=None, help="original pace times this factor")
     p.add_argument("--limit", type=int, default=None, help="stop after this many events")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--repeat", action="store_true", help="start over (new session ids) until --limit/--duration")
+    p.add_argument("--tag", default="", help="suffix for session and event ids (replay the same data again)")
+    p.add_argument("--keep-timestamps", action="store_true", help="send original event times, not the send time")
     p.add_argument("--bootstrap", default=None, help="Kafka bootstrap (default: STREAMREC_KAFKA_BOOTSTRAP)")
     p.add_argument("--topic", default=None)
-    p.add_argument("--progress", action="store_true")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
-def load_events(args: argparse.Namespace) -> Iterable[CanonicalEvent]:
-    if args.file:
-        return read_parquet_events(args.file)
-    from training.synthetic import SyntheticConfig, generate_time_ordered
+def _guarded(handler: Handler) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (ConfigError, DataError, StackError) as exc:
+            print(f"streamrec {args.command}: error: {exc}", file=sys.stderr)
+            return 2
 
-    return generate_time_ordered(SyntheticConfig(n_sessions=args.sessions, seed=args.seed))
-
-
-def read_parquet_events(path: Path) -> Iterable[CanonicalEvent]:
-    import pandas as pd
-
-    if not path.is_file():
-        raise DataError(f"{path} does not exist")
-    frame = pd.read_parquet(path).sort_values(["ts_ms", "event_id"], kind="stable")
-    for row in frame.itertuples(index=False):
-        price = getattr(row, "price", None)
-        yield CanonicalEvent(
-            event_id=str(row.event_id), type=str(row.type), session_id=str(row.session_id),
-            user_id=str(row.user_id or ""), item_id=str(row.item_id), ts_ms=int(row.ts_ms),
-            category_id=str(getattr(row, "category_id", "") or ""),
-            price=None if price is None or price != price else float(price),
-            quantity=int(getattr(row, "quantity", 1) or 1),
-        )  # fmt: skip
+    return run
 
 
+@_guarded
 def run_replay(args: argparse.Namespace) -> int:
-    from loadtest.producer import replay
+    from loadtest.producer import EventProducer
+    from loadtest.replayer import Replayer
+    from loadtest.schedule import Pace, plan
+    from loadtest.sources import DataSpec, load_events
+    from streamrec.config import CoreSettings
 
+    source = "synthetic" if args.synthetic or not (args.data or args.file) else str(args.data or args.file)
+    events = load_events(DataSpec(source, args.data_dir, args.sessions, args.seed))
+    rate = DEFAULT_RATE if args.rate is None and args.speedup is None else (args.rate or None)
+    pace = Pace(rate, args.speedup)
+    planned = plan(events, pace, limit=args.limit, duration_s=args.duration, repeat=args.repeat, tag=args.tag)
     core = CoreSettings()
-    result = replay(
-        load_events(args),
-        args.bootstrap or core.kafka_bootstrap,
-        args.topic or core.events_topic,
-        rate=args.rate or None,
-        limit=args.limit,
-        progress=args.progress,
+    producer = EventProducer(args.bootstrap or core.kafka_bootstrap, args.topic or core.events_topic)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    total = args.limit if args.repeat else min(args.limit or len(events), len(events))  # for the progress bar
+    stats = Replayer(producer, args.keep_timestamps, progress=progress).run(
+        planned, total=total, stop_after_s=args.duration
     )
-    summary = {"sent": result.sent, "failed": result.failed, "seconds": round(result.seconds, 3),
-               "events_per_s": round(result.rate, 1), "checksum": result.checksum}  # fmt: skip
-    print(json.dumps(summary))
-    return 0 if result.failed == 0 else 1
+    print(json.dumps({"data": source, "pace": pace.describe(), **stats.summary(), "errors": stats.errors}))
+    return 0 if stats.failed == 0 and not stats.interrupted else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from loadtest.report import build_report, summary_lines, write_report
+    from loadtest.runner import run_scenario
+    from loadtest.scenario import load_scenario, with_overrides
+
+    scenario = with_overrides(load_scenario(args.scenario), _overrides(args))
+    out = args.out or REPORTS_DIR / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    measured = run_scenario(scenario, registry=args.registry, progress=args.progress)
+    report = build_report(scenario, measured, command=_command_line(args, out))
+    paths = write_report(report, out)
+    for line in summary_lines(report):
+        print(line)
+    print(f"report: {paths[1]}")
+    return 0
+
+
+def _command_line(args: argparse.Namespace, out: Path) -> str:
+    """The command that reproduces this run (rebuilt from the arguments: sys.argv may be a test runner's)."""
+    words = ["streamrec", "loadtest", "run", str(args.scenario), "--out", str(out)]
+    for flag in ("registry", "stack_dir", "duration", "rate", "processes", "events_rate"):
+        value = getattr(args, flag)
+        if value is not None:
+            words += [f"--{flag.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(words)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    changes: dict[str, object] = {}
+    if args.duration is not None:
+        changes["duration_s"] = args.duration
+    if args.rate is not None:
+        changes["recommend.rate"] = args.rate
+    if args.processes is not None:
+        changes["recommend.processes"] = args.processes
+    if args.events_rate is not None:
+        changes.update({"replay.rate": args.events_rate, "replay.speedup": None})
+    if args.stack_dir is not None:
+        changes.update({"target.kind": "given", "target.stack_dir": args.stack_dir})
+    return changes
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from loadtest.compare import render
+    from loadtest.report import read_report
+
+    for path in (args.a, args.b):
+        if not (path / "report.json" if path.is_dir() else path).is_file():
+            raise ConfigError(f"{path} is not a report.json nor a folder holding one")
+    print(render(read_report(args.a), read_report(args.b), str(args.a), str(args.b)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m loadtest.cli ...`: the same subcommands without the rest of `streamrec`."""
+    parser = argparse.ArgumentParser(prog="python -m loadtest.cli")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException, Producer
 
+from streamrec.config import CoreSettings, confluent_security
 from streamrec.events import CanonicalEvent
 
 PRODUCER_DEFAULTS = {
@@ -42,7 +43,9 @@ class EventProducer:
 
     def __init__(self, bootstrap: str, topic: str, **overrides: object) -> None:
         self.topic = topic
-        self.producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS, **overrides})
+        # broker security (SASL/SSL) comes from the STREAMREC_KAFKA_* settings, like the worker's
+        security = confluent_security(CoreSettings())
+        self.producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS, **security, **overrides})
         self.delivered = 0
         self.failed: list[str] = []
         # connect and fetch metadata now, so the first event's latency is not the connection's

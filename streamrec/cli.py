@@ -53,12 +53,6 @@ def _health(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _replay(args: argparse.Namespace) -> int:
-    from loadtest.cli import run_replay
-
-    return run_replay(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamrec", description="real-time streaming recommendations")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -90,20 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default="127.0.0.1:50051")
     p.set_defaults(handler=_health)
 
-    p = sub.add_parser("replay", help="publish events (synthetic or from a file) into Kafka at a rate")
-    from loadtest.cli import add_replay_arguments
-
-    add_replay_arguments(p)
-    p.set_defaults(handler=_replay)
-
     from bench.cli import register as register_bench
     from features.cli import register as register_features
+    from loadtest.cli import register as register_loadtest
     from streamrec.model_cli import register as register_model
     from training.cli import register as register_training
 
     register_training(sub)
     register_features(sub)
     register_bench(sub)
+    register_loadtest(sub)
     register_model(sub)
     return parser
 

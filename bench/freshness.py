@@ -1,0 +1,94 @@
+"""`streamrec bench freshness`: event produced -> refreshed recommendations readable in Redis, at a fixed rate.
+
+The whole local stack runs (broker, Redis, scorer, one worker); synthetic events are published at `rate`
+events/s for `seconds`, and a sample of them is probed (loadtest/freshness.py). The baseline is the bare
+delivery time of the same broker: produce -> a plain aiokafka consumer sees the record, measured in the same
+run with the same fetch wait, so `p99_over_delivery` says what our processing adds on top of Kafka itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+
+from bench.common import bench_registry
+from loadtest.freshness import FreshnessProbe
+from loadtest.producer import EventProducer
+from stream.config import DEFAULT_FETCH_MAX_WAIT_MS
+from streamrec.config import EVENTS_TOPIC
+from streamrec.localstack import LocalStack
+from streamrec.stack import StackOptions, start_stack
+from training.synthetic import SyntheticConfig, generate_time_ordered
+
+SAMPLE_EVERY = 10  # probe one event in ten
+
+
+def run_freshness(rate: float = 1000.0, seconds: float = 30.0, warmup_s: float = 5.0) -> dict[str, Any]:
+    registry = bench_registry()
+    total = int(rate * (seconds + warmup_s))
+    events = generate_time_ordered(SyntheticConfig(n_sessions=total // 5 + 1, session_seed=51))[:total]
+    now = int(time.time() * 1000)
+    shift = now - events[-1].ts_ms  # bring event times to the present, as live traffic would have
+    with LocalStack() as stack:
+        stack_info = start_stack(stack, StackOptions(project=f"fresh{uuid.uuid4().hex[:6]}", registry=registry))
+        probe = FreshnessProbe(stack_info.redis, stack_info.project).start()
+        producer = EventProducer(stack_info.kafka, EVENTS_TOPIC)
+        start = time.perf_counter()
+        warm = int(rate * warmup_s)
+        for n, event in enumerate(events):
+            _pace(start, n, rate)
+            live = dataclasses.replace(event, ts_ms=event.ts_ms + shift)
+            producer.send(live.session_id, live.to_bytes())
+            if n >= warm and n % SAMPLE_EVERY == 0:
+                probe.sent(live.session_id, live.event_id)
+        producer.flush(30)
+        report = probe.stop()
+        delivery = asyncio.run(delivery_baseline(stack_info.kafka, rate))
+    summary = report.summary()
+    return {
+        **summary,
+        "rate_events_per_s": rate,
+        "seconds": seconds,
+        "delivery_p50_ms": round(float(np.percentile(delivery, 50)), 2),
+        "delivery_p99_ms": round(float(np.percentile(delivery, 99)), 2),
+        "p99_over_delivery": round(summary["p99_ms"] / max(float(np.percentile(delivery, 99)), 1e-3), 2),
+        "fetch_max_wait_ms": DEFAULT_FETCH_MAX_WAIT_MS,
+        "data": "synthetic (training.synthetic, session_seed=51), event times shifted to now",
+    }
+
+
+async def delivery_baseline(kafka: str, rate: float, samples: int = 300) -> list[float]:
+    """Produce -> consumed by a plain aiokafka consumer, one record at a time at `rate`, same fetch wait."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    topic = f"bench.delivery.{uuid.uuid4().hex[:6]}"
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, linger_ms=0)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, fetch_max_wait_ms=DEFAULT_FETCH_MAX_WAIT_MS,
+                                auto_offset_reset="latest", group_id=None)  # fmt: skip
+    await producer.start()
+    await producer.send_and_wait(topic, b"create")
+    await consumer.start()
+    await asyncio.sleep(1.0)
+    latencies = []
+    try:
+        for _ in range(samples):
+            sent = time.perf_counter()
+            await producer.send(topic, b"x")
+            await consumer.getone()
+            latencies.append((time.perf_counter() - sent) * 1000)
+            await asyncio.sleep(1 / rate)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return latencies
+
+
+def _pace(start: float, n: int, rate: float) -> None:
+    delay = start + n / rate - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
