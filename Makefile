@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # PIP_TORCH_FLAGS="--index-url https://download.pytorch.org/whl/cpu" to avoid the multi-GB CUDA build.
 PIP_TORCH_FLAGS ?=
 
-.PHONY: setup demo test test-unit lint protos protos-check bench clean
+.PHONY: setup browser demo test test-unit lint protos protos-check bench clean
 
 setup: $(STAMP)
 
@@ -20,10 +20,16 @@ $(STAMP): pyproject.toml $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# Debian's Chromium and chromedriver for the browser test in tests/observe (skipped, with the reason, without them)
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+	  || echo "chromium not installed: the browser test will be skipped"; fi
+
 demo: setup
 	$(BIN)/streamrec demo
 
-test: setup
+test: setup browser
 	$(BIN)/python protos/codegen.py --check
 	$(BIN)/ruff check .
 	$(BIN)/pytest

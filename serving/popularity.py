@@ -24,6 +24,7 @@ class PopularitySource:
     def __init__(self, client: Any, project: str, initial: list[str], refresh_s: float = 1.0) -> None:
         self.client = client
         self.key = f"{project}:agg:trending"
+        self.initial = list(initial)
         self.items: list[str] = list(initial)
         self.from_stream = False  # False while the snapshot is still the model's training popularity
         self.refresh_s = refresh_s
@@ -44,7 +45,10 @@ class PopularitySource:
         self.redis_ok = True
         metrics.REDIS_UP.set(1)
         if members:
-            self.items = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+            trending = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+            # a young stream trends a handful of items: training popularity fills the rest of the list
+            known = set(trending)
+            self.items = trending + [item for item in self.initial if item not in known]
             self.from_stream = True
 
     async def _run(self) -> None:

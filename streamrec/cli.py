@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.cli import register as register_bench
     from features.cli import register as register_features
     from loadtest.cli import register as register_loadtest
+    from observe.cli import register as register_observe
     from streamrec.model_cli import register as register_model
     from training.cli import register as register_training
 
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_features(sub)
     register_bench(sub)
     register_loadtest(sub)
+    register_observe(sub)
     register_model(sub)
     return parser
 

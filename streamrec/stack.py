@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from streamrec.artifact import list_versions
@@ -29,6 +29,8 @@ class StackAddresses:
     pid: int
     state_dir: str
     processes: dict[str, int]
+    metrics: dict[str, str] = field(default_factory=dict)  # service name -> host:port of its Prometheus /metrics
+    web: str = ""  # URL of the live page and storefront, when `streamrec up` serves them
 
     def write(self, state_dir: Path) -> Path:
         path = state_dir / STACK_FILE
@@ -93,18 +95,24 @@ def start_stack(stack: LocalStack, options: StackOptions = StackOptions()) -> St
     grpc_port = free_port()
     grpc_address = f"127.0.0.1:{grpc_port}"
     env = service_env(kafka, redis_url, grpc_address, registry, options)
+    metrics = {name: f"127.0.0.1:{free_port()}" for name in ["scorer", *worker_names(options.workers)]}
+    scorer_env = {**env, "STREAMREC_SERVING_METRICS_PORT": metrics["scorer"].rsplit(":", 1)[1]}
     stack.python_module("scorer", ["serve", "--port", str(grpc_port)], grpc_address, lambda: scorer_ready(grpc_address),
-                        env=env)  # fmt: skip
-    for n in range(options.workers):
-        name = "worker" if n == 0 else f"worker-{n}"
-        worker_env = {**env, "STREAMREC_STREAM_DATA_DIR": str(stack.state_dir / name)}
+                        env=scorer_env)  # fmt: skip
+    for name in worker_names(options.workers):
+        worker_env = {**env, "STREAMREC_STREAM_DATA_DIR": str(stack.state_dir / name),
+                      "STREAMREC_STREAM_METRICS_PORT": metrics[name].rsplit(":", 1)[1]}  # fmt: skip
         stack.python_module(name, ["worker"], kafka, lambda: True, env=worker_env)
     wait_worker_ready(stack, kafka, redis_url, options.project)
     return StackAddresses(
         kafka=kafka, redis=redis_url, grpc=grpc_address, registry=str(registry), project=options.project,
         pid=os.getpid(), state_dir=str(stack.state_dir),
-        processes={name: s.process.pid for name, s in stack.services.items()},
+        processes={name: s.process.pid for name, s in stack.services.items()}, metrics=metrics,
     )  # fmt: skip
+
+
+def worker_names(workers: int) -> list[str]:
+    return ["worker" if n == 0 else f"worker-{n}" for n in range(workers)]
 
 
 def apply_feature_repo(project: str, redis_url: str, state_dir: Path) -> None:

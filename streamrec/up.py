@@ -32,8 +32,13 @@ def run_foreground(state_dir: Path) -> int:
     signal.signal(signal.SIGINT, _stop)
     with LocalStack(state_dir=state_dir) as stack:
         addresses = start_stack(stack, StackOptions(registry=state_dir / "registry", feast_apply=True))
+        from observe.web import start_stack_web  # the live page runs on a thread of this supervisor
+
+        web = start_stack_web(addresses)
+        addresses.web = web.url
         addresses.write(state_dir)
-        print(json.dumps({"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc}), flush=True)
+        print(json.dumps({"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc,
+                          "web": addresses.web}), flush=True)  # fmt: skip
         try:
             while not stopping:
                 dead = [name for name, service in stack.services.items() if not service.alive()]
@@ -42,6 +47,7 @@ def run_foreground(state_dir: Path) -> int:
                     return 1
                 time.sleep(0.2)
         finally:
+            web.stop()
             with contextlib.suppress(FileNotFoundError):
                 (state_dir / STACK_FILE).unlink()
     return 0
@@ -63,7 +69,9 @@ def run_detached(state_dir: Path) -> int:
     while time.monotonic() < deadline:
         if stack_file.exists():
             addresses = StackAddresses.read(state_dir)
-            print(json.dumps({"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc}))
+            print(json.dumps({"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc,
+                              "web": addresses.web}))  # fmt: skip
+            print(f"live page {addresses.web}/ and storefront {addresses.web}/store")
             print(f"stack running (supervisor pid {supervisor.pid}); stop it: streamrec down --state-dir {state_dir}")
             return 0
         if supervisor.poll() is not None:

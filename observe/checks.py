@@ -1,0 +1,167 @@
+"""Check each part of a running stack (broker, Redis, workers, scorer) and gather the answers into one status."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from observe import scrape
+from observe.config import Targets, redact
+from observe.kafka_lag import BrokerReport, check_broker
+from protos import recommender_pb2 as pb
+from protos import recommender_pb2_grpc
+
+UP, DEGRADED, DOWN = "up", "degraded", "down"  # degraded: works, but something an operator should look at
+
+
+@dataclass
+class Component:
+    name: str
+    state: str  # UP, DEGRADED or DOWN
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.state != DOWN
+
+
+@dataclass
+class StackStatus:
+    components: list[Component]
+    broker: BrokerReport
+    checked_ms: int
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.components)
+
+
+def check_redis(url: str, timeout_s: float) -> Component:
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        client.ping()
+        memory: dict[str, Any] = client.info("memory")  # type: ignore[assignment]  # sync client: a dict
+        server: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+        details = {"version": server.get("redis_version"), "used_memory": memory.get("used_memory"),
+                   "used_memory_human": memory.get("used_memory_human"), "maxmemory": memory.get("maxmemory"),
+                   "keys": client.dbsize()}  # fmt: skip
+    except redis.RedisError as exc:
+        return Component("redis", DOWN, f"down: {exc}", {"url": redact(url)})
+    finally:
+        client.close()
+    return Component("redis", UP, f"up, {details['used_memory_human']} used, {details['keys']} keys",
+                     {"url": redact(url), **details})  # fmt: skip
+
+
+def heartbeats(url: str, project: str, timeout_s: float) -> list[dict[str, Any]]:
+    """The live workers' heartbeats (`{project}:workers:{host}-{pid}`, TTL 3 s): id, pid, partitions, age."""
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        keys = sorted(client.scan_iter(match=f"{project}:workers:*", count=100))
+        values: list[bytes | None] = client.mget(keys) if keys else []  # type: ignore[assignment]
+    finally:
+        client.close()
+    now = int(time.time() * 1000)
+    found = []
+    for key, raw in zip(keys, values, strict=True):
+        if raw:  # expired between SCAN and MGET: that worker is gone
+            beat = json.loads(raw)
+            age_ms = now - int(beat.get("at_ms", now))
+            found.append({"id": key.decode().rsplit(":", 1)[-1], "pid": beat.get("pid"),
+                          "partitions": beat.get("partitions", []), "age_ms": age_ms})  # fmt: skip
+    return found
+
+
+def check_workers(targets: Targets, partitions: int, timeout_s: float) -> Component:
+    """Up when at least one worker beats and, together, they own every partition of the events topic."""
+    try:
+        workers = heartbeats(targets.redis, targets.project, timeout_s)
+    except redis.RedisError as exc:
+        return Component("workers", DOWN, f"unknown (Redis: {exc})")
+    metrics = {endpoint: _metrics_up(endpoint, timeout_s) for endpoint in targets.worker_metrics}
+    owned = {p for w in workers for p in w["partitions"]}
+    unowned = sorted(set(range(partitions)) - owned)
+    details = {"workers": workers, "unassigned_partitions": unowned, "metrics": metrics}
+    if not workers:
+        return Component("workers", DOWN, "down: no worker heartbeat", details)
+    silent = [e for e, up in metrics.items() if not up]
+    # an unowned partition's events wait unprocessed (down); a silent /metrics only blinds the dashboards
+    state = DOWN if unowned else DEGRADED if silent else UP
+    summary = f"{len(workers)} up, partitions " + ("all assigned" if not unowned else f"{unowned} unassigned")
+    if silent:
+        summary += f", metrics down at {', '.join(silent)}"
+    return Component("workers", state, summary, details)
+
+
+def check_scorer(targets: Targets, address: str, timeout_s: float) -> Component:
+    """Up when grpc.health.v1 says SERVING and Info answers; Info refused for want of a token is degraded."""
+    name = "scorer" if address == targets.grpc else f"scorer {address}"
+    details: dict[str, Any] = {"address": address, "metrics": {e: _metrics_up(e, timeout_s)
+                                                              for e in targets.scorer_metrics}}  # fmt: skip
+    with targets.credentials.channel(address) as channel:
+        try:
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+        except grpc.RpcError as exc:  # the client edge: the one place we catch it
+            return Component(name, DOWN, f"down: {exc.code().name}", details)
+        details["health"] = health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)
+        if health.status != health_pb2.HealthCheckResponse.SERVING:
+            return Component(name, DOWN, f"down: {details['health']}", details)
+        try:
+            info = recommender_pb2_grpc.RecommenderStub(channel).Info(
+                pb.InfoRequest(), timeout=timeout_s, metadata=targets.credentials.grpc_metadata()
+            )
+        except grpc.RpcError as exc:
+            hint = " (set STREAMREC_OBSERVE_SCORER_TOKEN to a token with the admin scope)" if exc.code() in (
+                grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED) else ""  # fmt: skip
+            return Component(name, DEGRADED, f"serving, but Info failed: {exc.code().name}{hint}", details)
+    details |= {"model_version": info.model_version, "model_type": info.model_type,
+                "providers": list(info.providers), "redis_ok": info.redis_ok,
+                "trending_from_stream": info.trending_from_stream, "in_flight": info.in_flight,
+                "max_in_flight": info.max_in_flight, "uptime_s": round(info.uptime_s, 1)}  # fmt: skip
+    # without Redis the scorer still answers (from its snapshot, or popularity): degraded, not down
+    problems = [] if info.redis_ok else ["cannot read Redis"]
+    problems += [f"metrics down at {e}" for e, up in details["metrics"].items() if not up]
+    head = f"model {info.model_version} on {','.join(info.providers) or '?'}"
+    summary = head + (f" ({'; '.join(problems)})" if problems else "")
+    return Component(name, DEGRADED if problems else UP, summary, details)
+
+
+def broker_component(report: BrokerReport) -> Component:
+    if not report.ok:
+        return Component("broker", DOWN, report.error)
+    lag = f"lag {report.total_lag}" if report.partitions else "lag unknown"
+    # Tansu answers DescribeGroups without the member list; the workers' heartbeats count them instead
+    members = "members not listed" if not report.members else f"{report.members} members"
+    summary = f"{report.brokers} broker(s), group {report.group_state} ({members}), {lag}"
+    return Component("broker", UP, summary)
+
+
+def collect(targets: Targets, timeout_s: float = 3.0) -> StackStatus:
+    """Every check at once (each waits on the network, so in threads): the slowest one sets the time taken."""
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="status") as pool:
+        broker = pool.submit(check_broker, targets.kafka, targets.topic, targets.group, timeout_s,
+                             targets.credentials.kafka_config())  # fmt: skip
+        redis_check = pool.submit(check_redis, targets.redis, timeout_s)
+        # several scorers may be named (host:port,host:port, as the worker accepts): each is checked
+        scorers = [pool.submit(check_scorer, targets, a.strip(), timeout_s) for a in targets.grpc.split(",")]
+        report = broker.result()
+        partitions = len(report.partitions) or targets.partitions
+        workers = check_workers(targets, partitions, timeout_s)
+        components = [broker_component(report), redis_check.result(), workers, *(s.result() for s in scorers)]
+    return StackStatus(components, report, int(time.time() * 1000))
+
+
+def _metrics_up(endpoint: str, timeout_s: float) -> bool:
+    try:
+        scrape.fetch_text(endpoint, timeout_s)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,97 @@
+"""`streamrec status` and `streamrec web`: argument parsing and the thin calls into observe's modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from observe.config import ObserveSettings, Targets, read_stack_file, redact, targets_from_environment
+from streamrec.errors import StreamrecError
+
+DEFAULT_STATE_DIR = Path(".streamrec/stack")  # `streamrec up`'s default
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `status` and `web` to the `streamrec` console script's subcommands."""
+    p = sub.add_parser("status", help="health of every part of a running stack; exit 1 when something is down")
+    _add_target_arguments(p)
+    p.add_argument("--json", action="store_true", help="one JSON document instead of the table")
+    p.add_argument("--max-lag", type=int, default=None, help="exit 2 when the worker group's total lag exceeds it")
+    p.add_argument("--timeout", type=float, default=None, help="seconds each check may take (default 3)")
+    p.set_defaults(handler=run_status)
+
+    p = sub.add_parser("web", help="serve the live page and demo storefront of a running stack")
+    _add_target_arguments(p)
+    p.add_argument("--host", default=None, help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8088; 0 picks a free one)")
+    p.set_defaults(handler=run_web_command)
+
+
+def _add_target_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-dir", type=Path, default=None,
+                   help=f"a stack started by `streamrec up` (default {DEFAULT_STATE_DIR} when its stack.json "
+                        "exists, else the STREAMREC_* environment)")  # fmt: skip
+    p.add_argument("--kafka", default=None, help="bootstrap host:port (default STREAMREC_KAFKA_BOOTSTRAP)")
+    p.add_argument("--redis", default=None, help="redis:// URL (default STREAMREC_REDIS_URL)")
+    p.add_argument("--grpc", default=None, help="scorer host:port (default STREAMREC_SCORER_ADDRESS)")
+    p.add_argument("--project", default=None, help="key namespace and group prefix (default STREAMREC_PROJECT)")
+    p.add_argument("--worker-metrics", action="append", default=[], metavar="HOST:PORT",
+                   help="a worker's Prometheus endpoint (repeat for several)")  # fmt: skip
+    p.add_argument("--scorer-metrics", action="append", default=[], metavar="HOST:PORT")
+
+
+def resolve_targets(args: argparse.Namespace) -> Targets:
+    """Explicit addresses win; else the named (or default) stack.json; else the environment."""
+    explicit = any([args.kafka, args.redis, args.grpc])
+    if args.state_dir is not None and not explicit:
+        return read_stack_file(args.state_dir)
+    if not explicit and (DEFAULT_STATE_DIR / "stack.json").exists():
+        return read_stack_file(DEFAULT_STATE_DIR)
+    return targets_from_environment(
+        kafka=args.kafka, redis=args.redis, grpc=args.grpc, project=args.project,
+        worker_metrics=tuple(args.worker_metrics), scorer_metrics=tuple(args.scorer_metrics),
+    )  # fmt: skip
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from observe.checks import collect
+    from observe.report import exit_code, render_table, to_json
+
+    targets = resolve_targets(args)
+    status = collect(targets, args.timeout or ObserveSettings().check_timeout_s)
+    if args.json:
+        print(json.dumps(to_json(status), indent=2, default=str))
+    else:
+        print(f"stack: kafka {targets.kafka}  redis {redact(targets.redis)}  scorer {targets.grpc}  "
+              f"project {targets.project}")  # fmt: skip
+        print(render_table(status))
+    return exit_code(status, args.max_lag)
+
+
+def run_web_command(args: argparse.Namespace) -> int:
+    from observe.web import run_web
+
+    settings = ObserveSettings()
+    host = args.host or settings.web_host
+    port = settings.web_port if args.port is None else args.port
+    return run_web(resolve_targets(args), host, port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m observe.cli status ...`: the same commands without the rest of the console script."""
+    parser = argparse.ArgumentParser(prog="observe")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except StreamrecError as exc:
+        print(f"streamrec {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+// Storefront: list popular items, publish a click through the server, and show the session's recommendations.
+"use strict";
+
+const params = new URLSearchParams(location.search);
+let sessionId = params.get("session");
+if (!sessionId) {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  sessionId = "store-" + Array.from(bytes, b => b.toString(16).padStart(2, "0")).join("");
+  history.replaceState(null, "", `/store?session=${sessionId}`);
+}
+document.getElementById("session").textContent = sessionId;
+const api = `/api/sessions/${encodeURIComponent(sessionId)}`;
+let busy = false;
+
+function hue(text) {
+  let h = 0;
+  for (const ch of text) h = (h * 31 + ch.charCodeAt(0)) % 360;
+  return h;
+}
+
+function card(item, caption, fresh) {
+  const el = document.createElement("div");
+  el.className = "item" + (fresh ? " new" : "");
+  el.dataset.itemId = item.item_id;
+  const swatch = document.createElement("div");
+  swatch.className = "swatch";
+  swatch.style.background = `hsl(${hue(item.item_id)} 55% 45%)`;
+  const id = document.createElement("div"); id.className = "id"; id.textContent = item.item_id;
+  const why = document.createElement("div"); why.className = "why"; why.textContent = caption;
+  el.append(swatch, id, why);
+  el.addEventListener("click", () => clickItem(item.item_id));
+  return el;
+}
+
+// Text with some parts in bold, built from nodes: ids and versions never become markup.
+function setText(el, ...parts) {
+  el.replaceChildren(...parts.map((part, i) => {
+    if (i % 2 === 0) return document.createTextNode(part);
+    const bold = document.createElement("b"); bold.textContent = part; return bold;
+  }));
+}
+
+function showError(text) { document.getElementById("error").textContent = text || ""; }
+
+function render(view) {
+  const recs = document.getElementById("recs");
+  const before = new Set(recs.dataset.signature ? recs.dataset.signature.split(",") : []);
+  const signature = view.recommendations.map(r => r.item_id).join(",");
+  if (signature !== recs.dataset.signature) {
+    recs.replaceChildren(...view.recommendations.map(r =>
+      card(r, `${r.reason} · ${r.score.toFixed(3)}`, before.size > 0 && !before.has(r.item_id))));
+    recs.dataset.signature = signature;
+    recs.dataset.changes = String(Number(recs.dataset.changes) + 1);
+  }
+  recs.dataset.source = view.source;
+  const age = view.state_age_ms >= 0 ? `, state ${view.state_age_ms} ms old` : "";
+  setText(document.getElementById("recs-meta"), "source ", view.source,
+    `${view.fallback ? " (fallback)" : ""}, model ${view.model_version}${age}, Recommend ${view.recommend_ms} ms`);
+  document.getElementById("history").textContent =
+    view.history.length ? view.history.join(" → ") : "no events yet";
+}
+
+async function loadCatalogue() {
+  const reply = await fetch("/api/catalogue");
+  const body = await reply.json();
+  if (!reply.ok) { showError(body.error); return; }
+  document.getElementById("catalogue").replaceChildren(...body.items.map(i => card(i, i.reason, false)));
+}
+
+async function refreshSession() {
+  if (busy) return;
+  try {
+    const reply = await fetch(api);
+    const body = await reply.json();
+    if (!reply.ok) { showError(body.error); return; }
+    render(body); showError("");
+  } catch (err) { showError("storefront server unreachable: " + err); }
+}
+
+async function clickItem(itemId) {
+  busy = true;
+  const line = document.getElementById("last-click");
+  line.textContent = `clicked ${itemId}: publishing…`;
+  try {
+    const reply = await fetch(`${api}/clicks`, {method: "POST", headers: {"Content-Type": "application/json"},
+                                                 body: JSON.stringify({item_id: itemId})});
+    const body = await reply.json();
+    if (!reply.ok) { line.textContent = `clicked ${itemId}: failed`; showError(body.error); return; }
+    line.dataset.eventId = body.event_id;
+    if (body.freshness_ms === null) setText(line, "clicked ", itemId, ": no refreshed list yet (worker busy or down)");
+    else setText(line, "clicked ", itemId, ": refreshed list visible in ", `${body.freshness_ms} ms`);
+    render(body); showError("");
+  } catch (err) { showError("click failed: " + err); }
+  finally { busy = false; }
+}
+
+loadCatalogue().then(refreshSession);
+setInterval(refreshSession, 1500);
+setInterval(loadCatalogue, 15000);

@@ -1,0 +1,136 @@
+"""The demo storefront's server side: a catalogue, a session's view (history + Recommend), and real clicks.
+
+A click is a real `click` event produced to `streamrec.events`, keyed by session like every producer's; the
+answer waits until the worker's refreshed list for that click is visible in Redis, so the page can show the
+new recommendations and how long the refresh took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from features.session_store import SessionState, session_key
+from loadtest.producer import EventProducer
+from observe.config import Targets
+from observe.freshness import FreshnessTracker
+from observe.live import LiveFigures
+from protos import recommender_pb2 as pb
+from protos import recommender_pb2_grpc
+from streamrec.artifact import current_version, load_manifest
+from streamrec.errors import ArtifactError
+from streamrec.probe import click
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")  # what the page may send: no key-namespace tricks
+CATALOGUE_SIZE = 24
+RECOMMEND_K = 8
+CATALOGUE_SESSION = "__observe-catalogue__"  # never clicked, so Recommend answers it with popular items
+CATALOGUE_TTL_S = 10.0
+RECOMMEND_TIMEOUT_S = 2.0
+# `streamrec up` proves the path with a click on this item (streamrec/probe.py), so it trends on an idle stack;
+# it is not a product, and the model does not know it, so it stays off the shelf.
+HIDDEN_ITEMS = frozenset({"probe-item"})
+
+
+class Storefront:
+    def __init__(self, targets: Targets, redis_client: Any, channel: grpc.aio.Channel, tracker: FreshnessTracker,
+                 figures: LiveFigures, click_timeout_s: float) -> None:  # fmt: skip
+        self.targets = targets
+        self.project = targets.project
+        self.redis = redis_client
+        self.stub = recommender_pb2_grpc.RecommenderStub(channel)
+        self.tracker = tracker
+        self.figures = figures
+        self.click_timeout_s = click_timeout_s
+        self._producer: EventProducer | None = None
+        self._catalogue: tuple[float, list[dict[str, Any]]] = (0.0, [])
+
+    async def recommend(self, session_id: str, k: int) -> pb.RecommendResponse:
+        """One timed Recommend call; its client-side latency joins the page's Recommend figures."""
+        started = time.perf_counter()
+        reply: pb.RecommendResponse = await self.stub.Recommend(
+            pb.RecommendRequest(session_id=session_id, k=k, context=pb.PageContext(page="home")),
+            timeout=RECOMMEND_TIMEOUT_S, metadata=self.targets.credentials.grpc_metadata(),
+        )  # fmt: skip
+        self.figures.record_recommend((time.perf_counter() - started) * 1000, time.monotonic())
+        return reply
+
+    async def catalogue(self) -> list[dict[str, Any]]:
+        """Popular items (what Recommend gives a session it has never seen), cached for a few seconds."""
+        at, items = self._catalogue
+        if items and time.monotonic() - at < CATALOGUE_TTL_S:
+            return items
+        reply = await self.recommend(CATALOGUE_SESSION, CATALOGUE_SIZE + len(HIDDEN_ITEMS))
+        items = [{"item_id": i.item_id, "reason": i.reason} for i in reply.items if i.item_id not in HIDDEN_ITEMS]
+        shown = {i["item_id"] for i in items}
+        # a young stack trends only a handful of items: fill the shelf with the model's training favourites
+        items += [{"item_id": i, "reason": "popular in training"} for i in self._training_popular() if i not in shown]
+        items = items[:CATALOGUE_SIZE]
+        self._catalogue = (time.monotonic(), items)
+        return items
+
+    def _training_popular(self) -> list[str]:
+        """The served model's most frequent training items, when its registry is on this machine (`streamrec up`)."""
+        if not self.targets.registry:
+            return []
+        try:
+            registry = Path(self.targets.registry)
+            return load_manifest(registry / current_version(registry)).popular_items[:CATALOGUE_SIZE]
+        except (ArtifactError, OSError):
+            return []
+
+    async def session(self, session_id: str) -> dict[str, Any]:
+        raw = await self.redis.get(session_key(self.project, session_id))
+        state = SessionState.from_json(raw) if raw else SessionState()
+        started = time.perf_counter()
+        reply = await self.recommend(session_id, RECOMMEND_K)
+        return {
+            "session_id": session_id, "history": state.items[-20:], "events": state.events,
+            "recommendations": [{"item_id": i.item_id, "score": round(i.score, 4), "reason": i.reason}
+                                for i in reply.items],
+            "source": reply.source, "fallback": reply.fallback, "model_version": reply.model_version,
+            "state_age_ms": reply.state_age_ms, "recommend_ms": round((time.perf_counter() - started) * 1000, 2),
+        }  # fmt: skip
+
+    async def click(self, session_id: str, item_id: str) -> dict[str, Any]:
+        """Produce a click, wait for its refresh to be visible, and return the session's new view."""
+        event = click(session_id, item_id)
+        sent_ms = time.time() * 1000
+        visible = self.tracker.expect(session_id, event.event_id, sent_ms)
+        await asyncio.get_running_loop().run_in_executor(None, self._send, session_id, event.to_bytes())
+        self.figures.storefront_clicks += 1
+        try:
+            freshness_ms: float | None = await asyncio.wait_for(asyncio.shield(visible), self.click_timeout_s)
+        except TimeoutError:
+            freshness_ms = None
+        view = await self.session(session_id)
+        return {"event_id": event.event_id, "freshness_ms": _round(freshness_ms), **view}
+
+    def _send(self, session_id: str, value: bytes) -> None:
+        """Blocking (runs in the executor): connect once, produce, wait for the broker's ack."""
+        if self._producer is None:
+            security = dict(self.targets.credentials.kafka)
+            self._producer = EventProducer(self.targets.kafka, self.targets.topic, **security)
+        failures = len(self._producer.failed)
+        self._producer.send(session_id, value)
+        if self._producer.flush(10) or len(self._producer.failed) > failures:
+            raise OSError(f"click not delivered: {self._producer.failed[failures:] or 'timed out'}")
+
+    def close(self) -> None:
+        """Deliver what is queued; the producer's threads end when it is released (it has no close())."""
+        if self._producer is not None:
+            self._producer.flush(5)
+            self._producer = None
+
+
+def valid_id(value: object) -> bool:
+    return isinstance(value, str) and bool(ID_PATTERN.match(value))
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

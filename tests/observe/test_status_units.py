@@ -1,0 +1,123 @@
+"""Status without a whole stack: lag arithmetic, the table and exit codes, targets, and workers from heartbeats."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from observe.checks import DEGRADED, DOWN, UP, Component, StackStatus, check_redis, check_workers
+from observe.cli import register, resolve_targets
+from observe.config import Targets, read_stack_file, redact, targets_from_stack
+from observe.kafka_lag import BrokerReport, partition_lag
+from observe.report import EXIT_DOWN, EXIT_LAGGING, EXIT_OK, exit_code, render_table, to_json
+from streamrec.errors import ConfigError
+
+pytestmark = pytest.mark.integration  # the heartbeat tests use a real redis-server (tests/conftest.py)
+
+
+def test_partition_lag() -> None:
+    assert partition_lag(0, 40, 0, 50).lag == 10
+    assert partition_lag(1, None, 5, 50).lag == 45  # never committed: all from the start offset
+    assert partition_lag(2, -1001, 0, 7).committed is None
+    assert partition_lag(3, 60, 0, 50).lag == 0  # a stale end offset never gives a negative lag
+
+
+def status_of(*states: str, lag: int = 0) -> StackStatus:
+    names = ["broker", "redis", "workers", "scorer"]
+    components = [Component(n, s, f"{n} is {s}") for n, s in zip(names, states, strict=False)]
+    broker = BrokerReport(ok=True, group="p.streamrec-worker", group_state="stable",
+                          partitions=[partition_lag(0, 10, 0, 10 + lag), partition_lag(1, 5, 0, 5)])  # fmt: skip
+    return StackStatus(components, broker, 0)
+
+
+def test_exit_codes() -> None:
+    assert exit_code(status_of(UP, UP, UP, UP)) == EXIT_OK
+    assert exit_code(status_of(UP, UP, UP, DEGRADED)) == EXIT_OK
+    assert exit_code(status_of(UP, DOWN, UP, UP)) == EXIT_DOWN
+    assert exit_code(status_of(UP, UP, UP, UP, lag=100), max_lag=99) == EXIT_LAGGING
+    assert exit_code(status_of(UP, UP, UP, UP, lag=99), max_lag=99) == EXIT_OK
+
+
+def test_table_and_json() -> None:
+    status = status_of(UP, UP, UP, DOWN, lag=3)
+    table = render_table(status)
+    assert "scorer     DOWN" in table and "status: DOWN: scorer" in table
+    assert "PARTITION" in table and "0          10         13   3" in table
+    doc = to_json(status)
+    assert doc["ok"] is False and doc["lag"]["total"] == 3
+    assert doc["components"]["scorer"] == {"ok": False, "state": "down", "summary": "scorer is down"}
+    assert "DEGRADED: scorer" in render_table(status_of(UP, UP, UP, DEGRADED))
+    json.dumps(doc)  # serialisable as is
+
+
+def test_targets_from_a_stack_file(tmp_path: Path) -> None:
+    data = {"kafka": "k:1", "redis": "redis://r:2/0", "grpc": "g:3", "project": "p", "registry": "/reg",
+            "pid": 1, "state_dir": str(tmp_path), "processes": {},
+            "metrics": {"worker": "127.0.0.1:9", "worker-1": "127.0.0.1:10", "scorer": "127.0.0.1:11"}}  # fmt: skip
+    targets = targets_from_stack(data)
+    assert targets.worker_metrics == ("127.0.0.1:9", "127.0.0.1:10") and targets.scorer_metrics == ("127.0.0.1:11",)
+    assert targets.group == "p.streamrec-worker"
+    (tmp_path / "stack.json").write_text(json.dumps(data))
+    assert read_stack_file(tmp_path) == targets
+    with pytest.raises(ConfigError, match="no stack is running"):
+        read_stack_file(tmp_path / "nowhere")
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["status", *argv])
+
+
+def test_explicit_addresses_win_and_fill_in_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMREC_REDIS_URL", "redis://env:6379/0")
+    monkeypatch.setenv("STREAMREC_PROJECT", "envproject")
+    targets = resolve_targets(parse("--kafka", "k:9", "--grpc", "g:1", "--worker-metrics", "w:1"))
+    assert (targets.kafka, targets.grpc, targets.redis) == ("k:9", "g:1", "redis://env:6379/0")
+    assert targets.project == "envproject" and targets.worker_metrics == ("w:1",)
+
+
+def beat(client: redis.Redis, project: str, worker: str, partitions: list[int]) -> None:
+    value = json.dumps({"partitions": partitions, "pid": 42, "at_ms": int(time.time() * 1000)})
+    client.set(f"{project}:workers:{worker}", value, ex=3)
+
+
+def test_workers_from_heartbeats(redis_url: str, project: str) -> None:
+    targets = Targets(kafka="unused:1", redis=redis_url, grpc="unused:2", project=project)
+    assert check_workers(targets, 4, 2.0).state == DOWN  # no heartbeat at all
+    client = redis.Redis.from_url(redis_url)
+    beat(client, project, "host-1", [0, 1])
+    half = check_workers(targets, 4, 2.0)
+    assert half.state == DOWN and half.details["unassigned_partitions"] == [2, 3]
+    beat(client, project, "host-2", [2, 3])
+    both = check_workers(targets, 4, 2.0)
+    assert both.state == UP and [w["id"] for w in both.details["workers"]] == ["host-1", "host-2"]
+    blind = check_workers(Targets("k", redis_url, "g", project, worker_metrics=("127.0.0.1:1",)), 4, 2.0)
+    assert blind.state == DEGRADED and "metrics down" in blind.summary
+    client.close()
+
+
+def test_redis_check(redis_url: str) -> None:
+    up = check_redis(redis_url, 2.0)
+    assert up.state == UP and up.details["used_memory"] > 0
+    assert check_redis("redis://127.0.0.1:1/0", 0.5).state == DOWN
+
+
+def test_secrets_stay_out_of_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .streamrec/stack/stack.json here: the environment is used
+    monkeypatch.setenv("STREAMREC_REDIS_URL", "redis://app:hunter2@db:6379/0")
+    monkeypatch.setenv("STREAMREC_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("STREAMREC_KAFKA_SASL_PASSWORD", "kafka-secret")
+    monkeypatch.setenv("STREAMREC_OBSERVE_SCORER_TOKEN", "token-secret")
+    targets = resolve_targets(parse())
+    assert targets.redis == "redis://app:hunter2@db:6379/0"  # used as is to connect
+    assert redact(targets.redis) == "redis://app:***@db:6379/0"
+    assert targets.credentials.kafka_config()["sasl.password"] == "kafka-secret"
+    assert targets.credentials.grpc_metadata() == (("authorization", "Bearer token-secret"),)
+    shown = repr(targets)
+    assert not any(secret in shown for secret in ("hunter2", "kafka-secret", "token-secret"))
