@@ -55,7 +55,7 @@ class Dataset:
 
 def default_data_dir(cwd: Path | None = None) -> Path | None:
     """../shared/data relative to the current directory, when it exists."""
-    candidate = (cwd or Path.cwd()) / DEFAULT_DATA_DIR
+    candidate = ((cwd or Path.cwd()) / DEFAULT_DATA_DIR).resolve()
     return candidate if candidate.is_dir() else None
 
 

@@ -50,7 +50,7 @@ class TrainConfig:
     patience: int = 2  # epochs without a better validation MRR@20 before stopping
     seed: int = 0
     # one intra-op thread: the per-step ops are small, and with two threads on a busy 2-core machine
-    # OpenMP's spin-waiting made an 8 s run take 200 s; one thread stays near its idle speed
+    # OpenMP's spin-waiting made a 9 s run take 208 s; one thread stays near its idle speed
     threads: int = 1
     amp: bool = False  # autocast: bf16 on CPU (AMX/AVX512-BF16 make it faster), bf16 or fp16 on CUDA
     device: str = "auto"  # auto = cuda when available, else cpu
@@ -141,11 +141,13 @@ def _epoch_session_parallel(
     """One pass of GRU4Rec's session-parallel mini-batches; the hidden state is carried, detached, per lane."""
     device = step.device
     hidden: torch.Tensor | None = None
-    recent = torch.zeros(min(cfg.batch_size, len(seqs)), cfg.max_seq_len, dtype=torch.long, device=device)
+    recent: torch.Tensor | None = None  # each lane's last items, for the repeat bias
     total, steps = 0.0, 0
     for inputs, targets, reset in _progress(session_parallel_batches(seqs, cfg.batch_size, rng), cfg):
         keep = torch.from_numpy(~reset).to(device)
         items = torch.from_numpy(inputs).to(device)
+        if recent is None:  # as many lanes as the batcher opened (fewer than batch_size on little data)
+            recent = torch.zeros(len(inputs), cfg.max_seq_len, dtype=torch.long, device=device)
         if hidden is not None:
             hidden = (hidden * keep.float()[None, :, None]).detach()
         recent = torch.cat([recent[:, 1:] * keep[:, None], items[:, None]], dim=1)

@@ -8,6 +8,7 @@ kernels are missing or slower), int8 for CPU scorers that want a smaller model.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,13 @@ def make_fp16(source: Path, target: Path) -> Path:
 
 def make_int8(source: Path, target: Path) -> Path:
     """Dynamic quantisation: int8 weights, activations quantised per batch at run time."""
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser advises shape-inference pre-processing, which these graphs skip
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     return target
 
 

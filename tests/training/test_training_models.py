@@ -12,10 +12,11 @@ from torch import nn
 
 from training.export import export_onnx
 from training.gru4rec import GRU4Rec, GRU4RecArgs
-from training.models import load_checkpoint, save_checkpoint
+from training.models import build_model, load_checkpoint, save_checkpoint
 from training.repeat import RepeatBias
 from training.sasrec import SASRec, SASRecArgs
 from training.sequences import padded_batches, session_parallel_batches
+from training.train import TrainConfig, fit
 
 N_ITEMS = 300
 
@@ -109,3 +110,10 @@ def test_checkpoint_rebuilds_the_model(tmp_path: Path) -> None:
     items, lengths = torch.tensor([[3, 4, 5]]), torch.tensor([3])
     with torch.no_grad():
         torch.testing.assert_close(again(items, lengths), model(items, lengths))
+
+
+def test_session_parallel_training_with_fewer_sessions_than_lanes() -> None:
+    cfg = TrainConfig(model="gru4rec", repeat_bias=True, epochs=1, batch_size=32)
+    model = build_model("gru4rec", cfg.model_args(20))
+    history = fit(model, [np.array([1, 2, 3]), np.array([4]), np.array([5, 6]), np.array([7])], cfg)
+    assert np.isfinite(history.loss[0])
