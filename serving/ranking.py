@@ -10,6 +10,7 @@ differ from FEATURES is refused rather than fed the wrong columns.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,12 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from features.session_store import SessionState
 from serving.item_cache import ITEM_BLOCK, ItemFeatureCache
 from streamrec.artifact import load_manifest, sha256_file
 from streamrec.errors import ArtifactError, ChecksumMismatch
 
+log = logging.getLogger(__name__)
+ORT_ERRORS = (ort_errors.Fail, ort_errors.InvalidGraph, ort_errors.InvalidProtobuf, ort_errors.NoSuchFile,
+              ort_errors.InvalidArgument)  # fmt: skip
 RANKER_MODEL = "ranker.onnx"
 RANKER_INFO = "ranker.json"
 ITEM_META = "item_meta.json"  # {"categories": {item: category}, "prices": {item: price}} (serving/runtime.py too)
@@ -162,7 +167,10 @@ def load_reranker(version_dir: Path, item_cache: ItemFeatureCache) -> MlpReranke
     info = json.loads((version_dir / RANKER_INFO).read_text())
     if tuple(info.get("features", ())) != FEATURES:
         raise ArtifactError(f"{version_dir / RANKER_INFO} was trained on other features than this scorer computes")
-    return MlpReranker(version_dir / RANKER_MODEL, item_cache, ItemMeta.load(version_dir), manifest.version)
+    try:
+        return MlpReranker(version_dir / RANKER_MODEL, item_cache, ItemMeta.load(version_dir), manifest.version)
+    except ORT_ERRORS as exc:
+        raise ArtifactError(f"{version_dir / RANKER_MODEL} cannot be loaded: {exc}") from exc
 
 
 class Rerankers:
@@ -174,8 +182,13 @@ class Rerankers:
         self._loaded: dict[Path, MlpReranker | None] = {}
 
     def get(self, version_dir: Path) -> MlpReranker | None:
+        """The version's reranker; None when it has none or it cannot be used (logged: retrieval order serves)."""
         if version_dir not in self._loaded:
-            loaded = load_reranker(version_dir, self.item_cache)
+            try:
+                loaded = load_reranker(version_dir, self.item_cache)
+            except (ArtifactError, OSError, ValueError) as exc:
+                log.error("ranker of %s not used, serving retrieval order: %s", version_dir.name, exc)
+                loaded = None
             # the one in service and the one before it: in-flight requests may still hold the old runtime
             self._loaded = {**dict(list(self._loaded.items())[-1:]), version_dir: loaded}
         return self._loaded[version_dir]

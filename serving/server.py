@@ -22,8 +22,10 @@ from serving import metrics, recommender
 from serving.auth import TokenAuthInterceptor
 from serving.batching import InferenceBatcher
 from serving.config import ServingSettings
+from serving.item_cache import ItemFeatureCache
 from serving.model_store import ModelHolder
 from serving.popularity import PopularitySource
+from serving.ranking import MlpReranker, Rerankers
 from serving.runtime import ModelRuntime
 from serving.session_reader import SessionReader
 from serving.validation import recommend_problem, score_problem
@@ -62,7 +64,9 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         popularity: PopularitySource,
         batcher: InferenceBatcher,
         settings: ServingSettings,
+        rerankers: Rerankers | None = None,
     ) -> None:
+        self.rerankers = rerankers
         self.holder = holder
         self.reader = reader
         self.popularity = popularity
@@ -74,8 +78,11 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
     def _popular(self) -> recommender.Popular:
         return recommender.Popular(self.popularity.items, self.popularity.from_stream)
 
+    def _reranker(self, runtime: ModelRuntime) -> MlpReranker | None:
+        return self.rerankers.get(self.holder.registry / runtime.version) if self.rerankers else None
+
     def _policy(self, runtime: ModelRuntime) -> recommender.Policy:
-        return recommender.Policy(self.settings.max_per_category, runtime.categories)
+        return recommender.Policy(self.settings.max_per_category, runtime.categories, reranker=self._reranker(runtime))
 
     async def _admit(self, rpc: str, context: grpc.aio.ServicerContext) -> None:
         """Shed load beyond the concurrency limit instead of queueing it without bound."""
@@ -161,7 +168,8 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
             model_version=runtime.version, providers=runtime.providers, model_type=runtime.manifest.model_type,
             redis_ok=self.popularity.redis_ok and self.reader.redis_ok,
             trending_from_stream=self.popularity.from_stream, in_flight=self.in_flight,
-            max_in_flight=self.settings.max_in_flight, uptime_s=time.monotonic() - self.started, ranker=False,
+            max_in_flight=self.settings.max_in_flight, uptime_s=time.monotonic() - self.started,
+            ranker=self._reranker(runtime) is not None,
         )  # fmt: skip
 
 
@@ -182,6 +190,8 @@ class Scorer:
         service = self.service
         await service.holder.stop()
         await service.popularity.stop()
+        if service.rerankers is not None:
+            await service.rerankers.item_cache.stop()
         service.batcher.close()
         await service.reader.close()
         await service.popularity.client.aclose()
@@ -197,7 +207,10 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     popularity = PopularitySource(client, settings.core.project, holder.runtime.manifest.popular_items,
                                   settings.trending_refresh_s)  # fmt: skip
     batcher = InferenceBatcher(settings.max_batch, settings.max_wait_ms / 1000)
-    service = RecommenderService(holder, reader, popularity, batcher, settings)
+    item_cache = ItemFeatureCache(client, settings.core.project, settings.trending_refresh_s)
+    rerankers = Rerankers(item_cache)
+    rerankers.get(holder.registry / holder.runtime.version)  # the served version's ranker, loaded up front
+    service = RecommenderService(holder, reader, popularity, batcher, settings, rerankers)
     tokens = parse_tokens(settings.auth_tokens)
     interceptors = [TokenAuthInterceptor(tokens)] if tokens else []
     if not tokens:
@@ -218,6 +231,8 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     await server.start()
     await popularity.refresh()
     popularity.start()
+    await item_cache.refresh()
+    item_cache.start()
     if settings.reload_interval_s > 0:
         holder.start_watching(settings.reload_interval_s)
     for name in ("", SERVICE_NAME):

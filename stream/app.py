@@ -103,7 +103,8 @@ def create_app(settings: StreamSettings) -> faust.App:
             for event in batch:
                 await stream.ack(event)
 
-        batcher: SmartBatcher[Any] = SmartBatcher(handle, settings.batch_max_events, settings.buffer_max_events)
+        batcher: SmartBatcher[Any] = SmartBatcher(handle, settings.batch_max_events, settings.buffer_max_events,
+                                                  settings.batch_linger_ms / 1000)  # fmt: skip
         async for event in stream.events():
             await batcher.add(event)
 

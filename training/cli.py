@@ -63,6 +63,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _data_options(export)
     export.set_defaults(handler=_guarded(_export))
 
+    ranker = subparsers.add_parser("train-ranker", help="train the MLP ranker for a session model; publish both")
+    ranker.add_argument("--version", type=Path, required=True, help="the session model's version directory")
+    ranker_data = ranker.add_mutually_exclusive_group(required=True)
+    ranker_data.add_argument("--dataset", help="yoochoose-100k, taobao, diginetica-sample, or a data file's path")
+    ranker_data.add_argument("--synthetic", action="store_true", help="the seeded synthetic clickstream")
+    ranker.add_argument("--sessions", type=int, default=4000)
+    ranker.add_argument("--items", type=int, default=500)
+    ranker.add_argument("--out", type=Path, default=None, help="registry to publish to (default: the version's)")
+    ranker.add_argument("--candidates", choices=("auto", "refit", "published"), default="auto")
+    ranker.add_argument("--fit-model", default="", help="keep/reuse the refitted candidate model at this path")
+    ranker.add_argument("--ablate", nargs="*", default=[], help="feature groups to ignore: stream, session, ...")
+    ranker.add_argument("--epochs", type=int, default=None)
+    _data_options(ranker)
+    ranker.set_defaults(handler=_guarded(_train_ranker))
 
 def _guarded(handler: Handler) -> Handler:
     """Data and artifact problems end the command with a message and exit code 2, not a traceback."""
@@ -159,3 +173,17 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _train_ranker(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from training.ranker import synthetic_dataset, train_ranker
+    from training.ranker_model import RankerConfig
+
+    cfg = RankerConfig(candidates=args.candidates, seed=args.seed, fit_model=args.fit_model, ablate=tuple(args.ablate))
+    if args.epochs:
+        cfg = replace(cfg, epochs=args.epochs)
+    dataset = synthetic_dataset(args.sessions, args.items) if args.synthetic else _load(args, args.dataset)
+    print(train_ranker(args.version, dataset, args.out, cfg, log=_log))
+    return 0

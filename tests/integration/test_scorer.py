@@ -168,3 +168,24 @@ async def test_graceful_drain_lets_in_flight_calls_finish(
     reply = await in_flight
     assert len(reply.items) == 5 and not reply.fallback
 
+
+
+async def test_a_version_with_a_ranker_is_served_in_two_stages(
+    redis_url: str, project: str, registry_copy: Path
+) -> None:
+    from training.ranker import synthetic_dataset, train_ranker
+    from training.ranker_model import RankerConfig
+
+    source = registry_copy / sorted(p.name for p in registry_copy.iterdir() if p.name.startswith("v"))[-1]
+    train_ranker(source, synthetic_dataset(1500, 500), registry_copy, RankerConfig(epochs=2), log=lambda _: None)
+    scorer = await create_server(settings(redis_url, project, registry_copy))
+    try:
+        seed_session(redis_url, project, "s1")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{scorer.port}") as channel:
+            stub = recommender_pb2_grpc.RecommenderStub(channel)
+            assert (await stub.Info(pb.InfoRequest(), timeout=5)).ranker
+            reply = await stub.Recommend(pb.RecommendRequest(session_id="s1", k=10), timeout=5)
+        assert reply.source == "inline" and len(reply.items) == 10
+        assert {item.reason for item in reply.items} == {"ranked for this session"}
+    finally:
+        await scorer.stop(0)

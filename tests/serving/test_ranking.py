@@ -16,12 +16,22 @@ from onnx import TensorProto, helper
 
 from features.session_store import SessionState
 from serving.item_cache import ITEM_BLOCK, TRENDING_HALF_LIFE_MS, UNKNOWN_ROW, ItemFeatureCache, item_block
-from serving.ranking import FEATURES, ITEM_META, RANKER_INFO, RANKER_MODEL, ItemMeta, candidate_features, load_reranker
+from serving.ranking import (
+    FEATURES,
+    ITEM_META,
+    RANKER_INFO,
+    RANKER_MODEL,
+    ItemMeta,
+    Rerankers,
+    candidate_features,
+    load_reranker,
+)
 from stream.adapters import RedisStateStore
 from stream.aggregates import TRENDING_HALF_LIFE_MS as STREAM_HALF_LIFE_MS
 from stream.aggregates import AggregateApplier, AggregateInput
 from streamrec import artifact
 from streamrec.errors import ArtifactError
+from streamrec.fastredis import FastRedis
 from training.ranker_features import StreamAggregates
 from training.sequences import events_frame
 from training.synthetic import SyntheticConfig, generate_time_ordered
@@ -35,11 +45,13 @@ def test_half_life_is_the_streams() -> None:
 
 async def _replay_and_read(url: str, project: str, events: list, items: list[str]) -> tuple[np.ndarray, int]:
     """Apply `events` one by one as the worker does (aggregate script, then the Feast rows), then read the cache."""
-    client = aioredis.from_url(url)
-    applier, store = AggregateApplier(client, project, "events"), RedisStateStore(client, project)
+    worker = FastRedis(url)  # the worker's client
+    applier, store = AggregateApplier(worker, project, "events"), RedisStateStore(worker, project)
     for offset, e in enumerate(events):
         applied = await applier.apply([AggregateInput(0, offset, e.item_id, e.type, e.ts_ms, e.category_id, "")])
         await store.write({}, {}, applied)
+    await worker.aclose()
+    client = aioredis.from_url(url)  # the scorer's background client (as serving.popularity's)
     cache = ItemFeatureCache(client, project, trending_n=10_000)
     await cache.refresh()
     rows, now_ms = cache.gather(items), cache.snapshot.now_ms
@@ -121,6 +133,12 @@ def test_load_reranker_returns_none_without_ranker_files(tmp_path: Path) -> None
 def test_load_reranker_refuses_other_features(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="other features"):
         load_reranker(_version(tmp_path, ranker=True, features=FEATURES[:-1]), ItemFeatureCache(None, "p"))
+
+
+def test_rerankers_fall_back_to_retrieval_order_for_an_unusable_ranker(tmp_path: Path) -> None:
+    rerankers = Rerankers(ItemFeatureCache(None, "p"))
+    bad = _version(tmp_path, ranker=True, features=FEATURES[:-1])
+    assert rerankers.get(bad) is None and rerankers.get(bad) is None  # logged once, not raised per request
 
 
 def test_reranker_orders_by_ranker_scores(tmp_path: Path) -> None:
