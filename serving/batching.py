@@ -1,16 +1,17 @@
 """Micro-batching: concurrent requests for candidates are coalesced into one ONNX Runtime call.
 
-Smart batching, as in the worker: when no inference is running a request goes at once, on the event loop
-itself (no added latency for a lone client); requests arriving while one runs are queued and go together in
-the next call, up to `max_batch`. `max_wait_s` > 0 additionally holds a short queue that long, to fill it,
-before running.
-Inference runs on one dedicated thread (ONNX Runtime releases the GIL), so the event loop keeps accepting
-requests meanwhile. Each request names its runtime; a batch never mixes two models across a hot swap.
+Smart batching, as in the worker: when no inference is running a request goes at once (no added latency for a
+lone client; on the event loop itself while inference is measured to take under 0.5 ms); requests arriving
+while one runs are queued and go together in the next call, up to `max_batch`. `max_wait_s` > 0 additionally
+holds a short queue that long, to fill it, before running. Inference runs on one dedicated thread (ONNX
+Runtime releases the GIL), so the event loop keeps accepting requests meanwhile. Each request names its
+runtime; a batch never mixes two models across a hot swap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from serving import metrics
 from serving.runtime import ModelRuntime
 
 Candidates = list[tuple[str, float]] | None
+INLINE_UNDER_S = 0.0005  # inference this fast runs on the event loop for a lone request
 
 
 @dataclass
@@ -29,18 +31,24 @@ class _Pending:
 
 
 class InferenceBatcher:
-    def __init__(self, max_batch: int = 64, max_wait_s: float = 0.0) -> None:
+    def __init__(self, max_batch: int = 64, max_wait_s: float = 0.0, inline_under_s: float = INLINE_UNDER_S) -> None:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.inline_under_s = inline_under_s
+        self.typical_s = float("inf")  # moving average of one inference; unknown until measured
         self.queue: list[_Pending] = []
         self.running = False
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
 
     async def candidates(self, runtime: ModelRuntime, history: list[str], limit: int) -> Candidates:
-        if not self.running and not self.queue and not self.max_wait_s:
-            # a lone request: the hop to the inference thread would cost more than the inference itself
+        if not self.running and not self.queue and not self.max_wait_s and self.typical_s < self.inline_under_s:
+            # a lone request and a fast model: the hop to the inference thread would cost more than inference;
+            # a slow model (a huge catalogue on CPU) must never run here, it would stall every other call
             metrics.BATCH.observe(1)
-            return runtime.candidates([history], limit)[0]
+            started = time.perf_counter()
+            result = runtime.candidates([history], limit)[0]
+            self._learn(time.perf_counter() - started)
+            return result
         future: asyncio.Future[Candidates] = asyncio.get_running_loop().create_future()
         self.queue.append(_Pending(runtime, history, limit, future))
         if not self.running:
@@ -52,7 +60,17 @@ class InferenceBatcher:
         """A caller's own batch (the worker's Score call) goes straight to the runtime in one call."""
         loop = asyncio.get_running_loop()
         metrics.BATCH.observe(len(histories))
-        return await loop.run_in_executor(self.executor, runtime.candidates, histories, limit)
+        return await loop.run_in_executor(self.executor, self._timed, runtime, histories, limit)
+
+    def _timed(self, runtime: ModelRuntime, histories: list[list[str]], limit: int) -> list[Candidates]:
+        started = time.perf_counter()
+        result = runtime.candidates(histories, limit)
+        if len(histories) == 1:
+            self._learn(time.perf_counter() - started)
+        return result
+
+    def _learn(self, seconds: float) -> None:
+        self.typical_s = seconds if self.typical_s == float("inf") else 0.8 * self.typical_s + 0.2 * seconds
 
     async def _drain(self) -> None:
         try:
@@ -71,7 +89,7 @@ class InferenceBatcher:
             metrics.BATCH.observe(len(group))
             try:
                 results = await loop.run_in_executor(
-                    self.executor, runtime.candidates, [p.history for p in group], max(p.limit for p in group)
+                    self.executor, self._timed, runtime, [p.history for p in group], max(p.limit for p in group)
                 )
             except Exception as exc:  # the failure belongs to each waiting request, not to this loop
                 for pending in group:

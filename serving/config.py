@@ -28,7 +28,6 @@ class ServingSettings(BaseSettings):
         "auto", description="ONNX Runtime execution providers; a named GPU provider that is missing is an error"
     )
     ort_threads: int = Field(1, ge=1, description="intra-op threads per inference (1 = lowest latency here)")
-    default_k: int = Field(20, ge=1, le=MAX_K)
     redis_timeout_s: float = Field(0.05, gt=0, description="past this the scorer answers without Redis")
     max_message_bytes: int = Field(1 << 20, ge=1024)
     max_in_flight: int = Field(256, ge=1, description="concurrent requests; beyond it RESOURCE_EXHAUSTED")

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
@@ -28,7 +29,7 @@ from serving.popularity import PopularitySource
 from serving.ranking import MlpReranker, Rerankers
 from serving.runtime import ModelRuntime
 from serving.session_reader import SessionReader
-from serving.validation import recommend_problem, score_problem
+from serving.validation import Undecodable, lenient, recommend_problem, score_problem
 from streamrec.errors import ConfigError
 from streamrec.fastredis import FastRedis
 from streamrec.security import parse_tokens, server_credentials
@@ -163,6 +164,8 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         )  # fmt: skip
 
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:
+        if isinstance(request, Undecodable):
+            await self._reject("Info", context, grpc.StatusCode.INVALID_ARGUMENT, request.problem)
         runtime = self.holder.runtime
         return pb.InfoResponse(
             model_version=runtime.version, providers=runtime.providers, model_type=runtime.manifest.model_type,
@@ -197,6 +200,22 @@ class Scorer:
         await service.popularity.client.aclose()
 
 
+def add_recommender(service: RecommenderService, server: grpc.aio.Server) -> None:
+    """The generated add_RecommenderServicer_to_server, but with request parsing that never raises (see
+    validation.lenient): undecodable bytes are INVALID_ARGUMENT, not UNKNOWN."""
+
+    def handler(method: Any, request: type[Any], response: type[Any]) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(method, request_deserializer=lenient(request),
+                                                   response_serializer=response.SerializeToString)  # fmt: skip
+
+    handlers = {
+        "Recommend": handler(service.Recommend, pb.RecommendRequest, pb.RecommendResponse),
+        "Score": handler(service.Score, pb.ScoreRequest, pb.ScoreResponse),
+        "Info": handler(service.Info, pb.InfoRequest, pb.InfoResponse),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+
+
 async def create_server(settings: ServingSettings, holder: ModelHolder | None = None) -> Scorer:
     """Build and start the scorer; returns it with its bound port (port 0 in settings picks a free one)."""
     holder = holder or ModelHolder(settings.registry, settings.providers, settings.ort_threads, settings.model_version)
@@ -221,7 +240,7 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
         options += [("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
                     ("grpc.max_connection_age_grace_ms", int(settings.grace_s * 1000))]  # fmt: skip
     server = grpc.aio.server(interceptors=interceptors, options=options)
-    recommender_pb2_grpc.add_RecommenderServicer_to_server(service, server)
+    add_recommender(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, HEALTH_NAME, reflection.SERVICE_NAME), server)

@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
 
 from protos import recommender_pb2
 from serving.config import MAX_ID_CHARS, MAX_IDS, MAX_K
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """Request bytes that do not parse as the method's message (bad UTF-8, corrupt wire format)."""
+
+    problem: str
+
+
+def lenient(message: type[M]) -> Callable[[bytes], M | Undecodable]:
+    """A request deserializer that never raises: gRPC answers UNKNOWN when a deserializer raises, but bytes that
+    do not parse are the caller's error, so the handler turns `Undecodable` into INVALID_ARGUMENT."""
+
+    def parse(raw: bytes) -> M | Undecodable:
+        try:
+            return message.FromString(raw)
+        except DecodeError as exc:
+            return Undecodable(f"request is not a valid {message.DESCRIPTOR.full_name}: {exc}")
+
+    return parse
 
 
 def _id_problem(name: str, value: str, required: bool) -> str | None:
@@ -32,8 +58,10 @@ def _k_problem(k: int) -> str | None:
     return None
 
 
-def recommend_problem(request: recommender_pb2.RecommendRequest) -> str | None:
+def recommend_problem(request: recommender_pb2.RecommendRequest | Undecodable) -> str | None:
     """The first thing wrong with a Recommend request, or None."""
+    if isinstance(request, Undecodable):
+        return request.problem
     return (
         _id_problem("session_id", request.session_id, required=True)
         or _id_problem("user_id", request.user_id, required=False)
@@ -44,8 +72,10 @@ def recommend_problem(request: recommender_pb2.RecommendRequest) -> str | None:
     )
 
 
-def score_problem(request: recommender_pb2.ScoreRequest) -> str | None:
+def score_problem(request: recommender_pb2.ScoreRequest | Undecodable) -> str | None:
     """The first thing wrong with a Score request, or None."""
+    if isinstance(request, Undecodable):
+        return request.problem
     problem = _k_problem(request.k)
     if problem:
         return problem

@@ -167,13 +167,27 @@ def scorer_target(address: str) -> str:
     return "ipv4:" + address
 
 
-class TopicDeadLetters:
-    """Sends a bad record's original bytes to the dead-letter topic with `reason` and `detail` headers."""
+DEAD_LETTER_HEADROOM_BYTES = 16_384  # headers and record-batch overhead of one dead letter
 
-    def __init__(self, topic: Any) -> None:
+
+class TopicDeadLetters:
+    """Sends a bad record's original bytes to the dead-letter topic with `reason` and `detail` headers.
+
+    A record can be bigger than the dead-letter producer may send (Kafka's defaults accept 1,048,588 bytes, Faust's
+    producer sends at most 1,000,000): its key and value are then cut to fit, and `original_bytes` says how big
+    they were, so the letter still arrives and the batch goes on.
+    """
+
+    def __init__(self, topic: Any, max_record_bytes: int) -> None:
         self.topic = topic
+        self.max_record_bytes = max_record_bytes - DEAD_LETTER_HEADROOM_BYTES
 
     async def send(self, record: RawRecord, reason: str, detail: str) -> None:
         log.warning("dead letter (%s) at partition %d offset %d: %s", reason, record.partition, record.offset, detail)
         headers = {"reason": reason.encode(), "detail": detail[:512].encode(errors="replace")}
-        await self.topic.send(key=record.key, value=record.value or b"", headers=headers)
+        key, value = record.key, record.value or b""
+        if len(key or b"") + len(value) > self.max_record_bytes:
+            headers["original_bytes"] = f"key={len(key or b'')} value={len(value)}".encode()
+            key = key[:1024] if key else key
+            value = value[: self.max_record_bytes - len(key or b"")]
+        await self.topic.send(key=key, value=value, headers=headers)

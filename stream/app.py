@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 5.0
 HEARTBEAT_S = 1.0
+EVICT_EVERY_S = 60.0
 
 
 class SessionTable(faust.Table):  # type: ignore[misc]
@@ -46,6 +47,22 @@ class SessionTable(faust.Table):  # type: ignore[misc]
             self[key] = value
         finally:
             self._next_partition = None
+
+    def drop(self, key: str, partition: int) -> None:
+        """Delete a key, writing its tombstone to the key's own changelog partition (compaction then frees it)."""
+        self._next_partition = partition
+        try:
+            del self[key]
+        finally:
+            self._next_partition = None
+
+    def evict_idle(self, older_than_ms: int) -> int:
+        """Drop sessions not updated since `older_than_ms`: their Redis copy (24 h) still answers for them."""
+        stale = [(key, value.get("partition", 0)) for key, value in list(self.data.items())
+                 if value and value.get("updated_ms", 0) < older_than_ms]  # fmt: skip
+        for key, partition in stale:
+            self.drop(key, partition)
+        return len(stale)
 
     def partition_for_key(self, key: Any) -> int | None:
         if self._next_partition is not None:
@@ -90,7 +107,8 @@ def create_app(settings: StreamSettings) -> faust.App:
         settings.max_event_bytes, settings.max_future_skew_ms, settings.max_event_age_ms, settings.refresh_k
     )
     pseudonym = Pseudonymizer(core.user_id_key, core.user_id_key_id)
-    processor = SessionProcessor(table, TopicDeadLetters(dead_letters), scorer, aggregates, store, limits,
+    dead_letter_sink = TopicDeadLetters(dead_letters, app.conf.producer_max_request_size)
+    processor = SessionProcessor(table, dead_letter_sink, scorer, aggregates, store, limits,
                                  pseudonym=pseudonym)  # fmt: skip
 
     @app.agent(events, name="sessions-agent")
@@ -103,10 +121,22 @@ def create_app(settings: StreamSettings) -> faust.App:
             for event in batch:
                 await stream.ack(event)
 
+        async def crash(exc: BaseException) -> None:
+            # not a Redis or network error (those are retried): a bug. Stop loudly; the events of this batch
+            # are not acked, so a restarted worker gets them again.
+            await app.crash(exc)
+
         batcher: SmartBatcher[Any] = SmartBatcher(handle, settings.batch_max_events, settings.buffer_max_events,
-                                                  settings.batch_linger_ms / 1000)  # fmt: skip
+                                                  settings.batch_linger_ms / 1000, on_error=crash)  # fmt: skip
         async for event in stream.events():
             await batcher.add(event)
+
+    @app.timer(interval=min(EVICT_EVERY_S, settings.session_idle_s / 2))
+    async def evict_idle_sessions() -> None:
+        """Keep the worker's memory bounded: a session idle past the horizon leaves the table."""
+        dropped = table.evict_idle(int(time.time() * 1000) - int(settings.session_idle_s * 1000))
+        if dropped:
+            log.info("evicted %d idle sessions from the table", dropped)
 
     worker_id = f"{socket.gethostname()}-{os.getpid()}"
 
@@ -116,7 +146,11 @@ def create_app(settings: StreamSettings) -> faust.App:
         partitions = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == core.events_topic)
         metrics.ASSIGNED.set(len(partitions))
         value = json.dumps({"partitions": partitions, "pid": os.getpid(), "at_ms": int(time.time() * 1000)})
-        await redis_client.execute([("SET", f"{core.project}:workers:{worker_id}", value, "EX", int(HEARTBEAT_S * 3))])
+        try:
+            key = f"{core.project}:workers:{worker_id}"
+            await redis_client.execute([("SET", key, value, "EX", int(HEARTBEAT_S * 3))])
+        except (RedisReplyError, OSError) as exc:  # Redis down or loading: the batch retry reports it; skip a beat
+            log.debug("heartbeat not written: %s", exc)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type, untyped-decorator]
     async def close_clients(sender: faust.App, **kwargs: Any) -> None:

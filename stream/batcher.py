@@ -21,8 +21,14 @@ T = TypeVar("T")
 
 class SmartBatcher(Generic[T]):
     def __init__(
-        self, handle: Callable[[list[T]], Awaitable[None]], max_batch: int, max_buffer: int, linger_s: float = 0.0
+        self,
+        handle: Callable[[list[T]], Awaitable[None]],
+        max_batch: int,
+        max_buffer: int,
+        linger_s: float = 0.0,
+        on_error: Callable[[BaseException], Awaitable[None]] | None = None,
     ) -> None:
+        self.on_error = on_error
         if max_buffer < max_batch:
             raise ValueError("max_buffer must be at least max_batch")
         self.handle = handle
@@ -36,10 +42,13 @@ class SmartBatcher(Generic[T]):
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
+        self.failed: BaseException | None = None
         self.linger_s = linger_s
         self._last_size = 0
 
     async def add(self, item: T) -> None:
+        if self.failed is not None:
+            raise RuntimeError("the batcher stopped after a failed batch") from self.failed
         while len(self.buffer) >= self.max_buffer:
             self._space.clear()
             await self._space.wait()
@@ -59,7 +68,14 @@ class SmartBatcher(Generic[T]):
             if not self.buffer:
                 self._ready.clear()
             self._space.set()
-            await self.handle(batch)  # errors propagate: the caller's handler decides retry policy
+            try:
+                await self.handle(batch)  # retry policy is the handler's; what escapes it is fatal
+            except Exception as exc:
+                log.exception("batch of %d failed; the batcher stops", len(batch))
+                self.failed = exc
+                if self.on_error is not None:
+                    await self.on_error(exc)
+                return
             self.batches += 1
             self._last_size = len(batch)
             if not self.buffer:

@@ -142,7 +142,7 @@ class SessionProcessor:
                 decoded.append((record, event))
         if not decoded:
             return outcome
-        touched = await self._load({event.session_id for _, event in decoded})
+        touched = await self._load(list(dict.fromkeys(event.session_id for _, event in decoded)))  # arrival order
         to_aggregate: list[AggregateInput] = []
         for record, event in decoded:
             session = touched[event.session_id]
@@ -183,13 +183,13 @@ class SessionProcessor:
             await self.dead_letters.send(record, bad.reason, bad.detail)
             return None
 
-    async def _load(self, session_ids: set[str]) -> dict[str, _Touched]:
+    async def _load(self, session_ids: list[str]) -> dict[str, _Touched]:
         """Each session's newest known state: the table's, unless the online copy has seen a later record.
 
         The table can lag after a rebalance (its changelog is written asynchronously), and the online copy can
         be lost (a Redis restart without persistence); the newer of the two, by offset, is the truth.
         """
-        online = await self.store.read_states(sorted(session_ids))
+        online = await self.store.read_states(session_ids)
         out = {}
         for sid in session_ids:
             local = _from_table(self.table.get(sid))

@@ -11,8 +11,9 @@ Its structure is simple and known, so tests can ask for behaviour a trained mode
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,7 +31,9 @@ class SyntheticConfig:
     p_cart: float = 0.08
     p_purchase: float = 0.4
     user_fraction: float = 0.3  # sessions with a known user id
-    start_ms: int = 1_764_000_000_000  # 2025-11-24
+    # sessions start within the day before the previous midnight (UTC): recent enough for the worker's age limit
+    # on any date, and the same all day long, so a day's runs see the same events
+    start_ms: int = field(default_factory=lambda: (int(time.time()) // 86_400 - 2) * 86_400_000)
     span_ms: int = 86_400_000  # sessions start within one day
     seed: int = 7  # the catalogue (items, categories, successors): the "world"
     session_seed: int | None = None  # the sessions drawn in that world; default seed + 1

@@ -1,0 +1,78 @@
+"""Smart batching: a lone item goes at once, batches grow while one is in flight, order is kept, the buffer is
+bounded, and a failed batch stops the batcher loudly."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from stream.batcher import SmartBatcher
+
+
+async def test_lone_items_go_alone_and_batches_grow_while_one_is_in_flight() -> None:
+    seen: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def handle(batch: list[int]) -> None:
+        seen.append(batch)
+        await release.wait()
+
+    batcher = SmartBatcher(handle, max_batch=100, max_buffer=1000)
+    await batcher.add(0)
+    await asyncio.sleep(0)
+    for n in range(1, 6):
+        await batcher.add(n)  # arrive while batch [0] is in flight
+    release.set()
+    await batcher.drain()
+    assert seen == [[0], [1, 2, 3, 4, 5]]
+
+
+async def test_max_batch_and_order() -> None:
+    seen: list[list[int]] = []
+
+    async def handle(batch: list[int]) -> None:
+        seen.append(batch)
+
+    batcher = SmartBatcher(handle, max_batch=3, max_buffer=10)
+    for n in range(8):
+        batcher.buffer.append(n)  # as if they had arrived during an earlier batch
+    await batcher.add(8)
+    await batcher.drain()
+    assert [x for b in seen for x in b] == list(range(9)) and max(len(b) for b in seen) == 3
+
+
+async def test_a_full_buffer_makes_add_wait() -> None:
+    release = asyncio.Event()
+
+    async def handle(batch: list[int]) -> None:
+        await release.wait()
+
+    batcher = SmartBatcher(handle, max_batch=2, max_buffer=2)
+    await batcher.add(0)
+    await asyncio.sleep(0)
+    await batcher.add(1)
+    await batcher.add(2)
+    blocked = asyncio.create_task(batcher.add(3))
+    await asyncio.sleep(0.05)
+    assert not blocked.done() and len(batcher.buffer) == 2  # backpressure, not growth
+    release.set()
+    await asyncio.wait_for(blocked, 1)
+    await batcher.drain()
+
+
+async def test_a_failed_batch_stops_the_batcher_and_reports() -> None:
+    reported: list[BaseException] = []
+
+    async def handle(batch: list[int]) -> None:
+        raise ValueError("a bug")
+
+    async def on_error(exc: BaseException) -> None:
+        reported.append(exc)
+
+    batcher = SmartBatcher(handle, max_batch=10, max_buffer=10, on_error=on_error)
+    await batcher.add(1)
+    await asyncio.sleep(0.01)
+    assert isinstance(reported[0], ValueError)
+    with pytest.raises(RuntimeError, match="stopped after a failed batch"):
+        await batcher.add(2)
