@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from redis.exceptions import RedisError
 
 from features.online import TS_KEY, FeatureLayout
 from features.schema import ITEM_FEATURES
+from streamrec.fastredis import Command, RedisReplyError
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class ItemFeatureCache:
         self._recent: dict[str, int] = {}  # item -> refresh tick when it was last a candidate
         self._tick = 0
         self._task: asyncio.Task[None] | None = None
+        self.active = False  # set while a ranker is in service: without one, nothing reads this cache
 
     def gather(self, items: Sequence[str]) -> np.ndarray:
         """ITEM_BLOCK rows [len(items), 11] of the current snapshot; unknown items get UNKNOWN_ROW."""
@@ -142,12 +143,16 @@ class ItemFeatureCache:
         """Read the watermark, the trending set and the wanted items' rows, then swap the snapshot."""
         self._tick += 1
         try:
-            watermark = await self.client.get(self.watermark_key)
-            trending = await self.client.zrevrange(self.trending_key, 0, self.trending_n - 1)
+            watermark, trending = await self.client.execute(
+                [("GET", self.watermark_key), ("ZREVRANGE", self.trending_key, 0, self.trending_n - 1)]
+            )
             members = [m.decode() if isinstance(m, bytes) else str(m) for m in trending]
             items = list(dict.fromkeys([*members, *self.wanted()]))
-            rows = await self.layout.read_rows_async(self.client, "item_features", items, with_ts=True)
-        except (RedisError, OSError) as exc:
+            reads = _ReadRecorder()
+            self.layout.add_reads(reads, "item_features", items)
+            replies = await self.client.execute(reads.commands)  # one pipelined round trip for every row
+            rows = self.layout.decode_rows("item_features", replies, with_ts=True)
+        except (RedisReplyError, OSError) as exc:
             if self.redis_ok:
                 log.warning("item features unavailable, ranking with the last snapshot: %s", exc)
             self.redis_ok = False
@@ -159,7 +164,8 @@ class ItemFeatureCache:
 
     async def _run(self) -> None:
         while True:
-            await self.refresh()
+            if self.active:
+                await self.refresh()
             await asyncio.sleep(self.refresh_s)
 
     def start(self) -> None:
@@ -170,3 +176,13 @@ class ItemFeatureCache:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class _ReadRecorder:
+    """The pipeline method FeatureLayout.add_reads uses, recording raw HMGETs for FastRedis."""
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+
+    def hmget(self, key: bytes, fields: Sequence[bytes]) -> None:
+        self.commands.append(("HMGET", key, *fields))

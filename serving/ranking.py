@@ -191,4 +191,5 @@ class Rerankers:
                 loaded = None
             # the one in service and the one before it: in-flight requests may still hold the old runtime
             self._loaded = {**dict(list(self._loaded.items())[-1:]), version_dir: loaded}
+            self.item_cache.active = loaded is not None  # the newest version decides whether features are read
         return self._loaded[version_dir]

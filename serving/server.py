@@ -226,7 +226,8 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     popularity = PopularitySource(client, settings.core.project, holder.runtime.manifest.popular_items,
                                   settings.trending_refresh_s)  # fmt: skip
     batcher = InferenceBatcher(settings.max_batch, settings.max_wait_ms / 1000)
-    item_cache = ItemFeatureCache(client, settings.core.project, settings.trending_refresh_s)
+    item_cache = ItemFeatureCache(FastRedis(settings.core.redis_url.get_secret_value()), settings.core.project,
+                                  settings.trending_refresh_s)  # fmt: skip
     rerankers = Rerankers(item_cache)
     rerankers.get(holder.registry / holder.runtime.version)  # the served version's ranker, loaded up front
     service = RecommenderService(holder, reader, popularity, batcher, settings, rerankers)
@@ -250,7 +251,8 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     await server.start()
     await popularity.refresh()
     popularity.start()
-    await item_cache.refresh()
+    if item_cache.active:
+        await item_cache.refresh()
     item_cache.start()
     if settings.reload_interval_s > 0:
         holder.start_watching(settings.reload_interval_s)

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import redis.asyncio as aioredis
 from onnx import TensorProto, helper
 
 from features.session_store import SessionState
@@ -51,7 +50,7 @@ async def _replay_and_read(url: str, project: str, events: list, items: list[str
         applied = await applier.apply([AggregateInput(0, offset, e.item_id, e.type, e.ts_ms, e.category_id, "")])
         await store.write({}, {}, applied)
     await worker.aclose()
-    client = aioredis.from_url(url)  # the scorer's background client (as serving.popularity's)
+    client = FastRedis(url)  # the scorer's client for the cache
     cache = ItemFeatureCache(client, project, trending_n=10_000)
     await cache.refresh()
     rows, now_ms = cache.gather(items), cache.snapshot.now_ms
