@@ -72,6 +72,7 @@ class SessionTable(faust.Table):  # type: ignore[misc]
 
 def create_app(settings: StreamSettings) -> faust.App:
     core = settings.core
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     transport.fetch_max_wait_ms = settings.fetch_max_wait_ms
     transport.register()
     app = faust.App(

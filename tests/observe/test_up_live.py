@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -42,7 +43,12 @@ def test_up_serves_the_live_page_and_status_sees_everything(trained_registry: Pa
         assert set(addresses.metrics) == {"scorer", "worker"} and addresses.web.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(f"{addresses.web}/api/status", timeout=30) as reply:
             assert json.loads(reply.read())["components"]["scorer"]["health"] == "SERVING"
+        # status is eventually consistent: a worker shows once its first heartbeat (1 s period) has landed
+        deadline = time.monotonic() + 30
         done = streamrec("status", "--json", "--state-dir", str(state_dir), timeout=60)
+        while done.returncode != 0 and time.monotonic() < deadline:
+            time.sleep(1)
+            done = streamrec("status", "--json", "--state-dir", str(state_dir), timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
         report = json.loads(done.stdout)
         assert report["ok"] and {c["state"] for c in report["components"].values()} == {"up"}
