@@ -13,6 +13,7 @@ import pytest
 
 from loadtest.producer import replay
 from streamrec.events import CanonicalEvent
+from tests.faults.support import wait_until_settled
 from tests.integration.harness import (
     EVENTS_TOPIC,
     Services,
@@ -33,19 +34,6 @@ def with_producer_duplicates(events: list[CanonicalEvent], share: float, seed: i
     for i in sorted(rng.sample(range(len(events)), int(len(events) * share)), reverse=True):
         out.insert(min(len(out), i + rng.randrange(1, 5)), events[i])
     return out
-
-
-def wait_until_settled(services: Services, items: list[str], expected: int, timeout_s: float) -> int:
-    client = services.client()
-    deadline, last, stable_since = time.monotonic() + timeout_s, -1, time.monotonic()
-    while time.monotonic() < deadline:
-        total = applied_total(client, services.project, items)
-        if total != last:
-            last, stable_since = total, time.monotonic()
-        elif total >= expected and time.monotonic() - stable_since > 2:
-            return total
-        time.sleep(0.25)
-    return last
 
 
 def test_kill_9_mid_replay_loses_nothing_and_counts_nothing_twice(services: Services) -> None:

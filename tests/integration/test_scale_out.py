@@ -8,6 +8,7 @@ import time
 import pytest
 
 from loadtest.producer import replay
+from tests.faults.support import wait_until_settled
 from tests.integration.harness import (
     EVENTS_TOPIC,
     Services,
@@ -17,7 +18,6 @@ from tests.integration.harness import (
     session_counts,
     worker_partitions,
 )
-from tests.integration.test_effectively_once import wait_until_settled
 from training.synthetic import SyntheticConfig, generate_time_ordered
 
 pytestmark = pytest.mark.integration
