@@ -47,6 +47,16 @@ def read_sessions(client: redis.Redis, project: str, sessions: list[str]) -> lis
     return cast(list[Any], client.mget([session_key(project, s) for s in sessions]))
 
 
+def wait_written(client: redis.Redis, project: str, sessions: list[str], timeout_s: float) -> list[Any]:
+    """Poll until every one of `sessions` has its state in Redis (or the time is up); returns the last read."""
+    deadline = time.monotonic() + timeout_s
+    states = read_sessions(client, project, sessions)
+    while not all(states) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        states = read_sessions(client, project, sessions)
+    return states
+
+
 def test_redis_restart_keeps_state_scorer_degrades_and_worker_loses_nothing(
     tmp_path: Path, trained_registry: Path
 ) -> None:
@@ -63,7 +73,8 @@ def test_redis_restart_keeps_state_scorer_degrades_and_worker_loses_nothing(
         replayer = ReplayThread(events, services.kafka, rate=REPLAY_RATE).start()
         wait_applied(services, items, len(events) * 2 // 5, timeout_s=120, watch=(worker,))
         client = services.client()
-        before = read_sessions(client, services.project, early)
+        # Partitions advance unevenly, so a total applied count does not yet mean every early session is written.
+        before = wait_written(client, services.project, early, timeout_s=60)
         assert all(before), "sessions finished early in the replay are written"
         channel = grpc.insecure_channel(services.env["STREAMREC_SCORER_ADDRESS"])
         stub = recommender_pb2_grpc.RecommenderStub(channel)
