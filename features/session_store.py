@@ -89,5 +89,5 @@ class Recommendations:
     @classmethod
     def from_json(cls, raw: str | bytes) -> Recommendations:
         data = orjson.loads(raw)
-        data["items"] = [(str(i), float(s)) for i, s in data["items"]]
+        data["items"] = list(map(tuple, data["items"]))  # [item, score] pairs, as to_json wrote them
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

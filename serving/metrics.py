@@ -20,6 +20,12 @@ MODEL = Info("streamrec_scorer_model", "The model version and execution provider
 RELOADS = Counter("streamrec_scorer_model_reloads_total", "Model swaps by outcome", ["outcome"], registry=REGISTRY)
 REDIS_UP = Gauge("streamrec_scorer_redis_up", "1 when the last Redis read succeeded", registry=REGISTRY)
 
+# the children the hot path uses, resolved once (`labels()` is a locked dict lookup per call)
+RECOMMEND_LATENCY = LATENCY.labels("Recommend")
+SCORE_LATENCY = LATENCY.labels("Score")
+RECOMMEND_OK = REQUESTS.labels("Recommend", "OK")
+SCORE_OK = REQUESTS.labels("Score", "OK")
+
 
 def serve(port: int) -> None:
     start_http_server(port, addr="0.0.0.0", registry=REGISTRY)

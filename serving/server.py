@@ -27,6 +27,7 @@ from serving.item_cache import ItemFeatureCache
 from serving.model_store import ModelHolder
 from serving.popularity import PopularitySource
 from serving.ranking import MlpReranker, Rerankers
+from serving.rules import Scored
 from serving.runtime import ModelRuntime
 from serving.session_reader import SessionReader
 from serving.validation import Undecodable, lenient, recommend_problem, score_problem
@@ -75,6 +76,7 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         self.settings = settings
         self.in_flight = 0
         self.started = time.monotonic()
+        self._policies: dict[str, recommender.Policy] = {}
 
     def _popular(self) -> recommender.Popular:
         return recommender.Popular(self.popularity.items, self.popularity.from_stream)
@@ -83,7 +85,14 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         return self.rerankers.get(self.holder.registry / runtime.version) if self.rerankers else None
 
     def _policy(self, runtime: ModelRuntime) -> recommender.Policy:
-        return recommender.Policy(self.settings.max_per_category, runtime.categories, reranker=self._reranker(runtime))
+        # built once per model version (a page view must not pay for path joins and a dict lookup each time)
+        cached = self._policies.get(runtime.version)
+        if cached is None:
+            cached = recommender.Policy(self.settings.max_per_category, runtime.categories,
+                                        reranker=self._reranker(runtime))  # fmt: skip
+            # the version in service and the one before it: in-flight requests may still hold the old runtime
+            self._policies = {**dict(list(self._policies.items())[-1:]), runtime.version: cached}
+        return cached
 
     async def _admit(self, rpc: str, context: grpc.aio.ServicerContext) -> None:
         """Shed load beyond the concurrency limit instead of queueing it without bound."""
@@ -115,14 +124,14 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         started = time.perf_counter()
         with self._slot():
             answer = await self._recommend(request, context)
-        metrics.LATENCY.labels("Recommend").observe(time.perf_counter() - started)
-        metrics.REQUESTS.labels("Recommend", "OK").inc()
+        metrics.RECOMMEND_LATENCY.observe(time.perf_counter() - started)
+        metrics.RECOMMEND_OK.inc()
         metrics.SOURCES.labels(answer.source).inc()
-        return pb.RecommendResponse(
-            items=[pb.ScoredItem(item_id=i, score=s, reason=r) for i, s, r in answer.items],
-            model_version=answer.model_version, fallback=answer.fallback, state_age_ms=answer.state_age_ms,
-            source=answer.source, cause_event_id=answer.cause_event_id,
-        )  # fmt: skip
+        response = pb.RecommendResponse(model_version=answer.model_version, fallback=answer.fallback,
+                                        state_age_ms=answer.state_age_ms, source=answer.source,
+                                        cause_event_id=answer.cause_event_id)  # fmt: skip
+        add_items(response.items, answer.items)
+        return response
 
     async def _recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> recommender.Answer:
         remaining = context.time_remaining()
@@ -154,14 +163,12 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         with self._slot():
             results = await recommender.score_sessions(BoundModel(runtime, self.batcher), self._popular(),
                                                        request.k, histories, self._policy(runtime))  # fmt: skip
-        metrics.LATENCY.labels("Score").observe(time.perf_counter() - started)
-        metrics.REQUESTS.labels("Score", "OK").inc()
-        return pb.ScoreResponse(
-            model_version=runtime.version,
-            results=[pb.SessionRecommendations(session_id=sid, items=[pb.ScoredItem(item_id=i, score=s, reason=r)
-                                                                      for i, s, r in items])
-                     for sid, items in results],
-        )  # fmt: skip
+        metrics.SCORE_LATENCY.observe(time.perf_counter() - started)
+        metrics.SCORE_OK.inc()
+        response = pb.ScoreResponse(model_version=runtime.version)
+        for session_id, items in results:
+            add_items(response.results.add(session_id=session_id).items, items)
+        return response
 
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:
         if isinstance(request, Undecodable):
@@ -198,6 +205,13 @@ class Scorer:
         service.batcher.close()
         await service.reader.close()
         await service.popularity.client.aclose()
+
+
+def add_items(field: Any, items: list[Scored]) -> None:
+    """Append scored items to a repeated ScoredItem field (`add` costs half of building messages and a list)."""
+    add = field.add
+    for item_id, score, reason in items:
+        add(item_id=item_id, score=score, reason=reason)
 
 
 def add_recommender(service: RecommenderService, server: grpc.aio.Server) -> None:
