@@ -4,21 +4,30 @@ The whole local stack runs (broker, Redis, scorer, one worker); synthetic events
 events/s for `seconds`, and a sample of them is probed (loadtest/freshness.py). The baseline is the bare
 delivery time of the same broker: produce -> a plain aiokafka consumer sees the record, measured in the same
 run with the same fetch wait, so `p99_over_delivery` says what our processing adds on top of Kafka itself.
+
+That baseline runs on a fresh topic after the measured window. The dev broker (Tansu, memory storage) spends
+more per fetch the more record batches a partition holds, so during the run its delivery is slower than the
+baseline shows; the worker's own histograms over the window split the figure: `worker_pickup_*` (record
+timestamp -> its batch starts: producer linger, broker, consumer) and `worker_written_*` (-> its writes are
+done), and `broker_cpu_share` says how busy the broker process was (1.0 = one core).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.common import bench_registry
 from loadtest.freshness import FreshnessProbe
-from loadtest.producer import EventProducer
+from loadtest.producer import PRODUCER_DEFAULTS, EventProducer
+from observe.scrape import Sample, bucket_delta, buckets, fetch_text, parse, quantile
 from stream.config import DEFAULT_FETCH_MAX_WAIT_MS
 from streamrec.config import EVENTS_TOPIC
 from streamrec.localstack import LocalStack
@@ -39,10 +48,13 @@ def run_freshness(rate: float = 1000.0, seconds: float = 30.0, warmup_s: float =
         # poll each probe at 5% of its age (>= 1 ms): ms resolution early on, little CPU taken from the worker
         probe = FreshnessProbe(stack_info.redis, stack_info.project, poll_s=0.001, relative_step=0.05).start()
         producer = EventProducer(stack_info.kafka, EVENTS_TOPIC)
+        worker = Scraper(stack_info.metrics["worker"], stack_info.processes["broker"])
         start = time.perf_counter()
         warm = int(rate * warmup_s)
         for n, event in enumerate(events):
             _pace(start, n, rate)
+            if n == warm:
+                worker.mark()
             live = dataclasses.replace(event, ts_ms=event.ts_ms + shift)
             producer.send(live.session_id, live.to_bytes())
             if n >= warm and n % SAMPLE_EVERY == 0:
@@ -51,6 +63,7 @@ def run_freshness(rate: float = 1000.0, seconds: float = 30.0, warmup_s: float =
                 probe.followed(live.session_id, live.event_id)
         producer.flush(30)
         report = probe.stop()
+        inside = worker.since_mark()
         delivery = asyncio.run(delivery_baseline(stack_info.kafka, rate))
     summary = report.summary()
     return {
@@ -60,9 +73,49 @@ def run_freshness(rate: float = 1000.0, seconds: float = 30.0, warmup_s: float =
         "delivery_p50_ms": round(float(np.percentile(delivery, 50)), 2),
         "delivery_p99_ms": round(float(np.percentile(delivery, 99)), 2),
         "p99_over_delivery": round(summary["p99_ms"] / max(float(np.percentile(delivery, 99)), 1e-3), 2),
+        **inside,
         "fetch_max_wait_ms": DEFAULT_FETCH_MAX_WAIT_MS,
+        "producer_linger_ms": PRODUCER_DEFAULTS["linger.ms"],
         "data": "synthetic (training.synthetic, session_seed=51), event times shifted to now",
     }
+
+
+class Scraper:
+    """The worker's own view over the measured window: when it picked records up and when their writes were
+    done (its histograms, so as fine as their buckets), and how busy the broker process was meanwhile."""
+
+    def __init__(self, metrics_endpoint: str, broker_pid: int) -> None:
+        self.endpoint = metrics_endpoint
+        self.broker_pid = broker_pid
+        self.start: tuple[list[Sample], float, float | None] | None = None
+
+    def _now(self) -> tuple[list[Sample], float, float | None]:
+        return parse(fetch_text(self.endpoint)), time.monotonic(), process_cpu_s(self.broker_pid)
+
+    def mark(self) -> None:
+        self.start = self._now()
+
+    def since_mark(self) -> dict[str, float | None]:
+        assert self.start is not None, "mark() first"
+        (old, then, cpu_then), (new, now, cpu_now) = self.start, self._now()
+        out: dict[str, float | None] = {}
+        for key, histogram in (("worker_pickup", "streamrec_worker_pickup_seconds"),
+                               ("worker_written", "streamrec_worker_freshness_seconds")):  # fmt: skip
+            delta = bucket_delta(buckets(new, histogram), buckets(old, histogram))
+            for q in (50, 99):
+                out[f"{key}_p{q}_ms"] = round(quantile(q / 100, delta) * 1000, 1)
+        busy = None if cpu_now is None or cpu_then is None else (cpu_now - cpu_then) / (now - then)
+        out["broker_cpu_share"] = None if busy is None else round(busy, 2)
+        return out
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds a process has used (Linux /proc); None where that cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def delivery_baseline(kafka: str, rate: float, samples: int = 300) -> list[float]:

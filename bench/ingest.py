@@ -77,7 +77,7 @@ def faust_baseline_rate(kafka: str, expected: int) -> float:
     out = subprocess.run([sys.executable, "-m", "bench.faust_baseline", kafka, EVENTS_TOPIC, str(expected), group],
                          capture_output=True, text=True, timeout=600)  # fmt: skip
     # Faust sends stdout through its logging, so the JSON line may arrive on either stream, with a log prefix
-    lines = [line[line.index("{"):] for line in (out.stdout + out.stderr).splitlines() if '{"events"' in line]
+    lines = [line[line.index("{") :] for line in (out.stdout + out.stderr).splitlines() if '{"events"' in line]
     if not lines:
         raise RuntimeError(f"baseline agent failed:\n{out.stderr[-2000:]}")
     return float(json.loads(lines[-1])["events_per_s"])

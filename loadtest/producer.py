@@ -18,7 +18,7 @@ from streamrec.events import CanonicalEvent
 
 PRODUCER_DEFAULTS = {
     "partitioner": "murmur2_random",
-    "linger.ms": 1,
+    "linger.ms": 5,
     "enable.idempotence": True,
     "acks": "all",
     "message.timeout.ms": 60_000,

@@ -143,8 +143,9 @@ class GrpcScorer:
         request = recommender_pb2.ScoreRequest(
             k=k,
             sessions=[
-                recommender_pb2.SessionHistory(session_id=sid, item_ids=items, exclude_item_ids=exclude,
-                                               cause_event_id=cause)
+                recommender_pb2.SessionHistory(
+                    session_id=sid, item_ids=items, exclude_item_ids=exclude, cause_event_id=cause
+                )
                 for sid, items, exclude, cause in sessions
             ],
         )

@@ -118,7 +118,10 @@ def create_app(settings: StreamSettings) -> faust.App:
         stream.enable_acks = False
 
         async def handle(batch: list[Any]) -> None:
+            timestamps = [event.message.timestamp for event in batch]  # seconds, the producer's CreateTime
+            metrics.observe_ages(metrics.PICKUP, timestamps, time.time())
             await process_with_retry(processor, [_raw(event) for event in batch])
+            metrics.observe_ages(metrics.FRESHNESS, timestamps, time.time())
             for event in batch:
                 await stream.ack(event)
 
@@ -128,7 +131,8 @@ def create_app(settings: StreamSettings) -> faust.App:
             await app.crash(exc)
 
         batcher: SmartBatcher[Any] = SmartBatcher(handle, settings.batch_max_events, settings.buffer_max_events,
-                                                  settings.batch_linger_ms / 1000, on_error=crash)  # fmt: skip
+                                                  settings.batch_linger_ms / 1000, on_error=crash,
+                                                  linger_from=settings.batch_linger_from_events)  # fmt: skip
         async for event in stream.events():
             await batcher.add(event)
 

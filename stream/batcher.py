@@ -2,8 +2,10 @@
 
 At low load every item is handled at once (a batch of one, no waiting); under load batches grow by
 themselves to what arrived during the last batch, so the fixed cost per batch (round trips to Redis and the
-scorer) is spread over more items. With `linger_s`, a batch that follows a batch of several items also waits
-that long to fill: on a busy machine it trades a few milliseconds of latency for fewer, fuller batches.
+scorer) is spread over more items. With `linger_s`, a batch that follows a batch of at least `linger_from`
+items also waits that long to fill: a worker that is falling behind trades a few milliseconds for fewer,
+fuller batches, while one that keeps up (small batches) never waits, since every millisecond there is
+freshness lost.
 The buffer is bounded: `add` waits when it is full (backpressure all the way to the consumer). Order is kept:
 batch n+1 starts after batch n has finished.
 """
@@ -27,6 +29,7 @@ class SmartBatcher(Generic[T]):
         max_buffer: int,
         linger_s: float = 0.0,
         on_error: Callable[[BaseException], Awaitable[None]] | None = None,
+        linger_from: int = 2,
     ) -> None:
         self.on_error = on_error
         if max_buffer < max_batch:
@@ -44,6 +47,7 @@ class SmartBatcher(Generic[T]):
         self.batches = 0
         self.failed: BaseException | None = None
         self.linger_s = linger_s
+        self.linger_from = max(2, linger_from)
         self._last_size = 0
 
     async def add(self, item: T) -> None:
@@ -61,8 +65,8 @@ class SmartBatcher(Generic[T]):
     async def _run(self) -> None:
         while True:
             await self._ready.wait()
-            if self.linger_s and self._last_size > 1 and len(self.buffer) < self.max_batch:
-                await asyncio.sleep(self.linger_s)  # under load: let the next batch fill a little
+            if self.linger_s and self._last_size >= self.linger_from and len(self.buffer) < self.max_batch:
+                await asyncio.sleep(self.linger_s)  # falling behind: let the next batch fill a little
             batch = self.buffer[: self.max_batch]
             del self.buffer[: self.max_batch]
             if not self.buffer:

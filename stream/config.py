@@ -25,6 +25,9 @@ class StreamSettings(BaseSettings):
     batch_max_events: int = Field(1000, ge=1, description="most events handled in one batch")
     buffer_max_events: int = Field(5000, ge=1, description="events buffered while a batch runs; then backpressure")
     batch_linger_ms: float = Field(10.0, ge=0, le=100, description="under load, wait this long to fill a batch")
+    batch_linger_from_events: int = Field(
+        100, ge=2, description="linger only after a batch at least this large (a worker falling behind)"
+    )
     session_idle_s: float = Field(1800.0, gt=0, description="sessions idle this long leave the worker's memory")
     refresh_k: int = Field(20, ge=1, le=1000, description="length of the refreshed recommendation list")
     producer_linger_ms: int = Field(10, ge=0, description="batching of changelog and dead-letter records")

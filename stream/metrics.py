@@ -20,6 +20,13 @@ RETRIES = Counter("streamrec_worker_batch_retries_total", "Batches retried after
                   registry=REGISTRY)  # fmt: skip
 ASSIGNED = Gauge("streamrec_worker_assigned_partitions", "Partitions of the events topic assigned here",
                  registry=REGISTRY)  # fmt: skip
+_AGE_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60)
+# both from the record's Kafka timestamp (the producer's clock): across machines, clock skew is part of it
+PICKUP = Histogram("streamrec_worker_pickup_seconds", "Record timestamp to the start of the batch handling it",
+                   registry=REGISTRY, buckets=_AGE_BUCKETS)  # fmt: skip
+FRESHNESS = Histogram("streamrec_worker_freshness_seconds",
+                      "Record timestamp to its batch's state, features and refreshed lists written",
+                      registry=REGISTRY, buckets=_AGE_BUCKETS)  # fmt: skip
 LATE = Counter("streamrec_worker_late_events_total", "Events older than the 24 h window (totals only)",
                registry=REGISTRY)  # fmt: skip
 
@@ -41,6 +48,11 @@ def record(outcome: BatchOutcome, records: int, seconds: float) -> None:
         REFRESHES.labels("failed").inc(outcome.refresh_failed)
     if outcome.late:
         LATE.inc(outcome.late)
+
+
+def observe_ages(histogram: Histogram, timestamps_s: list[float], now_s: float) -> None:
+    for ts in timestamps_s:
+        histogram.observe(max(0.0, now_s - ts))
 
 
 def serve(port: int) -> None:

@@ -76,3 +76,34 @@ async def test_a_failed_batch_stops_the_batcher_and_reports() -> None:
     assert isinstance(reported[0], ValueError)
     with pytest.raises(RuntimeError, match="stopped after a failed batch"):
         await batcher.add(2)
+
+
+async def test_only_a_batch_after_a_large_one_lingers_to_fill() -> None:
+    seen: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def handle(batch: list[int]) -> None:
+        seen.append(batch)
+        if batch == [0]:
+            await release.wait()
+
+    async def settle() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    batcher = SmartBatcher(handle, max_batch=100, max_buffer=1000, linger_s=0.2, linger_from=3)
+    await batcher.add(0)
+    await settle()
+    for n in (1, 2, 3):
+        await batcher.add(n)  # a backlog of three forms while [0] is in flight
+    release.set()
+    await settle()
+    await batcher.add(4)  # follows a batch of three: waits, and what arrives meanwhile joins it
+    await settle()
+    await batcher.add(5)
+    await batcher.drain()
+    await batcher.add(6)  # follows a batch of two: goes at once
+    await settle()
+    await batcher.add(7)
+    await batcher.drain()
+    assert seen == [[0], [1, 2, 3], [4, 5], [6], [7]]
