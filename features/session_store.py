@@ -69,7 +69,10 @@ class SessionState:
     @classmethod
     def from_json(cls, raw: str | bytes) -> SessionState:
         data = orjson.loads(raw)
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        try:
+            return cls(**data)
+        except TypeError:  # written by another version: fields it had and this one lacks are dropped
+            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass

@@ -64,7 +64,11 @@ class ModelRuntime:
 
     def encode(self, histories: list[list[str]]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
         """Right-padded index matrix of the known items of each history (the last max_seq_len of them)."""
-        known = [[self.index[i] for i in h if i in self.index][-self.max_seq_len :] for h in histories]
+        index = self.index
+        known = [[index[i] for i in h if i in index][-self.max_seq_len :] for h in histories]
+        if len(known) == 1 and known[0]:  # a page view's lone history: no padding to do
+            seq = known[0]
+            return np.array([seq], dtype=np.int64), np.array([len(seq)], dtype=np.int64), [True]
         width = max((len(k) for k in known), default=1) or 1
         items = np.zeros((len(known), width), dtype=np.int64)
         lengths = np.ones(len(known), dtype=np.int64)
