@@ -28,7 +28,7 @@ from bench.common import bench_registry
 from loadtest.freshness import FreshnessProbe
 from loadtest.producer import PRODUCER_DEFAULTS, EventProducer
 from observe.scrape import Sample, bucket_delta, buckets, fetch_text, parse, quantile
-from stream.config import DEFAULT_FETCH_MAX_WAIT_MS
+from stream.config import StreamSettings
 from streamrec.config import EVENTS_TOPIC
 from streamrec.localstack import LocalStack
 from streamrec.stack import StackOptions, start_stack
@@ -74,7 +74,7 @@ def run_freshness(rate: float = 1000.0, seconds: float = 30.0, warmup_s: float =
         "delivery_p99_ms": round(float(np.percentile(delivery, 99)), 2),
         "p99_over_delivery": round(summary["p99_ms"] / max(float(np.percentile(delivery, 99)), 1e-3), 2),
         **inside,
-        "fetch_max_wait_ms": DEFAULT_FETCH_MAX_WAIT_MS,
+        "fetch_max_wait_ms": fetch_max_wait_ms(),
         "producer_linger_ms": PRODUCER_DEFAULTS["linger.ms"],
         "data": "synthetic (training.synthetic, session_seed=51), event times shifted to now",
     }
@@ -109,6 +109,11 @@ class Scraper:
         return out
 
 
+def fetch_max_wait_ms() -> int:
+    """The worker's fetch wait as it will read it (the stack passes this environment on)."""
+    return StreamSettings().fetch_max_wait_ms
+
+
 def process_cpu_s(pid: int) -> float | None:
     """CPU seconds a process has used (Linux /proc); None where that cannot be read."""
     try:
@@ -124,7 +129,7 @@ async def delivery_baseline(kafka: str, rate: float, samples: int = 300) -> list
 
     topic = f"bench.delivery.{uuid.uuid4().hex[:6]}"
     producer = AIOKafkaProducer(bootstrap_servers=kafka, linger_ms=0)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, fetch_max_wait_ms=DEFAULT_FETCH_MAX_WAIT_MS,
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, fetch_max_wait_ms=fetch_max_wait_ms(),
                                 auto_offset_reset="latest", group_id=None)  # fmt: skip
     await producer.start()
     await producer.send_and_wait(topic, b"create")

@@ -9,9 +9,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamrec.config import CoreSettings
 
-# aiokafka on the dev broker delivers an event in p50 3 ms with a 5 ms fetch wait, but p50 130 ms at the
-# 500 ms default (Faust itself hardcodes 1500 ms): freshness depends on this number, so we set it on purpose.
-DEFAULT_FETCH_MAX_WAIT_MS = 5
+# Freshness depends on this number, so we set it on purpose (Faust hardcodes 1500 ms; aiokafka's default is
+# 500 ms, p50 130 ms delivery on the dev broker). On the dev broker a consumer's waiting fetches cost CPU that
+# grows with the stored batches: at 1,000 events/s for 30 s, freshness p99 was 196-212 ms with 5 ms, 179 ms
+# with 10, 73-110 ms with 20 and 89 ms with 40 (docs/benchmarks.md). Apache Kafka answers a waiting fetch as
+# soon as data arrives, so there the wait only paces idle polling.
+DEFAULT_FETCH_MAX_WAIT_MS = 20
 
 
 class StreamSettings(BaseSettings):
