@@ -79,18 +79,31 @@ def test_a_busy_port_falls_back_to_a_free_one() -> None:
     assert not [t for t in threading.enumerate() if t.name == "observe-tail" and t.is_alive()][1:]
 
 
-def test_web_command_runs_until_terminated() -> None:
+def test_web_command_runs_until_terminated(tmp_path: Path) -> None:
     """`streamrec web` as its own process: prints where it listens, serves, and stops on SIGTERM."""
     argv = [sys.executable, "-m", "observe.cli", "web", "--port", "0", "--kafka", DEAD.kafka, "--redis", DEAD.redis,
             "--grpc", DEAD.grpc]  # fmt: skip
     env = {**os.environ, "STREAMREC_OBSERVE_RECOMMEND_PROBES_PER_S": "0"}
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-                               cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    stderr_path = tmp_path / "web.stderr"
+    with stderr_path.open("w") as stderr:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+                                   cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+
+    def log_tail() -> str:
+        return "\n".join(stderr_path.read_text().splitlines()[-20:])
+
     try:
         assert process.stdout is not None
-        urls = json.loads(process.stdout.readline())
+        first = process.stdout.readline()
+        assert first.startswith("{"), f"expected the addresses as JSON, got {first!r}; stderr:\n{log_tail()}"
+        urls = json.loads(first)
         assert get(urls["live"] + "healthz") == (200, {"ok": True})
         assert urls["store"].endswith("/store")
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
+        try:
+            code = process.wait(timeout=60)  # a busy CI machine: normally about a second
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError(f"streamrec web did not stop within 60 s of SIGTERM; stderr:\n{log_tail()}") from None
+    assert code == 0, f"exit code {code}; stderr:\n{log_tail()}"
