@@ -13,7 +13,6 @@ fraction of its age (0.05: at most 5 % error on its latency), and an unchanged v
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import cast
@@ -22,8 +21,7 @@ import numpy as np
 import redis
 
 from features.session_store import Recommendations, recs_key
-
-IDLE_WAIT_S = 0.1  # with nothing due, look again this often (a new probe wakes the thread sooner)
+from loadtest.probe_thread import ProbeThread
 
 
 @dataclass
@@ -41,25 +39,21 @@ class FreshnessReport:
                 "max_ms": round(max(self.latencies_ms, default=float("nan")), 2)}  # fmt: skip
 
 
-class FreshnessProbe:
+class FreshnessProbe(ProbeThread[tuple[str, float, int]]):  # session -> (event_id, sent_at, sequence)
     def __init__(self, redis_url: str, project: str, poll_s: float = 0.0005, relative_step: float = 0.0) -> None:
+        super().__init__("freshness-probe")
         self.client = redis.Redis.from_url(redis_url)
         self.project = project
         self.poll_s = poll_s
         self.relative_step = relative_step
         self.due: dict[str, float] = {}  # session -> when to poll it next (perf_counter)
         self.seen_raw: dict[str, bytes] = {}  # session -> the value its last poll saw
-        self.pending: dict[str, tuple[str, float, int]] = {}  # session -> (event_id, sent_at, sequence)
         self.sequence: dict[str, int] = {}
         self.later: dict[str, set[str]] = {}  # session -> ids sent after its probed event (see `followed`)
         self.report = FreshnessReport()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="freshness-probe", daemon=True)
 
     def start(self) -> FreshnessProbe:
-        self._thread.start()
+        self._start_thread()
         return self
 
     def sent(self, session_id: str, event_id: str) -> None:
@@ -67,7 +61,7 @@ class FreshnessProbe:
             if session_id in self.pending:  # one probe per session at a time keeps the match unambiguous
                 return
             self.pending[session_id] = (event_id, time.perf_counter(), 0)
-        self._wake.set()
+        self._wake_up()
 
     def followed(self, session_id: str, event_id: str) -> None:
         """`event_id` of a session with a pending probe was sent after it: a list caused by it counts too."""
@@ -93,9 +87,7 @@ class FreshnessProbe:
         """Until the next poll is due (at least `poll_s`); a new probe (`sent`) wakes the thread at once."""
         with self._lock:
             next_due = min((self.due.get(s, 0.0) for s in self.pending), default=float("inf"))
-        wait = max(self.poll_s, min(next_due - time.perf_counter(), IDLE_WAIT_S))
-        if self._wake.wait(wait):
-            self._wake.clear()
+        self._wait_for_next(next_due, self.poll_s)
 
     def _check(self, session_id: str, raw: bytes | None, now: float) -> None:
         sent_at = self.pending[session_id][1]
@@ -113,12 +105,7 @@ class FreshnessProbe:
         return event_id == self.pending[session_id][0] or event_id in self.later.get(session_id, ())
 
     def stop(self, drain_s: float = 5.0) -> FreshnessReport:
-        deadline = time.monotonic() + drain_s
-        while self.pending and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self._stop.set()
-        self._wake.set()
-        self._thread.join()
+        self._drain_and_join(drain_s)
         self.report.missing = len(self.pending)
         self.client.close()
         return self.report

@@ -16,7 +16,6 @@ stack is not also flooded by its own probe); `source` at the moment of visibilit
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -24,9 +23,9 @@ from dataclasses import dataclass
 import grpc
 
 from loadtest.freshness import FreshnessReport
+from loadtest.probe_thread import ProbeThread
 from protos import recommender_pb2, recommender_pb2_grpc
 
-IDLE_WAIT_S = 0.1  # with nothing due, look again this often (a new probe wakes the thread sooner)
 GIVE_UP_S = 60.0  # a probe unanswered this long is counted missing and no longer polled
 
 
@@ -37,7 +36,7 @@ class _Pending:
     due: float = 0.0  # next poll (perf_counter)
 
 
-class RecommendProbe:
+class RecommendProbe(ProbeThread[_Pending]):
     def __init__(
         self,
         address: str,
@@ -47,6 +46,7 @@ class RecommendProbe:
         relative_step: float = 0.05,
         max_calls_per_s: float = 100.0,
     ) -> None:
+        super().__init__("recommend-probe")
         self.channel = grpc.insecure_channel(address)
         self.stub = recommender_pb2_grpc.RecommenderStub(self.channel)
         self.poll_s = poll_s
@@ -54,18 +54,13 @@ class RecommendProbe:
         self.max_calls_per_s = max_calls_per_s
         self.k = k
         self.rpc_timeout_s = rpc_timeout_s
-        self.pending: dict[str, _Pending] = {}
         self.report = FreshnessReport()
         self.sources: Counter[str] = Counter()
         self.calls = 0
         self.errors: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="recommend-probe", daemon=True)
 
     def start(self) -> RecommendProbe:
-        self._thread.start()
+        self._start_thread()
         return self
 
     def sent(self, session_id: str, event_id: str) -> None:
@@ -73,7 +68,7 @@ class RecommendProbe:
         with self._lock:
             if session_id not in self.pending:
                 self.pending[session_id] = _Pending(time.perf_counter(), int(time.time() * 1000))
-        self._wake.set()
+        self._wake_up()
 
     def _run(self) -> None:
         tokens, refilled = 0.0, time.perf_counter()  # a token bucket of Recommend calls: max_calls_per_s
@@ -93,9 +88,7 @@ class RecommendProbe:
         """Until the next poll is due and the budget allows one; a new probe (`sent`) wakes the thread at once."""
         with self._lock:
             next_due = min((p.due for p in self.pending.values()), default=float("inf"))
-        wait = max(for_budget_s, min(next_due - time.perf_counter(), IDLE_WAIT_S), 0.0005)
-        if self._wake.wait(wait):
-            self._wake.clear()
+        self._wait_for_next(next_due, max(for_budget_s, 0.0005))
 
     def _poll(self, sessions: list[tuple[str, _Pending]]) -> None:
         asked_ms = int(time.time() * 1000)
@@ -133,12 +126,7 @@ class RecommendProbe:
     def stop(self, drain_s: float = 5.0) -> FreshnessReport:
         if self._stop.is_set():  # stopped already: the report is final
             return self.report
-        deadline = time.monotonic() + drain_s
-        while self.pending and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self._stop.set()
-        self._wake.set()
-        self._thread.join()
+        self._drain_and_join(drain_s)
         self.report.missing += len(self.pending)
         self.channel.close()
         return self.report
