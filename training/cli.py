@@ -78,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _data_options(ranker)
     ranker.set_defaults(handler=_guarded(_train_ranker))
 
+
 def _guarded(handler: Handler) -> Handler:
     """Data and artifact problems end the command with a message and exit code 2, not a traceback."""
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from training.next_item import NextItemScoring
 from training.repeat import RepeatBias
 
 
@@ -34,7 +35,7 @@ class GRU4RecArgs:
         return asdict(self)
 
 
-class GRU4Rec(nn.Module):
+class GRU4Rec(NextItemScoring, nn.Module):
     """Session encoder and tied scoring head; `forward(items, lengths)` gives scores over all items."""
 
     def __init__(self, args: GRU4RecArgs) -> None:
@@ -61,18 +62,6 @@ class GRU4Rec(nn.Module):
         position cannot change the state at that position."""
         out, _ = self.gru(self.dropout(self.embedding(items)))
         return out
-
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """items [B, T] right-padded with 0, lengths [B] >= 1 -> scores [B, n_items] after position lengths-1."""
-        states = self.encode_all(items)
-        last = states[torch.arange(items.shape[0], device=items.device), lengths - 1]
-        scores = self.score(last)
-        return self.repeat.last(scores, items, lengths) if self.repeat is not None else scores
-
-    def scores_all(self, items: torch.Tensor) -> torch.Tensor:
-        """Training on whole sessions: scores [B, T, N] after every position."""
-        scores = self.score(self.encode_all(items))
-        return self.repeat.all_positions(scores, items) if self.repeat is not None else scores
 
     def step(
         self, items: torch.Tensor, hidden: torch.Tensor | None, recent: torch.Tensor

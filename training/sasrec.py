@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from training.next_item import NextItemScoring
 from training.repeat import RepeatBias
 
 
@@ -59,7 +60,7 @@ class Block(nn.Module):
         return x + self.dropout(self.ff(self.norm2(x)))
 
 
-class SASRec(nn.Module):
+class SASRec(NextItemScoring, nn.Module):
     """`forward(items, lengths)` gives scores over all items after position lengths-1."""
 
     def __init__(self, args: SASRecArgs) -> None:
@@ -90,15 +91,3 @@ class SASRec(nn.Module):
 
     def score(self, states: torch.Tensor) -> torch.Tensor:
         return self.dropout(states) @ self.embedding.weight.T + self.bias
-
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """items [B, T] right-padded with 0, lengths [B] >= 1 -> scores [B, n_items] after position lengths-1."""
-        states = self.encode_all(items)
-        last = states[torch.arange(items.shape[0], device=items.device), lengths - 1]
-        scores = self.score(last)
-        return self.repeat.last(scores, items, lengths) if self.repeat is not None else scores
-
-    def scores_all(self, items: torch.Tensor) -> torch.Tensor:
-        """Training: scores [B, T, N] after every position (each position is its own session end)."""
-        scores = self.score(self.encode_all(items))
-        return self.repeat.all_positions(scores, items) if self.repeat is not None else scores
