@@ -1,13 +1,13 @@
 """The one exception tree of streamrec; every package raises from here.
 
-    StreamrecError
-    ├── ConfigError            settings that cannot work (bad address, missing file)
-    ├── StackError             a local service (broker, redis-server, worker, scorer) failed to start or stop
-    ├── ArtifactError          a model artifact is missing, unreadable or inconsistent
-    │   └── ChecksumMismatch   a file's sha256 differs from its manifest entry
-    ├── InvalidEvent           an event failed decoding or validation; `.reason` is the dead-letter reason
-    ├── DataError              an input data file cannot be read into canonical events
-    └── ScorerError            the scorer cannot answer (no model loaded, runtime failure)
+StreamrecError
+├── ConfigError            settings that cannot work (bad address, missing file)
+├── StackError             a local service (broker, redis-server, worker, scorer) failed to start or stop
+├── ArtifactError          a model artifact is missing, unreadable or inconsistent
+│   └── ChecksumMismatch   a file's sha256 differs from its manifest entry
+├── InvalidEvent           an event failed decoding or validation; `.reason` is the dead-letter reason
+├── DataError              an input data file cannot be read into canonical events
+└── ScorerError            the scorer cannot answer (no model loaded, runtime failure)
 """
 
 from __future__ import annotations

@@ -66,8 +66,15 @@ def applied_total(client: redis.Redis, project: str, items: list[str]) -> int:
     return sum(sum(c.values()) for c in item_totals(client, project, items).values())
 
 
-__all__ = ["EVENTS_TOPIC", "Services", "applied_total", "ground_truth", "item_totals", "session_counts",
-           "worker_partitions"]
+__all__ = [
+    "EVENTS_TOPIC",
+    "Services",
+    "applied_total",
+    "ground_truth",
+    "item_totals",
+    "session_counts",
+    "worker_partitions",
+]
 
 
 def worker_partitions(client: redis.Redis, project: str) -> dict[str, list[int]]:

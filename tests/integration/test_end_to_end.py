@@ -100,9 +100,7 @@ def test_health_and_reflection(streamrec_stack: StackAddresses) -> None:
     assert "streamrec.v1.Recommender" in names and "grpc.health.v1.Health" in names
 
 
-def test_malformed_event_goes_to_the_dead_letter_topic(
-    streamrec_stack: StackAddresses, store: redis.Redis
-) -> None:
+def test_malformed_event_goes_to_the_dead_letter_topic(streamrec_stack: StackAddresses, store: redis.Redis) -> None:
     session_id = f"dlq-{uuid.uuid4().hex[:8]}"
     producer = EventProducer(streamrec_stack.kafka, EVENTS_TOPIC)
     producer.send(session_id, b"\x08\x96\x01 this is not an Event \xff")
@@ -122,4 +120,3 @@ def test_malformed_event_goes_to_the_dead_letter_topic(
     headers = dict(found.headers() or [])
     assert headers["reason"] == b"undecodable"
     assert found.value() == b"\x08\x96\x01 this is not an Event \xff"
-

@@ -169,7 +169,6 @@ async def test_graceful_drain_lets_in_flight_calls_finish(
     assert len(reply.items) == 5 and not reply.fallback
 
 
-
 async def test_a_version_with_a_ranker_is_served_in_two_stages(
     redis_url: str, project: str, registry_copy: Path
 ) -> None:
