@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +34,7 @@ from tests.faults.support import (
     wait_until_settled,
 )
 from tests.integration.harness import Services, applied_total, ground_truth, item_totals, session_counts
+from tests.loadtest.fake_scorer import serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -61,31 +59,6 @@ class SlowRecommender(recommender_pb2_grpc.RecommenderServicer):
         return pb.ScoreResponse(model_version="slow")
 
 
-async def _start(servicer: SlowRecommender) -> tuple[grpc.aio.Server, int]:
-    server = grpc.aio.server()  # created on the loop that runs it: grpc.aio binds to the current loop
-    recommender_pb2_grpc.add_RecommenderServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    return server, port
-
-
-@contextmanager
-def slow_scorer() -> Iterator[tuple[str, SlowRecommender]]:
-    """A real grpc.aio server on its own loop in a background thread; yields (address, servicer)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="slow-scorer", daemon=True)
-    thread.start()
-    servicer = SlowRecommender()
-    server, port = asyncio.run_coroutine_threadsafe(_start(servicer), loop).result(10)
-    try:
-        yield f"127.0.0.1:{port}", servicer
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
 def test_slow_scorer_backpressure_keeps_memory_bounded_and_state_complete(
     tmp_path: Path, trained_registry: Path
 ) -> None:
@@ -94,7 +67,7 @@ def test_slow_scorer_backpressure_keeps_memory_bounded_and_state_complete(
     items = sorted(truth_items)
     metrics_port = free_port()
 
-    with LocalStack(state_dir=tmp_path / "stack") as stack, slow_scorer() as (address, servicer):
+    with LocalStack(state_dir=tmp_path / "stack") as stack, serving(SlowRecommender()) as (address, servicer):
         services = start_services(stack, trained_registry, scorer=False, scorer_address=address)
         services.env.update({
             "STREAMREC_STREAM_SCORER_TIMEOUT_S": str(SCORER_TIMEOUT_S),
