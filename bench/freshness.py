@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.common import bench_registry
+from loadtest.cpu import process_cpu_s
 from loadtest.freshness import FreshnessProbe
 from loadtest.producer import PRODUCER_DEFAULTS, EventProducer
 from observe.scrape import Sample, bucket_delta, buckets, fetch_text, parse, quantile
@@ -112,15 +111,6 @@ class Scraper:
 def fetch_max_wait_ms() -> int:
     """The worker's fetch wait as it will read it (the stack passes this environment on)."""
     return StreamSettings().fetch_max_wait_ms
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """CPU seconds a process has used (Linux /proc); None where that cannot be read."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def delivery_baseline(kafka: str, rate: float, samples: int = 300) -> list[float]:

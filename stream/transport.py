@@ -10,8 +10,10 @@ from typing import Any
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from stream.config import DEFAULT_FETCH_MAX_WAIT_MS
+
 SCHEME = "streamrec"
-fetch_max_wait_ms = 5  # set by stream.app from StreamSettings before the app starts
+fetch_max_wait_ms = DEFAULT_FETCH_MAX_WAIT_MS  # set by stream.app from StreamSettings before the app starts
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
