@@ -62,40 +62,54 @@ class ModelRuntime:
         for batch in (1, 8):
             self.run(np.ones((batch, 3), dtype=np.int64), np.full(batch, 3, dtype=np.int64))
 
-    def encode(self, histories: list[list[str]]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
-        """Right-padded index matrix of the known items of each history (the last max_seq_len of them)."""
+    def known(self, history: list[str]) -> list[int]:
+        """The vocabulary indices of a history's known items, the last max_seq_len of them."""
         index = self.index
-        known = [[index[i] for i in h if i in index][-self.max_seq_len :] for h in histories]
-        if len(known) == 1 and known[0]:  # a page view's lone history: no padding to do
-            seq = known[0]
-            return np.array([seq], dtype=np.int64), np.array([len(seq)], dtype=np.int64), [True]
-        width = max((len(k) for k in known), default=1) or 1
-        items = np.zeros((len(known), width), dtype=np.int64)
-        lengths = np.ones(len(known), dtype=np.int64)
-        for row, seq in enumerate(known):
-            if seq:
-                items[row, : len(seq)] = seq
-                lengths[row] = len(seq)
-        return items, lengths, [bool(k) for k in known]
+        return [index[i] for i in history if i in index][-self.max_seq_len :]
 
     def run(self, items: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scores, indices = self.session.run(None, {"items": items, "lengths": lengths})
         return scores, indices
 
     def candidates(self, histories: list[list[str]], limit: int | None = None) -> list[list[tuple[str, float]] | None]:
-        """Top candidates per history, best first (at most `limit`); None where no item of a history is known."""
-        if not histories:
-            return []
-        items, lengths, usable = self.encode(histories)
-        scores, indices = self.run(items, lengths)
-        if limit is not None:
-            scores, indices = scores[:, :limit], indices[:, :limit]
+        """Top candidates per history, best first (at most `limit`); None where no item of a history is known.
+
+        A batch runs in groups of similar length (see `width_groups`): the session model's work grows with the
+        padded width of its input, so one long history would otherwise make every row of a batch pay for it.
+        """
+        sequences = [self.known(h) for h in histories]
+        out: list[list[tuple[str, float]] | None] = [None] * len(histories)
         vocab = self.vocabulary
-        score_rows, index_rows = scores.tolist(), indices.tolist()  # one conversion, not one per element
-        return [
-            [(vocab[i], s) for i, s in zip(index_rows[row], score_rows[row], strict=True)] if usable[row] else None
-            for row in range(len(histories))
-        ]
+        for rows in width_groups(sequences):
+            scores, indices = self.run(*pad([sequences[row] for row in rows]))
+            if limit is not None:
+                scores, indices = scores[:, :limit], indices[:, :limit]
+            score_rows, index_rows = scores.tolist(), indices.tolist()  # one conversion, not one per element
+            for row, top, values in zip(rows, index_rows, score_rows, strict=True):
+                out[row] = [(vocab[i], s) for i, s in zip(top, values, strict=True)]
+        return out
+
+
+def width_groups(sequences: list[list[int]]) -> list[list[int]]:
+    """Row numbers of the non-empty sequences, grouped by padded width: lengths up to 1, 2, 4, 8, ... share a
+    group. Right padding changes no row's result (the models are tested for it), so grouping changes no answer;
+    it bounds the padding a row carries to less than its own length."""
+    groups: dict[int, list[int]] = {}
+    for row, seq in enumerate(sequences):
+        if seq:
+            groups.setdefault((len(seq) - 1).bit_length(), []).append(row)
+    return [groups[width] for width in sorted(groups)]
+
+
+def pad(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """A right-padded index matrix and the lengths, as the exported graph takes them."""
+    if len(sequences) == 1:  # a page view's lone history: no padding to do
+        return np.array(sequences, dtype=np.int64), np.array([len(sequences[0])], dtype=np.int64)
+    width = max(len(seq) for seq in sequences)
+    items = np.zeros((len(sequences), width), dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        items[row, : len(seq)] = seq
+    return items, np.array([len(seq) for seq in sequences], dtype=np.int64)
 
 
 ITEM_META = "item_meta.json"
