@@ -46,10 +46,23 @@ def _pack(command: Command) -> bytes:
         return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args)
 
 
+class _Pending:
+    """One pipeline's replies as they arrive; its future is resolved with all of them at once."""
+
+    __slots__ = ("expected", "future", "replies")
+
+    def __init__(self, future: asyncio.Future[list[object]], expected: int) -> None:
+        self.future = future
+        self.expected = expected
+        self.replies: list[object] = []
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
-        self.waiters: collections.deque[asyncio.Future[object]] = collections.deque()
+        # one entry per pipeline, not per command: a worker batch sends about a thousand commands, and a future
+        # (made, resolved, awaited) per command cost more than encoding them
+        self.waiters: collections.deque[_Pending] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.lost = False
 
@@ -59,31 +72,28 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
-            waiter = self.waiters.popleft()
-            if not waiter.done():  # the caller may have timed out; the reply is still consumed in order
-                waiter.set_result(reply)  # error replies are values here; callers decide (see _raise_errors)
+            pending = self.waiters[0]
+            pending.replies.append(reply)  # error replies are values here; callers decide (see _raise_errors)
+            if len(pending.replies) == pending.expected:
+                self.waiters.popleft()
+                if not pending.future.done():  # the caller may have timed out; the replies were consumed in order
+                    pending.future.set_result(pending.replies)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(ConnectionError(f"redis connection lost: {exc!r}"))
+            pending = self.waiters.popleft()
+            if not pending.future.done():
+                pending.future.set_exception(ConnectionError(f"redis connection lost: {exc!r}"))
 
-    def send(self, commands: list[Command]) -> list[asyncio.Future[object]]:
-        """Write every command in one go; one future per reply."""
+    def send(self, commands: list[Command]) -> asyncio.Future[list[object]]:
+        """Write every command in one go; the future gets their replies, in order."""
         if self.transport is None or self.lost:
             raise ConnectionError("redis connection is closed")
-        loop = asyncio.get_running_loop()
-        chunks: list[bytes] = []
-        futures: list[asyncio.Future[object]] = []
-        for command in commands:
-            chunks.append(_pack(command))
-            future: asyncio.Future[object] = loop.create_future()
-            futures.append(future)
-            self.waiters.append(future)
-        self.transport.write(b"".join(chunks))
-        return futures
+        future: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
+        self.waiters.append(_Pending(future, len(commands)))
+        self.transport.write(b"".join([_pack(command) for command in commands]))
+        return future
 
 
 class FastRedis:
@@ -128,7 +138,7 @@ class FastRedis:
         if self.db:
             setup.append(("SELECT", self.db))
         if setup:
-            _raise_errors([await f for f in protocol.send(setup)])
+            _raise_errors(await protocol.send(setup))
         return protocol
 
     async def execute(self, commands: list[Command], raise_errors: bool = True) -> list[object]:
@@ -136,7 +146,7 @@ class FastRedis:
         if not commands:
             return []
         protocol = await self._connection()
-        replies = [await future for future in protocol.send(commands)]
+        replies = await protocol.send(commands)
         return _raise_errors(replies) if raise_errors else replies
 
     async def mget(self, *keys: str) -> list[bytes | None]:
