@@ -58,7 +58,9 @@ class FreshnessProbe(ProbeThread[tuple[str, float, int]]):  # session -> (event_
 
     def sent(self, session_id: str, event_id: str) -> None:
         with self._lock:
-            if session_id in self.pending:  # one probe per session at a time keeps the match unambiguous
+            if session_id in self.pending:  # one probe per session at a time keeps the match unambiguous;
+                if event_id != self.pending[session_id][0]:  # this event then counts as one that follows it
+                    self.later.setdefault(session_id, set()).add(event_id)
                 return
             self.pending[session_id] = (event_id, time.perf_counter(), 0)
         self._wake_up()

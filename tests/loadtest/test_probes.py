@@ -28,13 +28,16 @@ def test_redis_probe_matches_the_event_or_a_later_one_of_its_session(redis_url: 
     probe.sent("s1", "e1")
     probe.sent("s2", "e2")
     probe.followed("s2", "e3")  # e2 and e3 folded into one batch: the list names e3
+    probe.sent("s4", "e5")
+    probe.sent("s4", "e6")  # sampled while s4 has a probe pending: a list naming e6 answers the probe of e5
     time.sleep(0.05)
     _write_recs(client, project, "s1", "e1")
     _write_recs(client, project, "s2", "e3")
+    _write_recs(client, project, "s4", "e6")
     probe.sent("s3", "e4")  # never refreshed: missing
     report = probe.stop(drain_s=0.3)
     client.close()
-    assert len(report.latencies_ms) == 2 and report.missing == 1
+    assert len(report.latencies_ms) == 3 and report.missing == 1
     assert all(40 <= ms < 1000 for ms in report.latencies_ms), report.latencies_ms
 
 
