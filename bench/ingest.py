@@ -3,7 +3,8 @@
 One run: start a broker and Redis, publish N synthetic events, then consume the same topic three ways, one
 after the other so they never share the CPU: a plain aiokafka loop (context), a do-nothing Faust agent (the
 framework's own cost, our floor) and our worker with state, dedupe, aggregates, DLQ and refresh on.
-Rates are measured from the first event handled to the last, so start-up and group join do not count.
+Rates are measured from the first event handled to the last, so start-up and group join do not count; over
+that window of our worker, the cores each process used are recorded too (`cores_during_ours`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from bench.common import bench_registry
+from loadtest.cpu import CpuMeter
 from loadtest.producer import replay
 from streamrec.config import EVENTS_TOPIC
 from streamrec.localstack import LocalStack, free_port
@@ -40,7 +43,7 @@ def run_ingest(events: int = 60_000) -> dict[str, Any]:
         assert sent.failed == 0, sent.errors
         bare = asyncio.run(bare_consumer_rate(kafka, len(data)))
         baseline = faust_baseline_rate(kafka, len(data))
-        ours = worker_rate(stack, kafka, redis_url, registry, len(data))
+        ours, cpu = worker_rate(stack, kafka, redis_url, registry, len(data))
     return {
         "events_per_s": round(ours, 1),
         "baseline_events_per_s": round(baseline, 1),
@@ -48,6 +51,9 @@ def run_ingest(events: int = 60_000) -> dict[str, Any]:
         "bare_consumer_events_per_s": round(bare, 1),
         "events": len(data),
         "partitions": PARTITIONS,
+        # cores each process used while our worker ran (1.0 = one core): where the two cores went
+        "cores_during_ours": cpu.get("cores", {}),
+        "machine_busy_cores": cpu.get("machine_busy_cores"),
         "data": "synthetic (training.synthetic, session_seed=21)",
     }
 
@@ -83,7 +89,9 @@ def faust_baseline_rate(kafka: str, expected: int) -> float:
     return float(json.loads(lines[-1])["events_per_s"])
 
 
-def worker_rate(stack: LocalStack, kafka: str, redis_url: str, registry: Path, expected: int) -> float:
+def worker_rate(
+    stack: LocalStack, kafka: str, redis_url: str, registry: Path, expected: int
+) -> tuple[float, dict[str, Any]]:
     project = f"bench{uuid.uuid4().hex[:6]}"
     port = free_port()
     env = service_env(kafka, redis_url, f"127.0.0.1:{port}", registry, StackOptions(project=project,
@@ -92,11 +100,17 @@ def worker_rate(stack: LocalStack, kafka: str, redis_url: str, registry: Path, e
                         lambda: scorer_ready(f"127.0.0.1:{port}"), env=env)  # fmt: skip
     env["STREAMREC_STREAM_DATA_DIR"] = str(stack.state_dir / "bench-worker")
     stack.python_module("bench-worker", ["worker"], kafka, lambda: True, env=env)
-    return _watch_progress(redis.Redis.from_url(redis_url), f"{project}:agg:offsets:{EVENTS_TOPIC}", expected)
+    meter = CpuMeter({name.removeprefix("bench-"): service.process.pid for name, service in stack.services.items()})
+    client = redis.Redis.from_url(redis_url)
+    rate = _watch_progress(client, f"{project}:agg:offsets:{EVENTS_TOPIC}", expected, on_first=meter.start)
+    return rate, meter.stop()
 
 
-def _watch_progress(client: redis.Redis, offsets_key: str, expected: int, timeout_s: float = 600) -> float:
-    """Poll the worker's applied offsets; rate from the first progress seen to all events applied."""
+def _watch_progress(
+    client: redis.Redis, offsets_key: str, expected: int, on_first: Callable[[], object], timeout_s: float = 600
+) -> float:
+    """Poll the worker's applied offsets; rate from the first progress seen (`on_first` is called then) to all
+    events applied."""
     first_time, first_count = 0.0, 0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -105,6 +119,7 @@ def _watch_progress(client: redis.Redis, offsets_key: str, expected: int, timeou
         now = time.perf_counter()
         if done and not first_time:
             first_time, first_count = now, done
+            on_first()
         if done >= expected:
             return (done - first_count) / (now - first_time)
         time.sleep(0.005)
