@@ -29,6 +29,9 @@ class ServingSettings(BaseSettings):
     )
     ort_threads: int = Field(1, ge=1, description="intra-op threads per inference (1 = lowest latency here)")
     redis_timeout_s: float = Field(0.05, gt=0, description="past this the scorer answers without Redis")
+    blocking_read_timeout_ms: float = Field(
+        3.0, ge=0, le=20, description="a lone request reads Redis in place, waiting at most this (0 = never)"
+    )
     max_message_bytes: int = Field(1 << 20, ge=1024)
     max_in_flight: int = Field(256, ge=1, description="concurrent requests; beyond it RESOURCE_EXHAUSTED")
     max_batch: int = Field(64, ge=1, description="most histories in one ONNX Runtime call")

@@ -22,6 +22,7 @@ from protos import recommender_pb2_grpc
 from serving import metrics, recommender
 from serving.auth import TokenAuthInterceptor
 from serving.batching import InferenceBatcher
+from serving.blocking_read import BlockingReader
 from serving.config import ServingSettings
 from serving.item_cache import ItemFeatureCache
 from serving.model_store import ModelHolder
@@ -136,7 +137,8 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
     async def _recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> recommender.Answer:
         remaining = context.time_remaining()
         timeout = self.settings.redis_timeout_s if remaining is None else min(self.settings.redis_timeout_s, remaining)
-        state, refreshed, redis_ok = await self.reader.read(request.session_id, timeout)
+        # a request that is alone reads in place: nobody waits meanwhile, and not suspending saves the most
+        state, refreshed, redis_ok = await self.reader.read(request.session_id, timeout, alone=self.in_flight == 1)
         excludes = set(request.exclude_item_ids)
         if request.context.item_id:
             excludes.add(request.context.item_id)
@@ -235,8 +237,9 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     holder = holder or ModelHolder(settings.registry, settings.providers, settings.ort_threads, settings.model_version)
     client = aioredis.from_url(settings.core.redis_url.get_secret_value(), socket_timeout=settings.redis_timeout_s,
                                socket_connect_timeout=settings.redis_timeout_s)  # fmt: skip
-    reader = SessionReader(FastRedis(settings.core.redis_url.get_secret_value(), settings.redis_timeout_s),
-                           settings.core.project)  # fmt: skip
+    session_client = FastRedis(settings.core.redis_url.get_secret_value(), settings.redis_timeout_s)
+    reader = SessionReader(session_client, settings.core.project,
+                           BlockingReader.like(session_client, settings.blocking_read_timeout_ms / 1000))  # fmt: skip
     popularity = PopularitySource(client, settings.core.project, holder.runtime.manifest.popular_items,
                                   settings.trending_refresh_s)  # fmt: skip
     batcher = InferenceBatcher(settings.max_batch, settings.max_wait_ms / 1000)

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from features.session_store import Recommendations, SessionState, recs_key, session_key
 from serving import metrics
+from serving.blocking_read import BlockingReader
 
 log = logging.getLogger(__name__)
 
@@ -18,14 +19,19 @@ class SessionReader:
     """Redis trouble (down, slow past the budget) reads as "no state" plus a log line and a gauge, never an
     error to the storefront: the answer then comes from popularity with fallback=true."""
 
-    def __init__(self, client: Any, project: str) -> None:
-        # `client` needs `mget(*keys)` and `aclose()`: serving.redis_reader.FastRedisReader in the scorer
+    def __init__(self, client: Any, project: str, blocking: BlockingReader | None = None) -> None:
+        # `client` needs `mget(*keys)` and `aclose()`: streamrec.fastredis.FastRedis in the scorer
         self.client = client
         self.project = project
+        self.blocking = blocking  # for a request that is alone (serving/blocking_read.py)
         self.redis_ok = True
 
-    async def read(self, session_id: str, timeout_s: float) -> tuple[SessionState | None, Recommendations | None, bool]:
+    async def read(self, session_id: str, timeout_s: float, alone: bool = False) -> Read:
         keys = (session_key(self.project, session_id), recs_key(self.project, session_id))
+        if alone and self.blocking is not None and self.redis_ok:
+            values = self.blocking.mget(keys)
+            if values is not None:
+                return _decode(*values)
         try:
             async with asyncio.timeout(max(timeout_s, 0.001)):  # no extra task, unlike wait_for
                 raw_state, raw_recs = await self.client.mget(*keys)
@@ -39,9 +45,18 @@ class SessionReader:
             log.info("redis readable again")
             self.redis_ok = True
             metrics.REDIS_UP.set(1)
-        state = SessionState.from_json(raw_state) if raw_state else None
-        recs = Recommendations.from_json(raw_recs) if raw_recs else None
-        return state, recs, True
+        return _decode(raw_state, raw_recs)
 
     async def close(self) -> None:
+        if self.blocking is not None:
+            self.blocking.close()
         await self.client.aclose()
+
+
+Read = tuple[SessionState | None, Recommendations | None, bool]  # state, refreshed list, whether Redis answered
+
+
+def _decode(raw_state: bytes | None, raw_recs: bytes | None) -> Read:
+    state = SessionState.from_json(raw_state) if raw_state else None
+    recs = Recommendations.from_json(raw_recs) if raw_recs else None
+    return state, recs, True
