@@ -18,6 +18,9 @@ IN_FLIGHT = Gauge("streamrec_scorer_in_flight", "Requests being handled", regist
 SHED = Counter("streamrec_scorer_shed_total", "Requests refused with RESOURCE_EXHAUSTED", registry=REGISTRY)
 MODEL = Info("streamrec_scorer_model", "The model version and execution providers in use", registry=REGISTRY)
 RELOADS = Counter("streamrec_scorer_model_reloads_total", "Model swaps by outcome", ["outcome"], registry=REGISTRY)
+SESSION_READS = Counter("streamrec_scorer_session_reads_total",
+                        "Session reads from Redis: in_place (a lone request, blocking) or awaited", ["path"],
+                        registry=REGISTRY)  # fmt: skip
 REDIS_UP = Gauge("streamrec_scorer_redis_up", "1 when the last Redis read succeeded", registry=REGISTRY)
 
 # the children the hot path uses, resolved once (`labels()` is a locked dict lookup per call)

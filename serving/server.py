@@ -39,6 +39,8 @@ from streamrec.security import parse_tokens, server_credentials
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
 HEALTH_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+# measured here: with one client a call came 0.50-0.74 ms after the last left (p10-p90), with eight 0.14-0.27 ms
+IDLE_BEFORE_ALONE_S = 0.00025
 
 
 @dataclass
@@ -76,6 +78,7 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         self.batcher = batcher
         self.settings = settings
         self.in_flight = 0
+        self.idle_since = 0.0  # perf_counter when the last request left and none was left in flight
         self.started = time.monotonic()
         self._policies: dict[str, recommender.Policy] = {}
 
@@ -112,6 +115,14 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         finally:
             self.in_flight -= 1
             metrics.IN_FLIGHT.dec()
+            if not self.in_flight:
+                self.idle_since = time.perf_counter()
+
+    def _alone(self) -> bool:
+        """This request is the only one, and the scorer was idle before it came: a blocking read then keeps
+        nobody waiting. Under load grpc.aio starts one call per loop iteration, so a call can be the only one in
+        flight while the next is already queued; those come within a few hundred microseconds of the last."""
+        return self.in_flight == 1 and time.perf_counter() - self.idle_since > IDLE_BEFORE_ALONE_S
 
     async def _reject(self, rpc: str, context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> None:
         metrics.REQUESTS.labels(rpc, code.name).inc()
@@ -138,7 +149,7 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         remaining = context.time_remaining()
         timeout = self.settings.redis_timeout_s if remaining is None else min(self.settings.redis_timeout_s, remaining)
         # a request that is alone reads in place: nobody waits meanwhile, and not suspending saves the most
-        state, refreshed, redis_ok = await self.reader.read(request.session_id, timeout, alone=self.in_flight == 1)
+        state, refreshed, redis_ok = await self.reader.read(request.session_id, timeout, alone=self._alone())
         excludes = set(request.exclude_item_ids)
         if request.context.item_id:
             excludes.add(request.context.item_id)

@@ -13,6 +13,8 @@ from serving import metrics
 from serving.blocking_read import BlockingReader
 
 log = logging.getLogger(__name__)
+READ_IN_PLACE = metrics.SESSION_READS.labels("in_place")
+READ_AWAITED = metrics.SESSION_READS.labels("awaited")
 
 
 class SessionReader:
@@ -31,7 +33,9 @@ class SessionReader:
         if alone and self.blocking is not None and self.redis_ok:
             values = self.blocking.mget(keys)
             if values is not None:
+                READ_IN_PLACE.inc()
                 return _decode(*values)
+        READ_AWAITED.inc()
         try:
             async with asyncio.timeout(max(timeout_s, 0.001)):  # no extra task, unlike wait_for
                 raw_state, raw_recs = await self.client.mget(*keys)
