@@ -45,6 +45,7 @@ class BlockingReader:
         self._reader = hiredis.Reader()
         self._connecting = threading.Lock()
         self._next_attempt = 0.0
+        self._closed = False
         self.reads = 0  # answered here
         self.dropped = 0  # sockets given up after a failed read
 
@@ -81,7 +82,7 @@ class BlockingReader:
         log.warning("blocking redis read failed (%r); reading asynchronously for now", exc)
 
     def _connect_later(self) -> None:
-        if time.monotonic() < self._next_attempt or self._connecting.locked():
+        if self._closed or time.monotonic() < self._next_attempt or self._connecting.locked():
             return
         self._next_attempt = time.monotonic() + self.retry_after_s
         asyncio.get_running_loop().run_in_executor(None, self._connect)
@@ -89,6 +90,7 @@ class BlockingReader:
     def _connect(self) -> None:
         if not self._connecting.acquire(blocking=False):
             return
+        sock: socket.socket | None = None
         try:
             sock = socket.create_connection(self.address, timeout=self.connect_timeout_s)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -96,13 +98,19 @@ class BlockingReader:
             for command in self.setup:
                 _call(sock, reader, hiredis.pack_command(command))  # type: ignore[arg-type]
             sock.settimeout(self.timeout_s)
-            self._reader, self._sock = reader, sock  # the parser first: the loop thread reads `_sock` alone
+            if not self._closed:  # the scorer may have stopped meanwhile
+                self._reader, self._sock = reader, sock  # the parser first: the loop thread reads `_sock` alone
+                sock = None
         except (OSError, ValueError) as exc:
             log.debug("blocking redis reader not connected: %r", exc)
         finally:
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
             self._connecting.release()
 
     def close(self) -> None:
+        self._closed = True
         sock, self._sock = self._sock, None
         if sock is not None:
             with contextlib.suppress(OSError):
