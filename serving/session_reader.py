@@ -30,7 +30,8 @@ class SessionReader:
 
     async def read(self, session_id: str, timeout_s: float, alone: bool = False) -> Read:
         keys = (session_key(self.project, session_id), recs_key(self.project, session_id))
-        if alone and self.blocking is not None and self.redis_ok:
+        # in place only when the blocking read's own limit fits in the caller's budget (a short deadline awaits)
+        if alone and self.blocking is not None and self.redis_ok and timeout_s >= self.blocking.timeout_s:
             values = self.blocking.mget(keys)
             if values is not None:
                 READ_IN_PLACE.inc()

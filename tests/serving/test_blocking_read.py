@@ -47,6 +47,8 @@ async def test_alone_reads_in_place_with_auth_and_database_and_answers_as_the_as
         assert alone == await reader.read("s1", 0.05, alone=False)
         assert alone[0] is not None and alone[0].items == ["i1", "i2"] and alone[2] is True
         assert blocking.reads == 1  # a request that is not alone awaits the asynchronous client
+        await reader.read("s1", 0.001, alone=True)
+        assert blocking.reads == 1  # nor does one whose budget is shorter than the blocking read's limit
         await reader.close()
 
 
