@@ -1,12 +1,15 @@
 """`streamrec bench serve`: Recommend over gRPC on loopback, ours beside a bare echo server and a naive scorer.
 
 One run: start a redis-server, seed N sessions (state for ours, Feast session features for the naive scorer),
-then measure three servers one after the other, each in its own process so they never share the CPU with each
-other: the echo floor, ours (`serving.server.create_server` with its defaults), and the naive scorer (Feast SDK
-read + torch eager forward per request). The load comes from this process over one grpc.aio channel: a single
-sequential client (p50, p99), then closed-loop concurrency steps for the highest throughput whose p99 stays
-within 10 ms (bench/serve_load.py). Sessions have no refreshed list, so ours runs the model inline on every
-request; a last sequential run after writing refreshed lists gives the cache-hit latency, as context.
+then start three servers, each in its own process: the echo floor, ours (`serving.server.create_server` with
+its defaults), and the naive scorer (Feast SDK read + torch eager forward per request). The load comes from this
+process over one grpc.aio channel per server: a single sequential client (p50, p99), then closed-loop
+concurrency steps for the highest throughput whose p99 stays within 10 ms (bench/serve_load.py). The servers
+are driven in alternating rounds, one at a time (the others sit idle in epoll meanwhile), so a change in the
+machine's speed during the run falls on all three alike: measured one after the other, the echo floor alone
+moved 20-30% between runs and every ratio with it. Sessions have no refreshed list, so ours runs the model
+inline on every request; a last sequential run after writing refreshed lists gives the cache-hit latency, as
+context.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 from bench.common import bench_registry
 from bench.serve_data import Sessions, make_sessions, seed_refreshed, seed_sessions
-from bench.serve_load import Driver, Level, Run, max_rps_within
+from bench.serve_load import Driver, Level, Run, max_rps_within, sequential_together, step_up_together
 from protos import recommender_pb2 as pb
 from protos import recommender_pb2_grpc
 from serving.runtime import PROVIDER_CHOICES, choose_providers
@@ -39,7 +42,9 @@ SESSIONS = 10_000  # seeded sessions; requests pick among them at random
 REQUESTS = 2_000  # sequential calls per server for p50/p99 (plus WARMUP unrecorded)
 WARMUP = 200
 LEVELS = (1, 2, 4, 8, 16, 32, 64, 128)  # closed-loop concurrency steps
-LEVEL_SECONDS = 2.0  # recorded time per step (plus a short unrecorded warm-up)
+LEVEL_SECONDS = 2.0  # recorded time per step and server (plus a short unrecorded warm-up per round)
+SEQUENTIAL_ROUNDS = 4  # the sequential calls of each server come in this many alternating blocks
+LEVEL_ROUNDS = 2  # and each load step in this many alternating windows
 P99_LIMIT_MS = 10.0
 K = 20
 SEED = 0
@@ -99,11 +104,14 @@ def run_serve(
         gc.collect()
         gc.freeze()  # the client's collections then skip the sessions and requests built above: fewer pauses
         try:
-            echo = _measure(stack, "echo", [], calls, plan)
-            ours = _measure(stack, "ours", [*common, "--providers", providers], calls, plan, refresh)
-            naive = _measure(stack, "naive", naive_args, calls, plan)
+            servers = {"echo": [], "ours": [*common, "--providers", providers], "naive": naive_args}
+            addresses = {kind: _start(stack, kind, args) for kind, args in servers.items()}
+            measured = asyncio.run(_drive(addresses, calls, plan, refresh))
         finally:
             gc.unfreeze()
+            for kind in ("echo", "ours", "naive"):
+                stack.stop_service(kind)
+        ours, echo, naive = measured["ours"], measured["echo"], measured["naive"]
     return _result(ours, echo, naive, plan, data, manifest, load_before)
 
 
@@ -130,38 +138,32 @@ def _refreshed_items(manifest: Manifest, vocabulary: list[str]) -> list[str]:
     return (manifest.popular_items or vocabulary[1:])[: 2 * K]
 
 
-def _measure(
-    stack: LocalStack, kind: str, argv: list[str], calls: list[pb.RecommendRequest], plan: Plan,
-    refresh: Callable[[], None] | None = None,
-) -> Figures:  # fmt: skip
-    """Start one server, drive it, stop it (so the next one has the CPU to itself)."""
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    print(f"bench serve: {kind} ...", file=sys.stderr, flush=True)
-    stack.spawn(kind, [sys.executable, "-m", "bench.serve_servers", kind, "--port", str(port), *argv], address,
-                lambda: scorer_ready(address), timeout_s=START_TIMEOUT_S)  # fmt: skip
-    try:
-        figures = asyncio.run(_drive(address, calls, plan, refresh))
-    finally:
-        stack.stop_service(kind)
-    return figures
+def _start(stack: LocalStack, kind: str, argv: list[str]) -> str:
+    """Start one server in its own process; its address once it reports SERVING."""
+    address = f"127.0.0.1:{free_port()}"
+    print(f"bench serve: starting {kind} ...", file=sys.stderr, flush=True)
+    stack.spawn(kind, [sys.executable, "-m", "bench.serve_servers", kind, "--port", address.rsplit(":", 1)[1], *argv],
+                address, lambda: scorer_ready(address), timeout_s=START_TIMEOUT_S)  # fmt: skip
+    return address
 
 
 async def _drive(
-    address: str, calls: list[pb.RecommendRequest], plan: Plan, refresh: Callable[[], None] | None
-) -> Figures:
-    driver = Driver(address, calls)
+    addresses: dict[str, str], calls: list[pb.RecommendRequest], plan: Plan, refresh: Callable[[], None]
+) -> dict[str, Figures]:
+    drivers = {kind: Driver(address, calls) for kind, address in addresses.items()}
     try:
-        info = await _info(driver)
-        sequential = await driver.sequential(plan.requests, WARMUP)
-        levels = await driver.step_up(plan.levels, plan.level_seconds, plan.p99_limit_ms)
-        refreshed = None
-        if refresh is not None:
-            await asyncio.to_thread(refresh)
-            refreshed = await driver.sequential(plan.requests, WARMUP)
+        infos = {kind: await _info(driver) for kind, driver in drivers.items()}
+        print("bench serve: measuring, servers in alternation ...", file=sys.stderr, flush=True)
+        sequential = await sequential_together(drivers, plan.requests, WARMUP, SEQUENTIAL_ROUNDS)
+        levels = await step_up_together(drivers, plan.levels, plan.level_seconds, plan.p99_limit_ms, LEVEL_ROUNDS)
+        await asyncio.to_thread(refresh)
+        refreshed = await drivers["ours"].sequential(plan.requests, WARMUP)
     finally:
-        await driver.close()
-    return Figures(sequential, levels, info, refreshed)
+        for driver in drivers.values():
+            await driver.close()
+    figures = {kind: Figures(sequential[kind], levels[kind], infos[kind]) for kind in drivers}
+    figures["ours"] = Figures(sequential["ours"], levels["ours"], infos["ours"], refreshed)
+    return figures
 
 
 async def _info(driver: Driver) -> pb.InfoResponse | None:

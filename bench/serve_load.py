@@ -4,8 +4,9 @@ Throughput at a latency bound is found by stepping up the concurrency of a close
 its next request as soon as its last one is answered) and keeping the best level whose p99 stays within the
 bound. A closed loop never offers more than the server answers, so each level's p99 is the latency at the
 throughput it reached; stepping stops at the first level over the bound, or with errors, or once throughput
-stops growing. `grpc.RpcError` is caught here, at the client edge, and counted: a level with errors does not
-qualify.
+stops growing. Several servers are measured together, in rounds that alternate between them, so that a change
+in the machine's speed during a run (common on a shared two-core machine) falls on all of them alike.
+`grpc.RpcError` is caught here, at the client edge, and counted: a level with errors does not qualify.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ class Run:
     seconds: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
+
+    def extend(self, other: Run) -> None:
+        """Add another window's calls to this one (the rounds of one server in an interleaved run)."""
+        self.latencies_ms += other.latencies_ms
+        self.seconds += other.seconds
+        self.errors.update(other.errors)
+        self.sources.update(other.sources)
 
     def percentile_ms(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
@@ -105,18 +113,44 @@ class Driver:
         run.seconds = loop.time() - record_from  # to the last answer, so calls still in flight at stop_at count
         return run
 
-    async def step_up(self, levels: Sequence[int], seconds: float, p99_limit_ms: float) -> list[Level]:
-        """Closed-loop levels in increasing concurrency, until one breaks the bound or throughput stops growing."""
-        measured: list[Level] = []
-        best = 0.0
-        for concurrency in levels:
-            run = await self.closed_loop(concurrency, seconds, warmup_s=min(0.5, seconds / 4))
+
+async def sequential_together(drivers: dict[str, Driver], calls: int, warmup: int, rounds: int) -> dict[str, Run]:
+    """`calls` sequential calls per server, in `rounds` blocks that alternate between the servers: a change in
+    the machine's speed during the run then falls on every server alike."""
+    runs = {name: Run() for name in drivers}
+    for driver in drivers.values():
+        await driver.sequential(0, warmup)
+    for n in range(rounds):
+        share = calls // rounds + (1 if n < calls % rounds else 0)
+        for name, driver in drivers.items():
+            runs[name].extend(await driver.sequential(share, 0))
+    return runs
+
+
+async def step_up_together(
+    drivers: dict[str, Driver], levels: Sequence[int], seconds: float, p99_limit_ms: float, rounds: int
+) -> dict[str, list[Level]]:
+    """Driver.step_up for several servers at once: each level is measured in `rounds` windows that alternate
+    between the servers still stepping; each server stops by its own rule."""
+    measured: dict[str, list[Level]] = {name: [] for name in drivers}
+    best = dict.fromkeys(drivers, 0.0)
+    stepping = list(drivers)
+    window = seconds / rounds
+    for concurrency in levels:
+        if not stepping:
+            break
+        runs = {name: Run() for name in stepping}
+        for _ in range(rounds):
+            for name in stepping:
+                runs[name].extend(await drivers[name].closed_loop(concurrency, window, warmup_s=min(0.25, window / 4)))
+        for name, run in runs.items():
             level = Level(concurrency, run.rps, run.percentile_ms(50), run.percentile_ms(99), sum(run.errors.values()))
-            measured.append(level)
-            if not level.within(p99_limit_ms) or level.rps < best * SATURATED:
-                break
-            best = level.rps
-        return measured
+            measured[name].append(level)
+            if not level.within(p99_limit_ms) or level.rps < best[name] * SATURATED:
+                stepping.remove(name)
+            else:
+                best[name] = level.rps
+    return measured
 
 
 def max_rps_within(levels: Sequence[Level], p99_limit_ms: float) -> float:
