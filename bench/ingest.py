@@ -2,7 +2,9 @@
 
 One run: start a broker and Redis, publish N synthetic events, then consume the same topic three ways, one
 after the other so they never share the CPU: a plain aiokafka loop (context), a do-nothing Faust agent (the
-framework's own cost, our floor) and our worker with state, dedupe, aggregates, DLQ and refresh on.
+framework's own cost, our floor) and our worker with state, dedupe, aggregates, DLQ and refresh on. The agent
+and our worker alternate for `rounds` rounds (each with a fresh consumer group and project), and the rates are
+their means, so a change in the machine's speed during the run falls on both alike.
 Rates are measured from the first event handled to the last, so start-up and group join do not count; over
 that window of our worker, the cores each process used are recorded too (`cores_during_ours`).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -31,9 +34,10 @@ from streamrec.stack import StackOptions, create_topics, scorer_ready, service_e
 from training.synthetic import SyntheticConfig, generate_time_ordered
 
 PARTITIONS = 4
+ROUNDS = 2  # the do-nothing agent and ours alternate, so a change in the machine's speed falls on both alike
 
 
-def run_ingest(events: int = 60_000) -> dict[str, Any]:
+def run_ingest(events: int = 60_000, rounds: int = ROUNDS) -> dict[str, Any]:
     registry = bench_registry()
     data = generate_time_ordered(SyntheticConfig(n_sessions=events // 6 + 1, session_seed=21))[:events]
     with LocalStack() as stack:
@@ -42,12 +46,17 @@ def run_ingest(events: int = 60_000) -> dict[str, Any]:
         sent = replay(data, kafka, EVENTS_TOPIC)
         assert sent.failed == 0, sent.errors
         bare = asyncio.run(bare_consumer_rate(kafka, len(data)))
-        baseline = faust_baseline_rate(kafka, len(data))
-        ours, cpu = worker_rate(stack, kafka, redis_url, registry, len(data))
+        pairs: list[tuple[float, float]] = []
+        for _ in range(rounds):
+            baseline = faust_baseline_rate(kafka, len(data))
+            ours, cpu = worker_rate(stack, kafka, redis_url, registry, len(data))
+            pairs.append((ours, baseline))
+    ours, baseline = statistics.fmean(o for o, _ in pairs), statistics.fmean(b for _, b in pairs)
     return {
         "events_per_s": round(ours, 1),
         "baseline_events_per_s": round(baseline, 1),
         "ratio": round(ours / baseline, 3),
+        "rounds": [[round(o, 1), round(b, 1)] for o, b in pairs],  # [ours, do-nothing agent] per round
         "bare_consumer_events_per_s": round(bare, 1),
         "events": len(data),
         "partitions": PARTITIONS,
@@ -98,12 +107,17 @@ def worker_rate(
                       partitions=PARTITIONS))  # fmt: skip
     stack.python_module("bench-scorer", ["serve", "--port", str(port)], f"127.0.0.1:{port}",
                         lambda: scorer_ready(f"127.0.0.1:{port}"), env=env)  # fmt: skip
-    env["STREAMREC_STREAM_DATA_DIR"] = str(stack.state_dir / "bench-worker")
+    env["STREAMREC_STREAM_DATA_DIR"] = str(stack.state_dir / f"bench-worker-{project}")
     stack.python_module("bench-worker", ["worker"], kafka, lambda: True, env=env)
     meter = CpuMeter({name.removeprefix("bench-"): service.process.pid for name, service in stack.services.items()})
     client = redis.Redis.from_url(redis_url)
-    rate = _watch_progress(client, f"{project}:agg:offsets:{EVENTS_TOPIC}", expected, on_first=meter.start)
-    return rate, meter.stop()
+    try:
+        rate = _watch_progress(client, f"{project}:agg:offsets:{EVENTS_TOPIC}", expected, on_first=meter.start)
+        return rate, meter.stop()
+    finally:  # the next round starts from nothing, with the machine to itself
+        client.close()
+        stack.stop_service("bench-worker")
+        stack.stop_service("bench-scorer")
 
 
 def _watch_progress(
