@@ -21,7 +21,7 @@ import time
 
 import hiredis
 
-from streamrec.fastredis import FastRedis
+from streamrec.fastredis import Command, FastRedis, pack
 
 log = logging.getLogger(__name__)
 RECV_BYTES = 65536
@@ -29,15 +29,11 @@ RECV_BYTES = 65536
 
 class BlockingReader:
     def __init__(
-        self, host: str, port: int, username: str | None, password: str | None, db: int, timeout_s: float,
-        retry_after_s: float = 1.0, connect_timeout_s: float = 0.5,
+        self, host: str, port: int, setup: list[Command], timeout_s: float, retry_after_s: float = 1.0,
+        connect_timeout_s: float = 0.5,
     ) -> None:  # fmt: skip
         self.address = (host, port)
-        self.setup: list[tuple[str, ...]] = []
-        if password is not None:
-            self.setup.append(("AUTH", username, password) if username else ("AUTH", password))
-        if db:
-            self.setup.append(("SELECT", str(db)))
+        self.setup = setup  # AUTH and SELECT, as the asynchronous client sends them
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
         self.connect_timeout_s = connect_timeout_s
@@ -54,7 +50,7 @@ class BlockingReader:
         """One for the same server as `client`; None where it cannot be (TLS: a blocking TLS read is not short)."""
         if client.ssl is not None or timeout_s <= 0:
             return None
-        return cls(client.host, client.port, client.username, client.password, client.db, timeout_s)
+        return cls(client.host, client.port, client.setup_commands(), timeout_s)
 
     def mget(self, keys: tuple[str, ...]) -> list[bytes | None] | None:
         """The values, or None when this path cannot answer now (the caller then reads asynchronously)."""
@@ -63,8 +59,7 @@ class BlockingReader:
             self._connect_later()
             return None
         try:
-            # its stub types the tuple as one element, as in streamrec.fastredis
-            reply = _call(sock, self._reader, hiredis.pack_command(("MGET", *keys)))  # type: ignore[arg-type]
+            reply = _call(sock, self._reader, pack(("MGET", *keys)))
         except (OSError, ValueError) as exc:  # timeout, reset, closed, an error reply
             self._drop(sock, exc)
             return None
@@ -96,7 +91,7 @@ class BlockingReader:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             reader = hiredis.Reader()
             for command in self.setup:
-                _call(sock, reader, hiredis.pack_command(command))  # type: ignore[arg-type]
+                _call(sock, reader, pack(command))
             sock.settimeout(self.timeout_s)
             if not self._closed:  # the scorer may have stopped meanwhile
                 self._reader, self._sock = reader, sock  # the parser first: the loop thread reads `_sock` alone

@@ -36,7 +36,7 @@ def _encode(arg: bytes | str | int | float) -> bytes:
     return repr(arg).encode() if isinstance(arg, float) else str(arg).encode()
 
 
-def _pack(command: Command) -> bytes:
+def pack(command: Command) -> bytes:
     """One command in RESP. hiredis does it in C (half the cost); it refuses other types than str, int, float
     and bytes (bool, numpy integers), which are then encoded here."""
     try:
@@ -92,7 +92,7 @@ class _Protocol(asyncio.Protocol):
             raise ConnectionError("redis connection is closed")
         future: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
         self.waiters.append(_Pending(future, len(commands)))
-        self.transport.write(b"".join([_pack(command) for command in commands]))
+        self.transport.write(b"".join([pack(command) for command in commands]))
         return future
 
 
@@ -132,14 +132,19 @@ class FastRedis:
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_connection(_Protocol, self.host, self.port, ssl=self.ssl)
+        setup = self.setup_commands()
+        if setup:
+            _raise_errors(await protocol.send(setup))
+        return protocol
+
+    def setup_commands(self) -> list[Command]:
+        """What a new connection sends first: AUTH with the URL's credentials, SELECT of its database."""
         setup: list[Command] = []
         if self.password is not None:
             setup.append(("AUTH", self.username, self.password) if self.username else ("AUTH", self.password))
         if self.db:
             setup.append(("SELECT", self.db))
-        if setup:
-            _raise_errors(await protocol.send(setup))
-        return protocol
+        return setup
 
     async def execute(self, commands: list[Command], raise_errors: bool = True) -> list[object]:
         """Send a pipeline of commands in one write and return the replies in order."""

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from streamrec.errors import ConfigError
-from streamrec.fastredis import FastRedis, RedisReplyError, Script, _pack, execute_with_scripts
+from streamrec.fastredis import FastRedis, RedisReplyError, Script, execute_with_scripts, pack
 from streamrec.localstack import LocalStack
 
 
@@ -64,8 +64,8 @@ async def test_pipelines_scripts_and_error_replies(tmp_path: Path) -> None:
 
 
 def test_commands_are_encoded_in_resp_whatever_the_argument_types() -> None:
-    assert _pack(("SET", "k", b"v", 7, 0.1 + 0.2)) == (
+    assert pack(("SET", "k", b"v", 7, 0.1 + 0.2)) == (
         b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$1\r\n7\r\n$19\r\n0.30000000000000004\r\n"
     )
     # types hiredis refuses go through the Python encoder, not an error
-    assert _pack(("EXPIRE", "k", np.int64(30), True)) == b"*4\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$2\r\n30\r\n$4\r\nTrue\r\n"
+    assert pack(("EXPIRE", "k", np.int64(30), True)) == b"*4\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$2\r\n30\r\n$4\r\nTrue\r\n"
