@@ -29,6 +29,7 @@ from bench.common import bench_registry
 from loadtest.cpu import CpuMeter
 from loadtest.producer import replay
 from streamrec.config import EVENTS_TOPIC
+from streamrec.errors import ConfigError
 from streamrec.localstack import LocalStack, free_port
 from streamrec.stack import StackOptions, create_topics, scorer_ready, service_env
 from training.synthetic import SyntheticConfig, generate_time_ordered
@@ -38,6 +39,8 @@ ROUNDS = 2  # the do-nothing agent and ours alternate, so a change in the machin
 
 
 def run_ingest(events: int = 60_000, rounds: int = ROUNDS) -> dict[str, Any]:
+    if rounds < 1:
+        raise ConfigError(f"rounds must be at least 1, not {rounds}")
     registry = bench_registry()
     data = generate_time_ordered(SyntheticConfig(n_sessions=events // 6 + 1, session_seed=21))[:events]
     with LocalStack() as stack:
@@ -60,7 +63,7 @@ def run_ingest(events: int = 60_000, rounds: int = ROUNDS) -> dict[str, Any]:
         "bare_consumer_events_per_s": round(bare, 1),
         "events": len(data),
         "partitions": PARTITIONS,
-        # cores each process used while our worker ran (1.0 = one core): where the two cores went
+        # cores each process used while our worker ran, in the last round (1.0 = one core): where the cores went
         "cores_during_ours": cpu.get("cores", {}),
         "machine_busy_cores": cpu.get("machine_busy_cores"),
         "data": "synthetic (training.synthetic, session_seed=21)",

@@ -103,13 +103,13 @@ def run_serve(
                       "--feast-dir", str(stack.state_dir / "feast")]  # fmt: skip
         gc.collect()
         gc.freeze()  # the client's collections then skip the sessions and requests built above: fewer pauses
+        servers = {"echo": [], "ours": [*common, "--providers", providers], "naive": naive_args}
         try:
-            servers = {"echo": [], "ours": [*common, "--providers", providers], "naive": naive_args}
             addresses = {kind: _start(stack, kind, args) for kind, args in servers.items()}
             measured = asyncio.run(_drive(addresses, calls, plan, refresh))
         finally:
             gc.unfreeze()
-            for kind in ("echo", "ours", "naive"):
+            for kind in servers:
                 stack.stop_service(kind)
         ours, echo, naive = measured["ours"], measured["echo"], measured["naive"]
     return _result(ours, echo, naive, plan, data, manifest, load_before)
@@ -140,10 +140,11 @@ def _refreshed_items(manifest: Manifest, vocabulary: list[str]) -> list[str]:
 
 def _start(stack: LocalStack, kind: str, argv: list[str]) -> str:
     """Start one server in its own process; its address once it reports SERVING."""
-    address = f"127.0.0.1:{free_port()}"
+    port = free_port()
+    address = f"127.0.0.1:{port}"
     print(f"bench serve: starting {kind} ...", file=sys.stderr, flush=True)
-    stack.spawn(kind, [sys.executable, "-m", "bench.serve_servers", kind, "--port", address.rsplit(":", 1)[1], *argv],
-                address, lambda: scorer_ready(address), timeout_s=START_TIMEOUT_S)  # fmt: skip
+    stack.spawn(kind, [sys.executable, "-m", "bench.serve_servers", kind, "--port", str(port), *argv], address,
+                lambda: scorer_ready(address), timeout_s=START_TIMEOUT_S)  # fmt: skip
     return address
 
 
@@ -161,9 +162,8 @@ async def _drive(
     finally:
         for driver in drivers.values():
             await driver.close()
-    figures = {kind: Figures(sequential[kind], levels[kind], infos[kind]) for kind in drivers}
-    figures["ours"] = Figures(sequential["ours"], levels["ours"], infos["ours"], refreshed)
-    return figures
+    return {kind: Figures(sequential[kind], levels[kind], infos[kind], refreshed if kind == "ours" else None)
+            for kind in drivers}  # fmt: skip
 
 
 async def _info(driver: Driver) -> pb.InfoResponse | None:
