@@ -21,7 +21,7 @@ import time
 
 import hiredis
 
-from streamrec.fastredis import Command, FastRedis, pack
+from streamrec.fastredis import Command, FastRedis, RedisReplyError, pack
 
 log = logging.getLogger(__name__)
 RECV_BYTES = 65536
@@ -60,7 +60,7 @@ class BlockingReader:
             return None
         try:
             reply = _call(sock, self._reader, pack(("MGET", *keys)))
-        except (OSError, ValueError) as exc:  # timeout, reset, closed, an error reply
+        except (OSError, RedisReplyError) as exc:  # timeout, reset, closed, an error reply
             self._drop(sock, exc)
             return None
         self.reads += 1
@@ -96,7 +96,7 @@ class BlockingReader:
             if not self._closed:  # the scorer may have stopped meanwhile
                 self._reader, self._sock = reader, sock  # the parser first: the loop thread reads `_sock` alone
                 sock = None
-        except (OSError, ValueError) as exc:
+        except (OSError, RedisReplyError) as exc:
             log.debug("blocking redis reader not connected: %r", exc)
         finally:
             if sock is not None:
@@ -113,7 +113,7 @@ class BlockingReader:
 
 
 def _call(sock: socket.socket, reader: hiredis.Reader, command: bytes) -> object:
-    """Send one command and wait for its reply (an error reply raises ValueError)."""
+    """Send one command and wait for its reply (an error reply raises RedisReplyError, as in FastRedis)."""
     sock.sendall(command)
     while (reply := reader.gets()) is False:
         data = sock.recv(RECV_BYTES)
@@ -121,5 +121,5 @@ def _call(sock: socket.socket, reader: hiredis.Reader, command: bytes) -> object
             raise ConnectionResetError("redis closed the connection")
         reader.feed(data)
     if isinstance(reply, hiredis.ReplyError):
-        raise ValueError(str(reply))
+        raise RedisReplyError(str(reply))
     return reply

@@ -124,6 +124,12 @@ local function flush(h, item)
   redis.call('EXPIRE', h.key, ITEM_TTL)
 end
 
+-- Count one more for a user's field; the sums are written once per batch, in first-use order.
+local function bump(u, field)
+  if not u.incr[field] then u.incr[field] = 0; table.insert(u.fields, field) end
+  u.incr[field] = u.incr[field] + 1
+end
+
 local function add_to_user(user, item, kind, category)
   local u = users[user]
   if not u then
@@ -131,16 +137,12 @@ local function add_to_user(user, item, kind, category)
     users[user] = u
     table.insert(user_order, user)
   end
-  local function bump(field)
-    if not u.incr[field] then u.incr[field] = 0; table.insert(u.fields, field) end
-    u.incr[field] = u.incr[field] + 1
-  end
-  if category ~= '' then bump('cat:' .. category) end
+  if category ~= '' then bump(u, 'cat:' .. category) end
   if kind == 'p' then
     redis.call('RPUSH', u.key .. ':purchases', item)
     u.purchases = true
   end
-  bump('events')
+  bump(u, 'events')
 end
 
 for i = 0, n - 1 do
