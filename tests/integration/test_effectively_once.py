@@ -55,6 +55,7 @@ def test_kill_9_mid_replay_loses_nothing_and_counts_nothing_twice(services: Serv
     replayer.join()
     services.start_worker("worker-b")
 
-    assert wait_until_settled(services, items, len(events), timeout_s=240) == len(events)
+    # generous: on a slow machine worker-b needed ~115 s here; the bound only matters when something is broken
+    assert wait_until_settled(services, items, len(events), timeout_s=400) == len(events)
     assert item_totals(client, services.project, items) == truth_items
     assert session_counts(client, services.project, sorted(truth_sessions)) == truth_sessions
