@@ -6,6 +6,7 @@ Everything is started on free ports and stopped again when the fixture ends, wha
 from __future__ import annotations
 
 import faulthandler
+import functools
 import os
 import shutil
 import sys
@@ -24,14 +25,17 @@ TEST_EPOCHS = 4
 # runs Python code again; a test stuck inside C code would hold CI until its own limit. This second, harder limit
 # runs on faulthandler's C thread: it prints every thread's stack and ends the run.
 HARD_LIMIT_S = 900
-_stderr_copy: list[int] = []  # the real stderr, taken between tests when pytest's capture is not on it
+
+
+@functools.cache
+def real_stderr_fd() -> int:
+    """A copy of the real stderr, first taken between tests, when pytest's capture is not on it."""
+    return os.dup(sys.__stderr__.fileno())
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
-    if not _stderr_copy:
-        _stderr_copy.append(os.dup(sys.__stderr__.fileno()))
-    faulthandler.dump_traceback_later(HARD_LIMIT_S, exit=True, file=_stderr_copy[0])
+    faulthandler.dump_traceback_later(HARD_LIMIT_S, exit=True, file=real_stderr_fd())
     try:
         yield
     finally:
