@@ -10,6 +10,7 @@ The worker writes both; the scorer reads both with one MGET per page view.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import orjson
@@ -26,6 +27,8 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 return 1
 """
 
+# The start of SessionState.to_json: offset, partition, updated_ms (field order is part of the layout)
+STATE_HEAD = re.compile(rb'^\{"offset":-?\d+,"partition":(-?\d+),"updated_ms":(\d+)')
 SESSION_TTL_S = 24 * 3600  # a day: longer than any real session, short enough to bound memory
 MAX_SESSION_ITEMS = 50
 
@@ -43,12 +46,15 @@ class SessionState:
     """What the worker knows of one session; `items` oldest first, at most MAX_SESSION_ITEMS.
 
     `offset` (first, so a Redis script can read it without decoding JSON) is the offset of the last record
-    applied, on the session's `partition`; writes are fenced by it (`PUT_IF_NEWER`). `seen` holds the last
-    event ids with the record they came in (`id@partition:offset`) for deduplication.
+    applied, on the session's `partition`; writes are fenced by it (`PUT_IF_NEWER`). `partition` and
+    `updated_ms` follow, so the worker can find idle sessions in its table without decoding them
+    (`STATE_HEAD`). `seen` holds the last event ids with the record they came in (`id@partition:offset`) for
+    deduplication.
     """
 
     offset: int = -1
     partition: int = -1
+    updated_ms: int = 0
     items: list[str] = field(default_factory=list)
     carts: list[str] = field(default_factory=list)
     purchases: list[str] = field(default_factory=list)
@@ -56,7 +62,6 @@ class SessionState:
     last_category: str = ""
     last_event_id: str = ""
     last_ts_ms: int = 0
-    updated_ms: int = 0
     events: int = 0
     clicks: int = 0  # views and clicks
     cart_adds: int = 0
@@ -65,6 +70,9 @@ class SessionState:
 
     def to_json(self) -> str:
         return orjson.dumps(self.__dict__).decode()
+
+    def to_json_bytes(self) -> bytes:
+        return orjson.dumps(self.__dict__)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> SessionState:

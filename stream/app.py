@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from typing import Any
 import faust
 import grpc
 
+from features.session_store import STATE_HEAD, SessionState
 from stream import metrics, transport
 from stream.adapters import GrpcScorer, RedisStateStore, TopicDeadLetters
 from stream.aggregates import AggregateApplier
@@ -58,8 +60,11 @@ class SessionTable(faust.Table):  # type: ignore[misc]
 
     def evict_idle(self, older_than_ms: int) -> int:
         """Drop sessions not updated since `older_than_ms`: their Redis copy (24 h) still answers for them."""
-        stale = [(key, value.get("partition", 0)) for key, value in list(self.data.items())
-                 if value and value.get("updated_ms", 0) < older_than_ms]  # fmt: skip
+        stale = []
+        for key, value in list(self.data.items()):
+            partition, updated_ms = _partition_and_update(value)
+            if updated_ms < older_than_ms:
+                stale.append((key, partition))
         for key, partition in stale:
             self.drop(key, partition)
         return len(stale)
@@ -68,6 +73,33 @@ class SessionTable(faust.Table):  # type: ignore[misc]
         if self._next_partition is not None:
             return self._next_partition
         return super().partition_for_key(key)  # type: ignore[no-any-return]
+
+
+def _partition_and_update(value: bytes | None) -> tuple[int, int]:
+    """A stored state's partition and last update, read from the head of its JSON without decoding the rest."""
+    if not value:
+        return 0, 0
+    head = STATE_HEAD.match(value)
+    if head is not None:
+        return int(head[1]), int(head[2])
+    state = SessionState.from_json(value)  # written by a version with another field order
+    return max(state.partition, 0), state.updated_ms
+
+
+def tune_gc(gen0_threshold: int) -> None:
+    """Move what start-up built out of the collector's sight, and collect young objects less often.
+
+    A worker allocates and frees many short-lived containers per record (Faust's events and messages, our
+    batches); with Python's default threshold of 700 it ran ~80 young collections a second, each scanning the
+    events in flight, and every full collection walked Faust's, gRPC's and the modules' long-lived objects:
+    7-9% of the worker's CPU in all (docs/benchmarks.md). Session state is held as bytes, which the collector
+    does not track at all.
+    """
+    gc.collect()
+    gc.freeze()
+    if gen0_threshold:
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(gen0_threshold, gen1, gen2)
 
 
 def create_app(settings: StreamSettings) -> faust.App:
@@ -97,7 +129,8 @@ def create_app(settings: StreamSettings) -> faust.App:
         core.events_topic, key_serializer="raw", value_serializer="raw", partitions=core.topic_partitions
     )
     dead_letters = app.topic(core.dlq_topic, key_serializer="raw", value_serializer="raw", partitions=1)
-    table = SessionTable(app, name="sessions", default=None, partitions=core.topic_partitions, beacon=app.tables.beacon)
+    table = SessionTable(app, name="sessions", default=None, partitions=core.topic_partitions, beacon=app.tables.beacon,
+                         value_type=bytes)  # SessionState JSON, as in Redis  # fmt: skip
     app.tables.add(table)
     scorer = GrpcScorer(core.scorer_address, settings.scorer_timeout_s, settings.scorer_token,
                         scorer_channel_credentials(settings))  # fmt: skip
@@ -116,6 +149,7 @@ def create_app(settings: StreamSettings) -> faust.App:
     async def process(stream: Any) -> None:
         # acks are ours: an event is acked (and its offset may be committed) only after its batch is done
         stream.enable_acks = False
+        tune_gc(settings.gc_gen0_threshold)  # everything long-lived exists by now
 
         async def handle(batch: list[Any]) -> None:
             timestamps = [event.message.timestamp for event in batch]  # seconds, the producer's CreateTime
@@ -130,9 +164,16 @@ def create_app(settings: StreamSettings) -> faust.App:
             # are not acked, so a restarted worker gets them again.
             await app.crash(exc)
 
+        def backlog(event: Any) -> int:
+            """Records Kafka holds past this one in its partition, as of the last fetch: how far behind we are."""
+            message = event.message
+            highwater = app.consumer.highwater(message.tp)
+            return 0 if highwater is None else highwater - message.offset - 1
+
         batcher: SmartBatcher[Any] = SmartBatcher(handle, settings.batch_max_events, settings.buffer_max_events,
                                                   settings.batch_linger_ms / 1000, on_error=crash,
-                                                  linger_from=settings.batch_linger_from_events)  # fmt: skip
+                                                  linger_from=settings.batch_linger_from_events,
+                                                  backlog=backlog)  # fmt: skip
         async for event in stream.events():
             await batcher.add(event)
 

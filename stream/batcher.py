@@ -2,10 +2,13 @@
 
 At low load every item is handled at once (a batch of one, no waiting); under load batches grow by
 themselves to what arrived during the last batch, so the fixed cost per batch (round trips to Redis and the
-scorer) is spread over more items. With `linger_s`, a batch that follows a batch of at least `linger_from`
-items also waits that long to fill: a worker that is falling behind trades a few milliseconds for fewer,
-fuller batches, while one that keeps up (small batches) never waits, since every millisecond there is
-freshness lost.
+scorer) is spread over more items. A worker that is falling behind also *lingers*: before a batch it waits up
+to `linger_s` for the buffer to fill (up to `max_batch`, when it starts at once), trading a few milliseconds
+for fewer, fuller batches. Falling behind means that the last batch held at least `linger_from` items, or
+that at least `linger_from` items wait upstream behind the newest buffered one (`backlog`, e.g. the records
+Kafka holds past it). The second signal matters: when each batch makes a round trip, the items that arrive
+during it are few, and batches that stay small never trip the first. A worker that keeps up never waits,
+since every millisecond there is freshness lost.
 The buffer is bounded: `add` waits when it is full (backpressure all the way to the consumer). Order is kept:
 batch n+1 starts after batch n has finished.
 """
@@ -13,6 +16,7 @@ batch n+1 starts after batch n has finished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -30,6 +34,7 @@ class SmartBatcher(Generic[T]):
         linger_s: float = 0.0,
         on_error: Callable[[BaseException], Awaitable[None]] | None = None,
         linger_from: int = 2,
+        backlog: Callable[[T], int] | None = None,
     ) -> None:
         self.on_error = on_error
         if max_buffer < max_batch:
@@ -41,6 +46,7 @@ class SmartBatcher(Generic[T]):
         self._ready = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
+        self._full = asyncio.Event()  # the buffer holds a whole batch: a linger ends
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -48,7 +54,9 @@ class SmartBatcher(Generic[T]):
         self.failed: BaseException | None = None
         self.linger_s = linger_s
         self.linger_from = max(2, linger_from)
+        self.backlog = backlog
         self._last_size = 0
+        self.lingered = 0  # batches that waited to fill
 
     async def add(self, item: T) -> None:
         if self.failed is not None:
@@ -57,6 +65,8 @@ class SmartBatcher(Generic[T]):
             self._space.clear()
             await self._space.wait()
         self.buffer.append(item)
+        if len(self.buffer) >= self.max_batch:
+            self._full.set()
         self._idle.clear()
         self._ready.set()
         if self._task is None or self._task.done():
@@ -65,10 +75,12 @@ class SmartBatcher(Generic[T]):
     async def _run(self) -> None:
         while True:
             await self._ready.wait()
-            if self.linger_s and self._last_size >= self.linger_from and len(self.buffer) < self.max_batch:
-                await asyncio.sleep(self.linger_s)  # falling behind: let the next batch fill a little
+            if self.linger_s and len(self.buffer) < self.max_batch and self._falling_behind():
+                await self._linger()
             batch = self.buffer[: self.max_batch]
             del self.buffer[: self.max_batch]
+            if len(self.buffer) < self.max_batch:
+                self._full.clear()
             if not self.buffer:
                 self._ready.clear()
             self._space.set()
@@ -84,6 +96,17 @@ class SmartBatcher(Generic[T]):
             self._last_size = len(batch)
             if not self.buffer:
                 self._idle.set()
+
+    def _falling_behind(self) -> bool:
+        if self._last_size >= self.linger_from:
+            return True
+        return self.backlog is not None and self.backlog(self.buffer[-1]) >= self.linger_from
+
+    async def _linger(self) -> None:
+        """Let the next batch fill: up to `linger_s`, less once the buffer holds a whole batch."""
+        self.lingered += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._full.wait(), self.linger_s)
 
     async def drain(self) -> None:
         """Wait until everything added so far has been handled."""

@@ -31,6 +31,9 @@ class StreamSettings(BaseSettings):
     batch_linger_from_events: int = Field(
         100, ge=2, description="linger only after a batch at least this large (a worker falling behind)"
     )
+    gc_gen0_threshold: int = Field(
+        10_000, ge=0, description="allocations between young garbage collections (0: Python's default, 700)"
+    )
     session_idle_s: float = Field(1800.0, gt=0, description="sessions idle this long leave the worker's memory")
     refresh_k: int = Field(20, ge=1, le=1000, description="length of the refreshed recommendation list")
     producer_linger_ms: int = Field(10, ge=0, description="batching of changelog and dead-letter records")

@@ -10,7 +10,8 @@ Per batch:
    skips offsets it has already applied);
 5. one batched scorer call for every touched session, then one write of states, features and lists, fenced by
    record offset so that a worker which lost the partition in a rebalance cannot overwrite newer state;
-6. the session table (changelog) last, once per session, at the partition of the session's records.
+6. the session table (changelog) last, once per session, at the partition of the session's records, as the
+   same JSON the online copy holds.
 Sessions are loaded from the table and from the online copy, whichever has seen the later record.
 Every side effect is done when `process` returns, so the caller may then let offsets be committed.
 """
@@ -24,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from features.session_store import MAX_SESSION_ITEMS, Recommendations, SessionState
 from stream.aggregates import AggregateInput, AppliedBatch
@@ -54,11 +55,11 @@ class Limits:
 
 
 class StateTable(Protocol):
-    """Per-session durable state (a Faust table in the worker, a dict-backed fake in unit tests)."""
+    """Per-session durable state, as SessionState JSON (a Faust table in the worker, a dict in unit tests)."""
 
-    def get(self, key: str) -> Any: ...
+    def get(self, key: str) -> bytes | None: ...
 
-    def put(self, key: str, value: Any, partition: int) -> None: ...
+    def put(self, key: str, value: bytes, partition: int) -> None: ...
 
 
 class DeadLetterSink(Protocol):
@@ -170,8 +171,8 @@ class SessionProcessor:
         outcome.late = applied.late
         await self.store.write({sid: t.state for sid, t in affected.items()}, recs, applied)
         for sid, session in affected.items():
-            if session.changed:
-                self.table.put(sid, _state_dict(session.state), session.state.partition)
+            if session.changed:  # as JSON bytes: one object per session for the garbage collector, not dozens
+                self.table.put(sid, session.state.to_json_bytes(), session.state.partition)
         return outcome
 
     async def _decode_or_dead_letter(self, record: RawRecord, now: int, outcome: BatchOutcome) -> CanonicalEvent | None:
@@ -223,11 +224,8 @@ class SessionProcessor:
         return recs
 
 
-def _from_table(raw: Any) -> SessionState | None:
-    if not raw:
-        return None
-    fields = SessionState.__dataclass_fields__
-    return SessionState(**{k: v for k, v in raw.items() if k in fields})
+def _from_table(raw: bytes | None) -> SessionState | None:
+    return SessionState.from_json(raw) if raw else None
 
 
 def _classify(seen: list[str], event_id: str, mark: str) -> str:
@@ -260,7 +258,3 @@ def apply_event(state: SessionState, event: CanonicalEvent, now_ms: int, partiti
     state.last_ts_ms = max(state.last_ts_ms, event.ts_ms)
     state.updated_ms = now_ms
     state.events += 1
-
-
-def _state_dict(state: SessionState) -> dict[str, Any]:
-    return {name: getattr(state, name) for name in SessionState.__dataclass_fields__}

@@ -107,3 +107,38 @@ async def test_only_a_batch_after_a_large_one_lingers_to_fill() -> None:
     await batcher.add(7)
     await batcher.drain()
     assert seen == [[0], [1, 2, 3], [4, 5], [6], [7]]
+
+
+async def test_a_backlog_upstream_makes_even_small_batches_linger() -> None:
+    """Batches stuck small (each round trip lets one item in) still linger when the source says more wait."""
+    seen: list[list[int]] = []
+    waiting_upstream = {0: 0, 1: 500, 2: 499}  # item -> records behind it, as Kafka's highwater tells
+
+    async def handle(batch: list[int]) -> None:
+        seen.append(batch)
+
+    batcher = SmartBatcher(handle, max_batch=100, max_buffer=1000, linger_s=0.2, linger_from=50,
+                           backlog=waiting_upstream.__getitem__)  # fmt: skip
+    await batcher.add(0)  # nothing behind it: goes at once
+    await batcher.drain()
+    await batcher.add(1)  # 500 behind it: waits, and what arrives meanwhile joins it
+    await asyncio.sleep(0)
+    await batcher.add(2)
+    await batcher.drain()
+    assert seen == [[0], [1, 2]] and batcher.lingered == 1
+
+
+async def test_a_linger_ends_once_a_whole_batch_is_buffered() -> None:
+    seen: list[list[int]] = []
+
+    async def handle(batch: list[int]) -> None:
+        seen.append(batch)
+
+    batcher = SmartBatcher(handle, max_batch=3, max_buffer=10, linger_s=30.0, linger_from=10,
+                           backlog=lambda item: 1000 if item < 3 else 0)  # fmt: skip
+    await batcher.add(0)
+    await asyncio.sleep(0)
+    for n in (1, 2, 3):
+        await batcher.add(n)
+    await asyncio.wait_for(batcher.drain(), 5)  # not the 30 s linger
+    assert seen == [[0, 1, 2], [3]]
