@@ -179,8 +179,13 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         metrics.SCORE_LATENCY.observe(time.perf_counter() - started)
         metrics.SCORE_OK.inc()
         response = pb.ScoreResponse(model_version=runtime.version)
-        for session_id, items in results:
-            add_items(response.results.add(session_id=session_id).items, items)
+        add_result = response.results.add
+        if request.columnar:
+            for session_id, items in results:
+                add_result(session_id=session_id, item_ids=[i[0] for i in items], scores=[i[1] for i in items])
+        else:
+            for session_id, items in results:
+                add_items(add_result(session_id=session_id).items, items)
         return response
 
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:

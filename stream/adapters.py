@@ -142,6 +142,7 @@ class GrpcScorer:
     ) -> tuple[dict[str, list[tuple[str, float]]], str]:
         request = recommender_pb2.ScoreRequest(
             k=k,
+            columnar=True,
             sessions=[
                 recommender_pb2.SessionHistory(
                     session_id=sid, item_ids=items, exclude_item_ids=exclude, cause_event_id=cause
@@ -153,12 +154,17 @@ class GrpcScorer:
             reply = await self._ensure().Score(request, timeout=self.timeout_s, metadata=self.metadata)
         except grpc.aio.AioRpcError as exc:  # the client edge: turn transport errors into our own
             raise ScorerError(f"Score failed: {exc.code().name}: {exc.details()}") from exc
-        lists = {r.session_id: [(i.item_id, i.score) for i in r.items] for r in reply.results}
-        return lists, reply.model_version
+        return {r.session_id: read_scored_items(r) for r in reply.results}, reply.model_version
 
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
+
+
+def read_scored_items(result: Any) -> list[tuple[str, float]]:
+    if result.items:  # a scorer that predates columnar answers
+        return [(i.item_id, i.score) for i in result.items]
+    return list(zip(result.item_ids, result.scores, strict=True))
 
 
 def scorer_target(address: str) -> str:

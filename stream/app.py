@@ -153,9 +153,9 @@ def create_app(settings: StreamSettings) -> faust.App:
 
         async def handle(batch: list[Any]) -> None:
             timestamps = [event.message.timestamp for event in batch]  # seconds, the producer's CreateTime
-            metrics.observe_ages(metrics.PICKUP, timestamps, time.time())
+            metrics.PICKUP.observe_ages(timestamps, time.time())
             await process_with_retry(processor, [_raw(event) for event in batch])
-            metrics.observe_ages(metrics.FRESHNESS, timestamps, time.time())
+            metrics.FRESHNESS.observe_ages(timestamps, time.time())
             for event in batch:
                 await stream.ack(event)
 

@@ -27,9 +27,11 @@ class StreamSettings(BaseSettings):
     heartbeat_interval_s: float = Field(1.0, gt=0)
     batch_max_events: int = Field(1000, ge=1, description="most events handled in one batch")
     buffer_max_events: int = Field(5000, ge=1, description="events buffered while a batch runs; then backpressure")
-    batch_linger_ms: float = Field(10.0, ge=0, le=100, description="under load, wait this long to fill a batch")
+    batch_linger_ms: float = Field(
+        25.0, ge=0, le=100, description="when behind, wait up to this long to fill a batch (docs/streaming.md)"
+    )
     batch_linger_from_events: int = Field(
-        100, ge=2, description="linger only after a batch at least this large (a worker falling behind)"
+        100, ge=2, description="linger only after a batch this large, or with this many records waiting behind it"
     )
     gc_gen0_threshold: int = Field(
         10_000, ge=0, description="allocations between young garbage collections (0: Python's default, 700)"

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
+from itertools import accumulate
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from stream.processor import BatchOutcome
 
@@ -22,11 +28,42 @@ ASSIGNED = Gauge("streamrec_worker_assigned_partitions", "Partitions of the even
                  registry=REGISTRY)  # fmt: skip
 _AGE_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60)
 # both from the record's Kafka timestamp (the producer's clock): across machines, clock skew is part of it
-PICKUP = Histogram("streamrec_worker_pickup_seconds", "Record timestamp to the start of the batch handling it",
-                   registry=REGISTRY, buckets=_AGE_BUCKETS)  # fmt: skip
-FRESHNESS = Histogram("streamrec_worker_freshness_seconds",
-                      "Record timestamp to its batch's state, features and refreshed lists written",
-                      registry=REGISTRY, buckets=_AGE_BUCKETS)  # fmt: skip
+
+
+class AgeHistogram:
+    """A Prometheus histogram of record ages, observed a batch at a time: a bisect per record, no lock.
+
+    prometheus_client's Histogram takes a lock and walks the buckets per value (~1 µs); two per record were
+    ~1.5% of the worker's CPU. The event loop is the only writer; a scrape reads the counts as they stand.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry):
+        self.name, self.documentation = name, documentation
+        self.bounds = sorted(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+        registry.register(self)
+
+    def observe_ages(self, timestamps_s: list[float], now_s: float) -> None:
+        counts, bounds, total = self.counts, self.bounds, 0.0
+        for ts in timestamps_s:
+            age = now_s - ts if now_s > ts else 0.0
+            counts[bisect_left(bounds, age)] += 1  # Prometheus buckets hold values <= their bound
+            total += age
+        self.sum += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        cumulative = list(accumulate(self.counts))
+        labels = [floatToGoString(bound) for bound in self.bounds] + ["+Inf"]
+        yield HistogramMetricFamily(self.name, self.documentation, buckets=list(zip(labels, cumulative, strict=True)),
+                                    sum_value=self.sum)  # fmt: skip
+
+
+PICKUP = AgeHistogram("streamrec_worker_pickup_seconds", "Record timestamp to the start of the batch handling it",
+                      _AGE_BUCKETS, REGISTRY)  # fmt: skip
+FRESHNESS = AgeHistogram("streamrec_worker_freshness_seconds",
+                         "Record timestamp to its batch's state, features and refreshed lists written",
+                         _AGE_BUCKETS, REGISTRY)  # fmt: skip
 LATE = Counter("streamrec_worker_late_events_total", "Events older than the 24 h window (totals only)",
                registry=REGISTRY)  # fmt: skip
 
@@ -48,11 +85,6 @@ def record(outcome: BatchOutcome, records: int, seconds: float) -> None:
         REFRESHES.labels("failed").inc(outcome.refresh_failed)
     if outcome.late:
         LATE.inc(outcome.late)
-
-
-def observe_ages(histogram: Histogram, timestamps_s: list[float], now_s: float) -> None:
-    for ts in timestamps_s:
-        histogram.observe(max(0.0, now_s - ts))
 
 
 def serve(port: int) -> None:

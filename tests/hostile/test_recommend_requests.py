@@ -26,6 +26,7 @@ from serving import metrics
 from serving.config import MAX_ID_CHARS, MAX_IDS, MAX_K, ServingSettings
 from serving.server import Scorer, create_server
 from serving.validation import recommend_problem
+from stream.adapters import read_scored_items
 from streamrec.config import CoreSettings
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -197,3 +198,16 @@ def test_oversize_requests_are_refused_by_grpc_before_any_handler(live_scorer: L
     assert _handled() == handled  # neither reached the scorer's code
     code, _, reply = answer(live_scorer, pb.RecommendRequest(session_id="s1", k=5))
     assert code == grpc.StatusCode.OK and reply is not None and len(reply.items) == 5  # and it serves on
+
+
+@pytest.mark.integration
+def test_columnar_and_itemwise_score_answers_hold_the_same_lists(live_scorer: LiveScorer) -> None:
+    """The worker asks for columnar answers; a scorer that predates them answers item by item: it reads both."""
+    items = live_scorer.items
+    sessions = [pb.SessionHistory(session_id=sid, item_ids=items[n : n + 3]) for n, sid in enumerate(["a", "b"])]
+    itemwise = live_scorer.stub.Score(pb.ScoreRequest(k=5, sessions=sessions), timeout=10)
+    columnar = live_scorer.stub.Score(pb.ScoreRequest(k=5, sessions=sessions, columnar=True), timeout=10)
+    assert all(len(r.items) == 5 and not r.item_ids for r in itemwise.results)
+    assert all(len(r.item_ids) == 5 and len(r.scores) == 5 and not r.items for r in columnar.results)
+    as_read = [[read_scored_items(r) for r in reply.results] for reply in (itemwise, columnar)]
+    assert as_read[0] == as_read[1] and len(as_read[0]) == 2
