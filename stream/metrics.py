@@ -52,6 +52,9 @@ class AgeHistogram:
             total += age
         self.sum += total
 
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation)
+
     def collect(self) -> Iterator[HistogramMetricFamily]:
         cumulative = list(accumulate(self.counts))
         labels = [floatToGoString(bound) for bound in self.bounds] + ["+Inf"]
