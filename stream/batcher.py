@@ -4,11 +4,12 @@ At low load every item is handled at once (a batch of one, no waiting); under lo
 themselves to what arrived during the last batch, so the fixed cost per batch (round trips to Redis and the
 scorer) is spread over more items. A worker that is falling behind also *lingers*: before a batch it waits up
 to `linger_s` for the buffer to fill (up to `max_batch`, when it starts at once), trading a few milliseconds
-for fewer, fuller batches. Falling behind means that the last batch held at least `linger_from` items, or
-that at least `linger_from` items wait upstream behind the newest buffered one (`backlog`, e.g. the records
-Kafka holds past it). The second signal matters: when each batch makes a round trip, the items that arrive
-during it are few, and batches that stay small never trip the first. A worker that keeps up never waits,
-since every millisecond there is freshness lost.
+for fewer, fuller batches. Falling behind means that at least `linger_from` items wait upstream behind the
+newest buffered one, when the source can tell (`backlog`, e.g. the records Kafka holds past it), else that the
+last batch held at least `linger_from` items. The first is the better sign: when each batch makes a round trip,
+the items that arrive during it are few, and batches can stay small while far behind; and a large batch after a
+hiccup does not mean that more are waiting. A worker that keeps up never waits, since every millisecond there
+is freshness lost.
 The buffer is bounded: `add` waits when it is full (backpressure all the way to the consumer). Order is kept:
 batch n+1 starts after batch n has finished.
 """
@@ -98,9 +99,9 @@ class SmartBatcher(Generic[T]):
                 self._idle.set()
 
     def _falling_behind(self) -> bool:
-        if self._last_size >= self.linger_from:
-            return True
-        return self.backlog is not None and self.backlog(self.buffer[-1]) >= self.linger_from
+        if self.backlog is not None:  # the source can tell: a large last batch may be a hiccup already caught up
+            return self.backlog(self.buffer[-1]) >= self.linger_from
+        return self._last_size >= self.linger_from
 
     async def _linger(self) -> None:
         """Let the next batch fill: up to `linger_s`, less once the buffer holds a whole batch."""

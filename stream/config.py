@@ -31,7 +31,7 @@ class StreamSettings(BaseSettings):
         25.0, ge=0, le=100, description="when behind, wait up to this long to fill a batch (docs/streaming.md)"
     )
     batch_linger_from_events: int = Field(
-        100, ge=2, description="linger only after a batch this large, or with this many records waiting behind it"
+        100, ge=2, description="linger only when this many records wait in Kafka behind the buffer"
     )
     gc_gen0_threshold: int = Field(
         10_000, ge=0, description="allocations between young garbage collections (0: Python's default, 700)"
