@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     kinds = bench.add_subparsers(dest="bench", required=True)
     p = kinds.add_parser("ingest", help="worker events/s vs a do-nothing Faust agent on the same topic")
     p.add_argument("--events", type=int, default=60_000)
-    p.add_argument("--rounds", type=int, default=2, help="the do-nothing agent and ours alternate this many times")
+    p.add_argument("--rounds", type=int, help="the do-nothing agent and ours alternate this many times (default 3)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_ingest)
     p = kinds.add_parser("freshness", help="event produced -> refreshed list readable, at a fixed rate")
@@ -34,7 +34,7 @@ def _ingest(args: argparse.Namespace) -> int:
     from bench.common import emit
     from bench.ingest import run_ingest
 
-    emit(run_ingest(args.events, args.rounds), args.json)
+    emit(run_ingest(args.events, *([args.rounds] if args.rounds is not None else [])), args.json)
     return 0
 
 
