@@ -32,9 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def _ingest(args: argparse.Namespace) -> int:
     from bench.common import emit
-    from bench.ingest import run_ingest
+    from bench.ingest import ROUNDS, run_ingest
 
-    emit(run_ingest(args.events, *([args.rounds] if args.rounds is not None else [])), args.json)
+    emit(run_ingest(args.events, ROUNDS if args.rounds is None else args.rounds), args.json)
     return 0
 
 

@@ -69,7 +69,7 @@ class SessionState:
     seen: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return orjson.dumps(self.__dict__).decode()
+        return self.to_json_bytes().decode()
 
     def to_json_bytes(self) -> bytes:
         return orjson.dumps(self.__dict__)
@@ -81,6 +81,17 @@ class SessionState:
             return cls(**data)
         except TypeError:  # written by another version: fields it had and this one lacks are dropped
             return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def partition_and_update(value: bytes | None) -> tuple[int, int]:
+    """A stored state's partition and last update, read from the head of its JSON without decoding the rest."""
+    if not value:
+        return 0, 0
+    head = STATE_HEAD.match(value)
+    if head is not None:
+        return int(head[1]), int(head[2])
+    state = SessionState.from_json(value)  # written by a version with another field order
+    return max(state.partition, 0), state.updated_ms
 
 
 @dataclass

@@ -55,7 +55,7 @@ class RedisStateStore:
     ) -> None:
         put = self.put_if_newer.command
         commands: list[Command] = [
-            put([session_key(self.project, sid)], [state.to_json(), state.offset, self.ttl_s])
+            put([session_key(self.project, sid)], [state.to_json_bytes(), state.offset, self.ttl_s])
             for sid, state in states.items()
         ]
         commands += [put([recs_key(self.project, sid)], [rec.to_json(), rec.offset, self.ttl_s])

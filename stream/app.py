@@ -15,7 +15,7 @@ from typing import Any
 import faust
 import grpc
 
-from features.session_store import STATE_HEAD, SessionState
+from features.session_store import partition_and_update
 from stream import metrics, transport
 from stream.adapters import GrpcScorer, RedisStateStore, TopicDeadLetters
 from stream.aggregates import AggregateApplier
@@ -62,8 +62,8 @@ class SessionTable(faust.Table):  # type: ignore[misc]
         """Drop sessions not updated since `older_than_ms`: their Redis copy (24 h) still answers for them."""
         stale = []
         for key, value in list(self.data.items()):
-            partition, updated_ms = _partition_and_update(value)
-            if updated_ms < older_than_ms:
+            partition, updated_ms = partition_and_update(value)
+            if value and updated_ms < older_than_ms:
                 stale.append((key, partition))
         for key, partition in stale:
             self.drop(key, partition)
@@ -73,17 +73,6 @@ class SessionTable(faust.Table):  # type: ignore[misc]
         if self._next_partition is not None:
             return self._next_partition
         return super().partition_for_key(key)  # type: ignore[no-any-return]
-
-
-def _partition_and_update(value: bytes | None) -> tuple[int, int]:
-    """A stored state's partition and last update, read from the head of its JSON without decoding the rest."""
-    if not value:
-        return 0, 0
-    head = STATE_HEAD.match(value)
-    if head is not None:
-        return int(head[1]), int(head[2])
-    state = SessionState.from_json(value)  # written by a version with another field order
-    return max(state.partition, 0), state.updated_ms
 
 
 def tune_gc(gen0_threshold: int) -> None:
