@@ -7,9 +7,13 @@ run with the same fetch wait, so `p99_over_delivery` says what our processing ad
 
 That baseline runs on a fresh topic after the measured window. The dev broker (Tansu, memory storage) spends
 more per fetch the more record batches a partition holds, so during the run its delivery is slower than the
-baseline shows; the worker's own histograms over the window split the figure: `worker_pickup_*` (record
-timestamp -> its batch starts: producer linger, broker, consumer) and `worker_written_*` (-> its writes are
-done), and `broker_cpu_share` says how busy the broker process was (1.0 = one core).
+baseline shows. So the run ends with the like-for-like floor (`broker_only_*`): a fresh broker alone gets the
+same events at the same rate for as long, from the same producer, and a plain aiokafka consumer with the same
+fetch wait reads them, no worker and nothing else running; `p99_over_broker_only` is then what the pipeline
+adds to the broker under this very load. The worker's own histograms over the window split the figure:
+`worker_pickup_*` (record timestamp -> its batch starts: producer linger, broker, consumer) and
+`worker_written_*` (-> its writes are done), and `broker_cpu_share` says how busy the broker process was
+(1.0 = one core).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,8 +34,9 @@ from loadtest.producer import PRODUCER_DEFAULTS, EventProducer
 from observe.scrape import Sample, bucket_delta, buckets, fetch_text, parse, quantile
 from stream.config import StreamSettings
 from streamrec.config import EVENTS_TOPIC
+from streamrec.events import CanonicalEvent
 from streamrec.localstack import LocalStack
-from streamrec.stack import StackOptions, start_stack
+from streamrec.stack import StackOptions, create_topics, start_stack
 from training.synthetic import SyntheticConfig, generate_time_ordered
 
 SAMPLE_EVERY = 10  # probe one event in ten
@@ -42,28 +48,26 @@ def run_freshness(rate: float = 1000.0, seconds: float = 30.0, warmup_s: float =
     events = generate_time_ordered(SyntheticConfig(n_sessions=total // 5 + 1, session_seed=51))[:total]
     now = int(time.time() * 1000)
     shift = now - events[-1].ts_ms  # bring event times to the present, as live traffic would have
+    warm = max(int(rate * warmup_s), 1)  # events sent before the measured window
     with LocalStack() as stack:
         stack_info = start_stack(stack, StackOptions(project=f"fresh{uuid.uuid4().hex[:6]}", registry=registry))
         # poll each probe at 5% of its age (>= 1 ms): ms resolution early on, little CPU taken from the worker
         probe = FreshnessProbe(stack_info.redis, stack_info.project, poll_s=0.001, relative_step=0.05).start()
-        producer = EventProducer(stack_info.kafka, EVENTS_TOPIC)
         worker = Scraper(stack_info.metrics["worker"], stack_info.processes["broker"])
-        start = time.perf_counter()
-        warm = int(rate * warmup_s)
-        for n, event in enumerate(events):
-            _pace(start, n, rate)
-            if n == warm:
+
+        def sent(n: int, live: CanonicalEvent) -> None:
+            if n == warm - 1:
                 worker.mark()
-            live = dataclasses.replace(event, ts_ms=event.ts_ms + shift)
-            producer.send(live.session_id, live.to_bytes())
             if n >= warm and n % SAMPLE_EVERY == 0:
                 probe.sent(live.session_id, live.event_id)
             else:  # a list caused by a later event of a probed session shows the probed one too
                 probe.followed(live.session_id, live.event_id)
-        producer.flush(30)
+
+        produce_paced(stack_info.kafka, events, shift, rate, sent)
         report = probe.stop()
         inside = worker.since_mark()
         delivery = asyncio.run(delivery_baseline(stack_info.kafka, rate))
+    floor = broker_only(events, shift, rate, warm, StackOptions().partitions)
     summary = report.summary()
     return {
         **summary,
@@ -72,6 +76,9 @@ def run_freshness(rate: float = 1000.0, seconds: float = 30.0, warmup_s: float =
         "delivery_p50_ms": round(float(np.percentile(delivery, 50)), 2),
         "delivery_p99_ms": round(float(np.percentile(delivery, 99)), 2),
         "p99_over_delivery": round(summary["p99_ms"] / max(float(np.percentile(delivery, 99)), 1e-3), 2),
+        "broker_only_p50_ms": round(float(np.percentile(floor, 50)), 2),
+        "broker_only_p99_ms": round(float(np.percentile(floor, 99)), 2),
+        "p99_over_broker_only": round(summary["p99_ms"] / max(float(np.percentile(floor, 99)), 1e-3), 2),
         **inside,
         "fetch_max_wait_ms": fetch_max_wait_ms(),
         "producer_linger_ms": PRODUCER_DEFAULTS["linger.ms"],
@@ -137,6 +144,68 @@ async def delivery_baseline(kafka: str, rate: float, samples: int = 300) -> list
         await consumer.stop()
         await producer.stop()
     return latencies
+
+
+def broker_only(events: list[CanonicalEvent], shift: int, rate: float, warm: int, partitions: int) -> list[float]:
+    """The broker's own delivery under the run's load: on a fresh broker, the same events at the same rate from
+    the same producer, read by a plain aiokafka consumer (same fetch wait); produce -> consumed in ms, per record
+    after the first `warm`, from the record's CreateTime (set when it was handed to the producer)."""
+    with LocalStack() as stack:
+        kafka = stack.start_broker()
+        create_topics(kafka, partitions)
+        return asyncio.run(_consume_while_producing(kafka, events, shift, rate, warm))
+
+
+async def _consume_while_producing(
+    kafka: str, events: list[CanonicalEvent], shift: int, rate: float, warm: int
+) -> list[float]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(EVENTS_TOPIC, bootstrap_servers=kafka, group_id=f"floor-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms(),
+                                session_timeout_ms=6000, heartbeat_interval_ms=1000)  # fmt: skip
+    await consumer.start()
+    try:
+        while not consumer.assignment():  # the dev broker's group join takes about half the session timeout
+            await consumer.getmany(timeout_ms=100)
+        warm_from_ms: list[float] = []  # when the warm-up ended, as wall-clock ms like the records' CreateTime
+
+        def sent(n: int, live: CanonicalEvent) -> None:
+            if n == warm - 1:
+                warm_from_ms.append(time.time() * 1000)
+
+        producing = asyncio.create_task(asyncio.to_thread(produce_paced, kafka, events, shift, rate, sent))
+        latencies: list[float] = []
+        seen = 0
+        while seen < len(events):
+            batches = await consumer.getmany(timeout_ms=1000)
+            now_ms = time.time() * 1000
+            if not batches and producing.done():
+                break  # everything produced has been read, or the broker stopped delivering: report what came
+            for records in batches.values():
+                seen += len(records)
+                if warm_from_ms:
+                    latencies += [now_ms - r.timestamp for r in records if r.timestamp >= warm_from_ms[0]]
+        await producing
+    finally:
+        await consumer.stop()
+    if not latencies:
+        raise RuntimeError("the broker-only run delivered no records after its warm-up")
+    return latencies
+
+
+def produce_paced(
+    kafka: str, events: list[CanonicalEvent], shift: int, rate: float, sent: Callable[[int, CanonicalEvent], None]
+) -> None:
+    """Publish `events` at `rate` with their times moved by `shift` ms, calling `sent(n, event)` after each."""
+    producer = EventProducer(kafka, EVENTS_TOPIC)
+    start = time.perf_counter()
+    for n, event in enumerate(events):
+        _pace(start, n, rate)
+        live = dataclasses.replace(event, ts_ms=event.ts_ms + shift)
+        producer.send(live.session_id, live.to_bytes())
+        sent(n, live)
+    producer.flush(30)
 
 
 def _pace(start: float, n: int, rate: float) -> None:
