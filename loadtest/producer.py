@@ -94,7 +94,7 @@ def replay(
         if limit is not None and n >= limit:
             break
         if rate:
-            _pace(start, n, rate)
+            pace(start, n, rate)
         producer.send(event.session_id, event.to_bytes())
         digest.update(event.event_id.encode() + b"\n")
         result.sent += 1
@@ -110,7 +110,8 @@ def replay(
     return result
 
 
-def _pace(start: float, n: int, rate: float) -> None:
+def pace(start: float, n: int, rate: float) -> None:
+    """Sleep until event `n` of a stream started at `start` (perf_counter) is due at `rate` events/s."""
     due = start + n / rate
     delay = due - time.perf_counter()
     if delay > 0:
