@@ -14,7 +14,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import signal
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,9 +27,11 @@ from redis.exceptions import RedisError
 from observe.config import ObserveSettings, Targets, targets_from_stack
 from observe.feeds import Feeds
 from observe.storefront import valid_id
+from streamrec.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+SHUTDOWN_GRACE_S = 5.0  # a status call takes at most check_timeout_s (3 s by default)
 FEEDS: web.AppKey[Feeds] = web.AppKey("feeds", Feeds)
 
 
@@ -134,7 +135,8 @@ def start_web(addresses: Any, port: int, host: str = "127.0.0.1", settings: Obse
     def run() -> None:
         asyncio.set_event_loop(loop)
         feeds = Feeds(targets, settings)
-        runner = web.AppRunner(build_app(feeds), access_log=None)
+        # in-flight requests get SHUTDOWN_GRACE_S, not aiohttp's 60 s: `stop()` waits for this thread
+        runner = web.AppRunner(build_app(feeds), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
         try:
             loop.run_until_complete(feeds.start())
             loop.run_until_complete(runner.setup())
@@ -174,9 +176,7 @@ def start_stack_web(addresses: Any, settings: ObserveSettings | None = None) -> 
 
 def run_web(targets: Targets, host: str, port: int) -> int:
     """`streamrec web`: serve until SIGTERM or Ctrl-C."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     server = start_web(targets, port, host)
     print(json.dumps({"live": f"{server.url}/", "store": f"{server.url}/store"}), flush=True)
     stop.wait()

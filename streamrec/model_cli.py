@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import signal
-import threading
 from pathlib import Path
 
 from streamrec.errors import ArtifactError
@@ -118,7 +116,8 @@ def _sync(args: argparse.Namespace) -> int:
     if args.once:
         print(json.dumps(dataclasses.asdict(registry_sync.sync_once(args.remote, args.registry))))
         return 0
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    from streamrec.signals import stop_on_signals
+
+    stop = stop_on_signals()
     registry_sync.sync_forever(args.remote, args.registry, args.interval, stop)
     return 0
