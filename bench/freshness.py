@@ -11,8 +11,9 @@ baseline shows. So the run ends with the like-for-like floor (`broker_only_*`): 
 same events at the same rate for as long, from the same producer, and a plain aiokafka consumer with the same
 fetch wait reads them, no worker and nothing else running; `p99_over_broker_only` is then what the pipeline
 adds to the broker under this very load. The worker's own histograms over the window split the figure:
-`worker_pickup_*` (record timestamp -> its batch starts: producer linger, broker, consumer) and
-`worker_written_*` (-> its writes are done), and `broker_cpu_share` says how busy the broker process was
+`worker_fetched_*` (record timestamp -> the worker's consumer receives it: producer linger and the broker,
+during the run itself), `worker_pickup_*` (-> its batch starts: plus Faust's hand-over and the batch ahead)
+and `worker_written_*` (-> its writes are done), and `broker_cpu_share` says how busy the broker process was
 (1.0 = one core).
 """
 
@@ -90,8 +91,9 @@ def _baseline(name: str, latencies_ms: list[float], p99_ms: float) -> dict[str, 
 
 
 class Scraper:
-    """The worker's own view over the measured window: when it picked records up and when their writes were
-    done (its histograms, so as fine as their buckets), and how busy the broker process was meanwhile."""
+    """The worker's own view over the measured window: when records reached its consumer, when it picked them
+    up and when their writes were done (its histograms, so as fine as their buckets), and how busy the broker
+    process was meanwhile."""
 
     def __init__(self, metrics_endpoint: str, broker_pid: int) -> None:
         self.endpoint = metrics_endpoint
@@ -108,7 +110,8 @@ class Scraper:
         assert self.start is not None, "mark() first"
         (old, then, cpu_then), (new, now, cpu_now) = self.start, self._now()
         out: dict[str, float | None] = {}
-        for key, histogram in (("worker_pickup", "streamrec_worker_pickup_seconds"),
+        for key, histogram in (("worker_fetched", "streamrec_worker_fetched_seconds"),
+                               ("worker_pickup", "streamrec_worker_pickup_seconds"),
                                ("worker_written", "streamrec_worker_freshness_seconds")):  # fmt: skip
             delta = bucket_delta(buckets(new, histogram), buckets(old, histogram))
             for q in (50, 99):

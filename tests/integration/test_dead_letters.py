@@ -3,6 +3,7 @@ original bytes, each is counted by reason, and every good event is processed."""
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.request
 import uuid
@@ -71,6 +72,9 @@ def test_bad_records_are_dead_lettered_with_reasons_and_counted(services: Servic
         count = sum(1 for _, r in bad if r == reason)
         assert f'streamrec_worker_dead_letters_total{{reason="{reason}"}} {count:.1f}' in scraped
     assert 'streamrec_worker_events_total{outcome="processed",type="click"} 200.0' in scraped
+    # every record, bad ones too, is aged once when fetched: the broker's share of freshness
+    fetched = re.search(r"^streamrec_worker_fetched_seconds_count (\S+)$", scraped, re.MULTILINE)
+    assert fetched is not None and float(fetched.group(1)) >= len(good) + len(bad)
 
 
 def read_dead_letters(kafka: str, expected: int, timeout_s: float = 30) -> list[tuple[bytes, str]]:
