@@ -13,14 +13,16 @@ fetch wait reads them, no worker and nothing else running; `p99_over_broker_only
 adds to the broker under this very load. The worker's own histograms over the window split the figure:
 `worker_fetched_*` (record timestamp -> the worker's consumer receives it: producer linger and the broker,
 during the run itself), `worker_pickup_*` (-> its batch starts: plus Faust's hand-over and the batch ahead)
-and `worker_written_*` (-> its writes are done), and `broker_cpu_share` says how busy the broker process was
-(1.0 = one core).
+and `worker_written_*` (-> its writes are done); `cores_during_run` says how many cores each process used
+over the window (1.0 = one core; `broker_cpu_share` is the broker's) and `machine_busy_cores` the whole
+machine's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import bench_registry
-from loadtest.cpu import process_cpu_s
+from loadtest.cpu import CpuMeter
 from loadtest.freshness import FreshnessProbe
 from loadtest.producer import PRODUCER_DEFAULTS, EventProducer, pace
 from observe.scrape import Sample, bucket_delta, buckets, fetch_text, parse, quantile
@@ -54,7 +56,7 @@ def run_freshness(rate: float = 1000.0, seconds: float = 30.0, warmup_s: float =
         stack_info = start_stack(stack, StackOptions(project=f"fresh{uuid.uuid4().hex[:6]}", registry=registry))
         # poll each probe at 5% of its age (>= 1 ms): ms resolution early on, little CPU taken from the worker
         probe = FreshnessProbe(stack_info.redis, stack_info.project, poll_s=0.001, relative_step=0.05).start()
-        worker = Scraper(stack_info.metrics["worker"], stack_info.processes["broker"])
+        worker = Scraper(stack_info.metrics["worker"], stack_info.processes)
 
         def sent(n: int, live: CanonicalEvent) -> None:
             if n == warm - 1:
@@ -92,32 +94,32 @@ def _baseline(name: str, latencies_ms: list[float], p99_ms: float) -> dict[str, 
 
 class Scraper:
     """The worker's own view over the measured window: when records reached its consumer, when it picked them
-    up and when their writes were done (its histograms, so as fine as their buckets), and how busy the broker
-    process was meanwhile."""
+    up and when their writes were done (its histograms, so as fine as their buckets), and the cores each
+    process of the run used meanwhile (this bench's own process, producer and probe, as `bench`)."""
 
-    def __init__(self, metrics_endpoint: str, broker_pid: int) -> None:
+    def __init__(self, metrics_endpoint: str, processes: dict[str, int]) -> None:
         self.endpoint = metrics_endpoint
-        self.broker_pid = broker_pid
-        self.start: tuple[list[Sample], float, float | None] | None = None
-
-    def _now(self) -> tuple[list[Sample], float, float | None]:
-        return parse(fetch_text(self.endpoint)), time.monotonic(), process_cpu_s(self.broker_pid)
+        self.cpu = CpuMeter({**processes, "bench": os.getpid()})
+        self.start: list[Sample] | None = None
 
     def mark(self) -> None:
-        self.start = self._now()
+        self.start = parse(fetch_text(self.endpoint))
+        self.cpu.start()
 
-    def since_mark(self) -> dict[str, float | None]:
+    def since_mark(self) -> dict[str, Any]:
         assert self.start is not None, "mark() first"
-        (old, then, cpu_then), (new, now, cpu_now) = self.start, self._now()
-        out: dict[str, float | None] = {}
+        old, new, cpu = self.start, parse(fetch_text(self.endpoint)), self.cpu.stop()
+        out: dict[str, Any] = {}
         for key, histogram in (("worker_fetched", "streamrec_worker_fetched_seconds"),
                                ("worker_pickup", "streamrec_worker_pickup_seconds"),
                                ("worker_written", "streamrec_worker_freshness_seconds")):  # fmt: skip
             delta = bucket_delta(buckets(new, histogram), buckets(old, histogram))
             for q in (50, 99):
                 out[f"{key}_p{q}_ms"] = round(quantile(q / 100, delta) * 1000, 1)
-        busy = None if cpu_now is None or cpu_then is None else (cpu_now - cpu_then) / (now - then)
-        out["broker_cpu_share"] = None if busy is None else round(busy, 2)
+        cores = cpu.get("cores", {})
+        out["broker_cpu_share"] = cores.get("broker")
+        out["cores_during_run"] = cores  # 1.0 = one core; on two cores, what the broker shares them with
+        out["machine_busy_cores"] = cpu.get("machine_busy_cores")
         return out
 
 
