@@ -13,6 +13,7 @@ from pathlib import Path
 
 from streamrec.errors import StackError
 from streamrec.localstack import LocalStack
+from streamrec.signals import stop_on_signals
 from streamrec.stack import STACK_FILE, StackAddresses, StackOptions, start_stack
 
 DETACH_TIMEOUT_S = 300.0  # first start may train a model
@@ -22,14 +23,7 @@ STOP_TIMEOUT_S = 30.0
 def run_foreground(state_dir: Path) -> int:
     """Start the stack, write stack.json, and keep it up until SIGTERM/Ctrl-C or a service dies."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    stopping = False
-
-    def _stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals()
     with LocalStack(state_dir=state_dir) as stack:
         addresses = start_stack(stack, StackOptions(registry=state_dir / "registry", feast_apply=True))
         from observe.web import start_stack_web  # the live page runs on a thread of this supervisor
@@ -40,12 +34,11 @@ def run_foreground(state_dir: Path) -> int:
         print(json.dumps({"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc,
                           "web": addresses.web}), flush=True)  # fmt: skip
         try:
-            while not stopping:
+            while not stop.wait(0.2):
                 dead = [name for name, service in stack.services.items() if not service.alive()]
                 if dead:
                     print(f"streamrec up: {', '.join(dead)} exited; stopping the stack", file=sys.stderr)
                     return 1
-                time.sleep(0.2)
         finally:
             web.stop()
             with contextlib.suppress(FileNotFoundError):
