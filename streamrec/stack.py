@@ -123,13 +123,17 @@ def apply_feature_repo(project: str, redis_url: str, state_dir: Path) -> None:
     apply(project, redis_url, state_dir)
 
 
-def create_topics(bootstrap: str, partitions: int) -> None:
+def create_topics(bootstrap: str, partitions: int, replication: int = 1) -> None:
+    """The events topic and the dead-letter topic, with `replication` replicas each (3 on a 3-node cluster,
+    where the brokers' `min.insync.replicas` of 2 then lets one node fail without losing an acknowledged write)."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from streamrec.config import DLQ_TOPIC
+    from streamrec.config import DLQ_MAX_MESSAGE_BYTES, DLQ_TOPIC
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(EVENTS_TOPIC, partitions, 1), NewTopic(DLQ_TOPIC, 1, 1)])
+    # the dead-letter topic takes records bigger than the events topic does: each letter is a record + headers
+    dlq = NewTopic(DLQ_TOPIC, 1, replication, config={"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)})
+    futures = admin.create_topics([NewTopic(EVENTS_TOPIC, partitions, replication), dlq])
     for topic, future in futures.items():
         try:
             future.result(timeout=10)

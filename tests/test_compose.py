@@ -19,6 +19,7 @@ import yaml
 from serving.config import DEFAULT_PORT
 from streamrec.cli import build_parser
 from streamrec.config import CoreSettings
+from streamrec.devstack.kafka_dist import kafka_version
 from tests.deploy.settings_env import interpolate, parse_env, serving_settings, stream_settings, unknown_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +38,24 @@ SCORERS = ["scorer", "scorer-gpu"]
 HA_BROKERS = ["kafka-1", "kafka-2", "kafka-3"]
 
 
+def dot_env() -> dict[str, str]:
+    """The repository's .env, which compose reads by itself: a link to the package's kafka.env."""
+    lines = (ROOT / ".env").read_text().splitlines()
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.lstrip().startswith("#"))
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
 @pytest.fixture(scope="module")
 def services() -> dict[str, Any]:
-    """The services with every ${VARIABLE} at its default, as `docker compose config` would show them."""
-    return dict(interpolate(yaml.safe_load(COMPOSE.read_text()), {})["services"])
+    """The services with every ${VARIABLE} from .env or at its default, as `docker compose config` would show them."""
+    return dict(interpolate(yaml.safe_load(COMPOSE.read_text()), dot_env())["services"])
+
+
+def test_every_broker_runs_the_release_the_dev_stack_runs(services: dict[str, Any]) -> None:
+    assert (ROOT / ".env").resolve() == (ROOT / "streamrec" / "devstack" / "kafka.env").resolve()
+    version = kafka_version()
+    for name in ("kafka", *HA_BROKERS):
+        assert services[name]["image"] == f"apache/kafka:{version}", name
 
 
 def env_of(service: dict[str, Any]) -> dict[str, str]:
@@ -184,7 +199,7 @@ def test_the_ha_core_runs_three_brokers_with_replication_factor_three(services: 
 
 
 def test_volumes_are_declared_and_bind_mounts_exist() -> None:
-    raw = interpolate(yaml.safe_load(COMPOSE.read_text()), {})
+    raw = interpolate(yaml.safe_load(COMPOSE.read_text()), dot_env())
     declared = set(raw["volumes"])
     for name, service in raw["services"].items():
         for volume in service.get("volumes", []):
@@ -199,8 +214,9 @@ def test_volumes_are_declared_and_bind_mounts_exist() -> None:
 
 def test_variables_have_defaults_and_edge_hosts_can_point_at_a_remote_core() -> None:
     text = COMPOSE.read_text()
-    assert set(re.findall(r"\$\{([A-Z_]+)\}", text)) == set()  # every variable has a default
-    remote = {"CORE_REDIS_HOST": "core.example.net", "MODEL_STORE_ENDPOINT": "https://s3.example.net"}
+    # every variable has a default, or comes from the .env that compose reads by itself
+    assert set(re.findall(r"\$\{([A-Z_]+)\}", text)) <= set(dot_env())
+    remote = {**dot_env(), "CORE_REDIS_HOST": "core.example.net", "MODEL_STORE_ENDPOINT": "https://s3.example.net"}
     services = interpolate(yaml.safe_load(text), remote)["services"]
     assert "core.example.net" in services["redis-replica"]["command"]
     assert services["scorer"]["environment"]["FSSPEC_S3_ENDPOINT_URL"] == "https://s3.example.net"

@@ -235,3 +235,9 @@ def test_worker_ports_probes_and_commands(objects: list[Doc]) -> None:
             assert container["livenessProbe"]["httpGet"]["port"] == "metrics"
             mounts = {m["mountPath"] for m in container["volumeMounts"]}
             assert any(str(settings.data_dir).startswith(m) for m in mounts)  # Faust writes under a volume
+
+
+def test_the_core_names_the_kafka_release_the_dev_stack_runs(objects: list[Doc]) -> None:
+    from streamrec.devstack.kafka_dist import kafka_version
+
+    assert data_of(objects, "ConfigMap", "streamrec-core", "streamrec-core")["KAFKA_VERSION"] == kafka_version()

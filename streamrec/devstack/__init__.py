@@ -1,0 +1,1 @@
+"""The dev stack's external parts: Apache Kafka fetched from Maven Central and run as KRaft nodes."""
