@@ -175,26 +175,30 @@ def scorer_target(address: str) -> str:
 
 
 DEAD_LETTER_HEADROOM_BYTES = 16_384  # headers and record-batch overhead of one dead letter
+KEPT_KEY_BYTES = 1024  # of a key that has to be cut
 
 
 class TopicDeadLetters:
-    """Sends a bad record's original bytes to the dead-letter topic with `reason` and `detail` headers.
+    """Sends a bad record's original key and bytes to the dead-letter topic with `reason` and `detail` headers.
 
-    A record can be bigger than the dead-letter producer may send (Kafka's defaults accept 1,048,588 bytes, Faust's
-    producer sends at most 1,000,000): its key and value are then cut to fit, and `original_bytes` says how big
-    they were, so the letter still arrives and the batch goes on.
+    `max_request_bytes` is the producer's largest request (`STREAMREC_STREAM_PRODUCER_MAX_REQUEST_BYTES`, 8 MiB, the
+    dead-letter topic's `max.message.bytes`): far above anything the events topic takes with Kafka's defaults
+    (1,048,588 bytes), so a letter is the record byte for byte. Only a record over that less 16 KiB of headroom,
+    possible only where the events topic was configured larger, is cut as a last resort so that the letter still
+    arrives and the batch goes on: its key to 1 KiB, its value to what fits, and a `truncated_from` header says how
+    big they were (`key=<bytes> value=<bytes>`).
     """
 
-    def __init__(self, topic: Any, max_record_bytes: int) -> None:
+    def __init__(self, topic: Any, max_request_bytes: int) -> None:
         self.topic = topic
-        self.max_record_bytes = max_record_bytes - DEAD_LETTER_HEADROOM_BYTES
+        self.max_record_bytes = max_request_bytes - DEAD_LETTER_HEADROOM_BYTES
 
     async def send(self, record: RawRecord, reason: str, detail: str) -> None:
         log.warning("dead letter (%s) at partition %d offset %d: %s", reason, record.partition, record.offset, detail)
         headers = {"reason": reason.encode(), "detail": detail[:512].encode(errors="replace")}
         key, value = record.key, record.value or b""
         if len(key or b"") + len(value) > self.max_record_bytes:
-            headers["original_bytes"] = f"key={len(key or b'')} value={len(value)}".encode()
-            key = key[:1024] if key else key
+            headers["truncated_from"] = f"key={len(key or b'')} value={len(value)}".encode()
+            key = key[:KEPT_KEY_BYTES] if key else key
             value = value[: self.max_record_bytes - len(key or b"")]
         await self.topic.send(key=key, value=value, headers=headers)

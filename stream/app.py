@@ -109,6 +109,7 @@ def create_app(settings: StreamSettings) -> faust.App:
         # changelog records are for recovery only and are flushed before every commit, so letting them batch
         # for a few ms costs no latency on the event path and saves many small produce requests
         producer_linger=settings.producer_linger_ms / 1000,
+        producer_max_request_size=settings.producer_max_request_bytes,
         datadir=str(settings.data_dir),
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streamrec.config import CoreSettings
+from streamrec.config import DLQ_MAX_MESSAGE_BYTES, CoreSettings
 
 # Freshness depends on this number, so we set it on purpose (Faust hardcodes 1500 ms; aiokafka's default is
 # 500 ms, p50 130 ms delivery on the dev broker). On the dev broker a consumer's waiting fetches cost CPU that
@@ -39,6 +39,8 @@ class StreamSettings(BaseSettings):
     session_idle_s: float = Field(1800.0, gt=0, description="sessions idle this long leave the worker's memory")
     refresh_k: int = Field(20, ge=1, le=1000, description="length of the refreshed recommendation list")
     producer_linger_ms: int = Field(10, ge=0, description="batching of changelog and dead-letter records")
+    # a dead letter keeps every byte of a record up to this less 16 KiB; the dead-letter topic takes as much
+    producer_max_request_bytes: int = Field(DLQ_MAX_MESSAGE_BYTES, ge=65_536, description="largest record sent")
     scorer_timeout_s: float = Field(1.0, gt=0)
     scorer_token: SecretStr | None = Field(None, description="bearer token with the 'score' scope")
     scorer_tls_ca_file: Path | None = Field(None, description="CA of the scorer's certificate: turns TLS on")

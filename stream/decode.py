@@ -15,6 +15,10 @@ from streamrec.errors import InvalidEvent
 from streamrec.events import CanonicalEvent
 
 MAX_ID_CHARS = 256
+# quantity is a uint32: a producer that writes -1 or -2 as an int32 varint (Java, Go) sends 4,294,967,295 or
+# 4,294,967,294, which would otherwise count as one huge order. No basket line holds more than this.
+MAX_QUANTITY = 10_000
+MAX_PRICE = 1e12  # above any price in any currency; catches garbage such as a misread int64 or 1e308
 REQUIRED_FIELDS = ("event_id", "session_id", "item_id")
 REASONS = (
     "undecodable",
@@ -34,8 +38,8 @@ def decode_event(
     max_future_skew_ms: int,
     max_age_ms: int,
 ) -> CanonicalEvent:
-    if raw is None:
-        raise InvalidEvent("undecodable", "record has no value")
+    if not raw:  # None (a null value) or b"": nothing to decode, not an event with every field unset
+        raise InvalidEvent("undecodable", "empty value")
     if len(raw) > max_bytes:
         raise InvalidEvent("oversize", f"{len(raw)} bytes > limit {max_bytes}")
     message = events_pb2.Event()
@@ -69,7 +73,9 @@ def _check_ids(message: events_pb2.Event) -> None:
 
 
 def _check_values(event: CanonicalEvent) -> None:
-    if event.price is not None and (math.isnan(event.price) or math.isinf(event.price) or event.price < 0):
-        raise InvalidEvent("bad_value", f"price {event.price} is not a finite non-negative number")
-    if event.quantity < 0:
-        raise InvalidEvent("bad_value", f"quantity {event.quantity} is negative")
+    price = event.price
+    if price is not None and not (math.isfinite(price) and 0 <= price <= MAX_PRICE):
+        raise InvalidEvent("bad_value", f"price {price} is not a finite number in 0..{MAX_PRICE:g}")
+    if not 0 <= event.quantity <= MAX_QUANTITY:
+        hint = " (a negative number written as an int32 varint?)" if event.quantity >= 2**31 else ""
+        raise InvalidEvent("bad_value", f"quantity {event.quantity} is not in 0..{MAX_QUANTITY}{hint}")

@@ -17,6 +17,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_SCORER_ADDRESS = "127.0.0.1:50051"
 EVENTS_TOPIC = "streamrec.events"
 DLQ_TOPIC = "streamrec.events.dlq"
+# The dead-letter topic's max.message.bytes and the worker producer's largest request: far above what the events
+# topic takes (Kafka's default, 1,048,588 bytes), so a record that reached the worker is dead-lettered whole.
+DLQ_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
 class CoreSettings(BaseSettings):

@@ -7,6 +7,7 @@ from typing import cast
 from hypothesis import strategies as st
 
 from protos import events_pb2
+from stream.decode import MAX_QUANTITY
 
 NOW = 1_800_000_000_000
 MAX_BYTES = 16_384
@@ -18,6 +19,11 @@ STRING_FIELDS = {"event_id": 1, "session_id": 3, "user_id": 4, "item_id": 5, "ca
 def string_field_bytes(field_number: int, payload: bytes) -> bytes:
     """A length-delimited protobuf field written by hand, so its payload can be anything (bad UTF-8 included)."""
     return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def varint_field_bytes(field_number: int, value: int) -> bytes:
+    """A varint protobuf field written by hand, so it can be as long as another language's encoder writes it."""
+    return _varint(field_number << 3) + _varint(value)
 
 
 def _varint(value: int) -> bytes:
@@ -55,6 +61,13 @@ def timestamps() -> st.SearchStrategy[int]:
     return st.one_of(near, near, ahead, edges, st.integers(-(2**63), 2**63 - 1))
 
 
+def quantities() -> st.SearchStrategy[int]:
+    """Quantities across MAX_QUANTITY, mostly under it, and any uint32 (negatives as they arrive: 2**32 - n)."""
+    usual = st.integers(0, MAX_QUANTITY + 10)
+    edges = st.sampled_from([0, MAX_QUANTITY, MAX_QUANTITY + 1, 2**31, 2**32 - 2, 2**32 - 1])
+    return st.one_of(usual, usual, edges, st.integers(0, 2**32 - 1))
+
+
 @st.composite
 def messages(draw: st.DrawFn) -> events_pb2.Event:
     message = events_pb2.Event(
@@ -67,7 +80,7 @@ def messages(draw: st.DrawFn) -> events_pb2.Event:
     price = draw(st.none() | st.floats(allow_nan=True, allow_infinity=True))
     if price is not None:
         message.price = price
-    quantity = draw(st.none() | st.integers(0, 2**32 - 1))
+    quantity = draw(st.none() | quantities())
     if quantity is not None:
         message.quantity = quantity
     return message

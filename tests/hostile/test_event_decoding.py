@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from protos import events_pb2
-from stream.decode import MAX_ID_CHARS, REASONS, decode_event
+from stream.decode import MAX_ID_CHARS, MAX_PRICE, MAX_QUANTITY, REASONS, decode_event
 from streamrec.errors import InvalidEvent
 from streamrec.events import CanonicalEvent
 from tests.hostile.records import (
@@ -24,8 +24,10 @@ from tests.hostile.records import (
     good_event,
     id_text,
     messages,
+    quantities,
     string_field_bytes,
     timestamps,
+    varint_field_bytes,
 )
 
 KNOWN_TYPES = {1: "view", 2: "click", 3: "add_to_cart", 4: "purchase"}
@@ -42,6 +44,8 @@ def decode(raw: bytes | None) -> CanonicalEvent | InvalidEvent:
 
 def expected_reason(message: events_pb2.Event, size: int) -> str | None:
     """The policy of stream/decode.py written out plainly, in its documented order (None: a valid event)."""
+    if size == 0:
+        return "undecodable"
     if size > MAX_BYTES:
         return "oversize"
     for name in ("event_id", "session_id", "item_id"):
@@ -56,7 +60,9 @@ def expected_reason(message: events_pb2.Event, size: int) -> str | None:
         return "missing_field"
     if message.type not in KNOWN_TYPES:
         return "unknown_type"
-    if message.HasField("price") and not (math.isfinite(message.price) and message.price >= 0):
+    if message.HasField("price") and not (math.isfinite(message.price) and 0 <= message.price <= MAX_PRICE):
+        return "bad_value"
+    if message.quantity > MAX_QUANTITY:
         return "bad_value"
     if message.ts_ms <= 0:
         return "missing_field"
@@ -101,7 +107,7 @@ def check_outcome(message: events_pb2.Event) -> None:
 FIELD_VALUES: dict[str, st.SearchStrategy[object]] = {
     "event_id": id_text(), "session_id": id_text(), "user_id": id_text(), "item_id": id_text(),
     "category_id": id_text(), "type": event_types(), "ts_ms": timestamps(),
-    "price": st.floats(allow_nan=True, allow_infinity=True), "quantity": st.integers(0, 2**32 - 1),
+    "price": st.floats(allow_nan=True, allow_infinity=True), "quantity": quantities(),
 }  # fmt: skip
 
 
@@ -171,6 +177,10 @@ def test_malformed_utf8_in_any_string_field_is_undecodable(name: str, payload: b
         (good_event(price=math.inf), "bad_value"),
         (good_event(price=-math.inf), "bad_value"),
         (good_event(price=-0.01), "bad_value"),
+        (good_event(price=MAX_PRICE * 10), "bad_value"),
+        (good_event(quantity=MAX_QUANTITY + 1), "bad_value"),
+        (good_event(quantity=2**32 - 2), "bad_value"),  # -2 from a producer that wrote it into the uint32
+        (good_event(quantity=2**32 - 1), "bad_value"),
         (good_event(type=2**31 - 1), "unknown_type"),
         (good_event(type=-1), "unknown_type"),
         (good_event(ts_ms=2**63 - 1), "future_timestamp"),
@@ -189,3 +199,27 @@ def test_a_nan_with_a_payload_written_by_hand_is_a_bad_value() -> None:
     raw = good_event().SerializeToString() + bytes([7 << 3 | 1]) + signalling_nan
     outcome = decode(raw)
     assert isinstance(outcome, InvalidEvent) and outcome.reason == "bad_value", outcome
+
+
+def test_a_negative_quantity_from_another_language_is_a_bad_value() -> None:
+    """Java's and Go's protobuf write an int32 -2 as a ten-byte sign-extended varint; the uint32 field reads it back
+    as 4,294,967,294. Written by hand as those wire bytes, it is refused, not applied as one enormous order."""
+    raw = good_event().SerializeToString() + varint_field_bytes(8, 2**64 - 2)  # ten bytes: -2 as an int64
+    parsed = events_pb2.Event.FromString(raw)
+    assert parsed.quantity == 4_294_967_294
+    outcome = decode(raw)
+    assert isinstance(outcome, InvalidEvent) and outcome.reason == "bad_value", outcome
+    assert "4294967294" in outcome.detail and str(MAX_QUANTITY) in outcome.detail
+
+
+def test_the_largest_quantity_and_price_are_accepted() -> None:
+    outcome = decode(good_event(quantity=MAX_QUANTITY, price=MAX_PRICE).SerializeToString())
+    assert isinstance(outcome, CanonicalEvent) and outcome.quantity == MAX_QUANTITY, outcome
+
+
+@pytest.mark.parametrize("raw", [b"", None], ids=["zero bytes", "null"])
+def test_an_empty_value_is_undecodable(raw: bytes | None) -> None:
+    """As docs/streaming.md says: an empty value is not an event whose every field is unset (missing_field)."""
+    outcome = decode(raw)
+    assert isinstance(outcome, InvalidEvent), outcome
+    assert (outcome.reason, outcome.detail) == ("undecodable", "empty value")

@@ -146,9 +146,9 @@ def test_hostile_records_are_dead_lettered_counted_and_survived(hostile_stack: H
     assert rss_after - rss_before < RSS_GROWTH_MB, (rss_before, rss_after)
 
 
-def test_a_record_kafka_accepts_but_too_big_to_dead_letter_whole_stops_nothing(hostile_stack: HostileStack) -> None:
-    """A 1,040,000-byte record: under Kafka's default limits, over the dead-letter producer's 1,000,000 bytes.
-    It must still be dead-lettered as oversize (truncated, if need be), and the good events around it applied."""
+def test_a_record_over_fausts_producer_limit_is_dead_lettered_whole(hostile_stack: HostileStack) -> None:
+    """A 1,040,000-byte record: under Kafka's default limits, over Faust's default producer limit of 1,000,000
+    bytes. It is dead-lettered as oversize with its original bytes, and the good events around it applied."""
     services, worker = hostile_stack.services, hostile_stack.worker
     now = int(time.time() * 1000)
     good = [CanonicalEvent(f"b{n}", "click", f"sb{n % 4}", "", f"ib{n % 3}", now - 5000 + n) for n in range(40)]
@@ -161,7 +161,7 @@ def test_a_record_kafka_accepts_but_too_big_to_dead_letter_whole_stops_nothing(h
     assert dead_letter_counts(hostile_stack.metrics_port, {"oversize"}) - counted_before == Counter(oversize=1)
     time.sleep(1)  # the dead-letter producer lingers a little
     ours = [(len(v), r) for v, r in read_dead_letters(services.kafka, 0, 10**9, timeout_s=2) if v and big.startswith(v)]
-    assert len(ours) == 1 and ours[0][1] == "oversize", ours  # the record, or as much of it as fits
+    assert ours == [(len(big), "oversize")], ours  # the whole record, not cut to fit
 
 
 def letters_so_far(kafka: str) -> int:

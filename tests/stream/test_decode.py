@@ -38,6 +38,7 @@ def test_round_trip_of_a_good_event() -> None:
     ("raw", "reason"),
     [
         (None, "undecodable"),
+        (b"", "undecodable"),  # zero bytes parse as an Event with every field unset; it is still no event
         (b"\xff\xff\xff\xff", "undecodable"),
         (good(event_id="").to_bytes(), "missing_field"),
         (good(session_id="").to_bytes(), "missing_field"),
