@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+GUARANTEES = ("at_least_once", "exactly_once")  # Faust's processing_guarantee (StreamSettings)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bench = subparsers.add_parser("bench", help="benchmarks: one JSON line each, baseline measured in the same run")
@@ -12,11 +14,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = kinds.add_parser("ingest", help="worker events/s vs a do-nothing Faust agent on the same topic")
     p.add_argument("--events", type=int, default=60_000)
     p.add_argument("--rounds", type=int, help="the do-nothing agent and ours alternate this many times (default 3)")
+    p.add_argument("--guarantee", choices=GUARANTEES, default=GUARANTEES[0], help="our worker's processing guarantee")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_ingest)
     p = kinds.add_parser("freshness", help="event produced -> refreshed list readable, at a fixed rate")
     p.add_argument("--rate", type=float, default=1000.0)
     p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--guarantee", choices=GUARANTEES, default=GUARANTEES[0], help="the worker's processing guarantee")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_freshness)
     p = kinds.add_parser("serve", help="Recommend latency and throughput vs a bare echo server and a naive scorer")
@@ -34,7 +38,7 @@ def _ingest(args: argparse.Namespace) -> int:
     from bench.common import emit
     from bench.ingest import ROUNDS, run_ingest
 
-    emit(run_ingest(args.events, ROUNDS if args.rounds is None else args.rounds), args.json)
+    emit(run_ingest(args.events, ROUNDS if args.rounds is None else args.rounds, args.guarantee), args.json)
     return 0
 
 
@@ -42,7 +46,7 @@ def _freshness(args: argparse.Namespace) -> int:
     from bench.common import emit
     from bench.freshness import run_freshness
 
-    emit(run_freshness(args.rate, args.seconds), args.json)
+    emit(run_freshness(args.rate, args.seconds, guarantee=args.guarantee), args.json)
     return 0
 
 

@@ -29,6 +29,7 @@ from bench.common import bench_registry
 from loadtest.cpu import CpuMeter
 from loadtest.producer import replay
 from streamrec.config import EVENTS_TOPIC
+from streamrec.devstack.kafka_dist import broker_label
 from streamrec.errors import ConfigError
 from streamrec.localstack import LocalStack, free_port
 from streamrec.stack import StackOptions, create_topics, scorer_ready, service_env
@@ -40,7 +41,7 @@ PARTITIONS = 4
 ROUNDS = 3
 
 
-def run_ingest(events: int = 60_000, rounds: int = ROUNDS) -> dict[str, Any]:
+def run_ingest(events: int = 60_000, rounds: int = ROUNDS, guarantee: str = "at_least_once") -> dict[str, Any]:
     if rounds < 1:
         raise ConfigError(f"rounds must be at least 1, not {rounds}")
     registry = bench_registry()
@@ -54,11 +55,13 @@ def run_ingest(events: int = 60_000, rounds: int = ROUNDS) -> dict[str, Any]:
         pairs: list[tuple[float, float]] = []
         for _ in range(rounds):
             baseline = faust_baseline_rate(kafka, len(data))
-            ours, cpu = worker_rate(stack, kafka, redis_url, registry, len(data))
+            ours, cpu = worker_rate(stack, kafka, redis_url, registry, len(data), guarantee)
             pairs.append((ours, baseline))
     ours, baseline = statistics.fmean(o for o, _ in pairs), statistics.fmean(b for _, b in pairs)
     return {
         "events_per_s": round(ours, 1),
+        "broker": broker_label(),
+        "processing_guarantee": guarantee,  # of our worker; the do-nothing agent commits at least once
         "baseline_events_per_s": round(baseline, 1),
         "ratio": round(ours / baseline, 3),
         "rounds": [[round(o, 1), round(b, 1)] for o, b in pairs],  # [ours, do-nothing agent] per round
@@ -104,12 +107,12 @@ def faust_baseline_rate(kafka: str, expected: int) -> float:
 
 
 def worker_rate(
-    stack: LocalStack, kafka: str, redis_url: str, registry: Path, expected: int
+    stack: LocalStack, kafka: str, redis_url: str, registry: Path, expected: int, guarantee: str
 ) -> tuple[float, dict[str, Any]]:
     project = f"bench{uuid.uuid4().hex[:6]}"
     port = free_port()
-    env = service_env(kafka, redis_url, f"127.0.0.1:{port}", registry, StackOptions(project=project,
-                      partitions=PARTITIONS))  # fmt: skip
+    options = StackOptions(project=project, partitions=PARTITIONS, processing_guarantee=guarantee)
+    env = service_env(kafka, redis_url, f"127.0.0.1:{port}", registry, options)
     stack.python_module("bench-scorer", ["serve", "--port", str(port)], f"127.0.0.1:{port}",
                         lambda: scorer_ready(f"127.0.0.1:{port}"), env=env)  # fmt: skip
     env["STREAMREC_STREAM_DATA_DIR"] = str(stack.state_dir / f"bench-worker-{project}")

@@ -28,6 +28,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_replay_arguments(replay)
     replay.set_defaults(handler=run_replay)
 
+    event = subparsers.add_parser(
+        "event",
+        help="write one event, as the events topic's protobuf bytes, to stdout; for other clients: "
+        "`streamrec event ... > ev.bin; kcat -P -b HOST:PORT -t streamrec.events -k SESSION ev.bin`",
+    )
+    event.add_argument("--session", required=True, help="session id (also the record key to give the producer)")
+    event.add_argument("--item", required=True, help="item id")
+    event.add_argument("--type", default="click", help="view, click, add_to_cart or purchase (default click)")
+    event.add_argument("--user", default="", help="user id (default anonymous)")
+    event.add_argument("--category", default="", help="category id")
+    event.add_argument("--event-id", default="", help="unique id (default a fresh UUID)")
+    event.set_defaults(handler=_guarded(_event))
+
     loadtest = subparsers.add_parser("loadtest", help="scenario load tests: replay + storefront traffic + freshness")
     kinds = loadtest.add_subparsers(dest="loadtest", required=True)
     run = kinds.add_parser("run", help="run a scenario file; writes report.json, report.md and plots")
@@ -83,6 +96,20 @@ def _guarded(handler: Handler) -> Handler:
 
 
 @_guarded
+def _event(args: argparse.Namespace) -> int:
+    import time
+    import uuid
+
+    from streamrec.events import CanonicalEvent
+
+    event = CanonicalEvent(event_id=args.event_id or uuid.uuid4().hex, type=args.type, session_id=args.session,
+                           user_id=args.user, item_id=args.item, ts_ms=int(time.time() * 1000),
+                           category_id=args.category)  # fmt: skip
+    sys.stdout.buffer.write(event.to_bytes())
+    sys.stdout.buffer.flush()
+    return 0
+
+
 def run_replay(args: argparse.Namespace) -> int:
     from loadtest.producer import EventProducer
     from loadtest.replayer import Replayer

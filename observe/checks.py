@@ -138,8 +138,7 @@ def broker_component(report: BrokerReport) -> Component:
     if not report.ok:
         return Component("broker", DOWN, report.error)
     lag = f"lag {report.total_lag}" if report.partitions else "lag unknown"
-    # Tansu answers DescribeGroups without the member list; the workers' heartbeats count them instead
-    members = "members not listed" if not report.members else f"{report.members} members"
+    members = f"{report.members} members"
     summary = f"{report.brokers} broker(s), group {report.group_state} ({members}), {lag}"
     return Component("broker", UP, summary)
 

@@ -1,15 +1,11 @@
 """The broker's side of status: reachable, the events topic, the worker group and its lag per partition.
 
-Lag is end offset minus the group's committed offset, per partition. The Tansu dev broker (0.6) answers
-ListOffsets(latest) with the base offset of the partition's last record *batch* plus one, not the offset after
-its last record, so a batch of 50 records looks like one. `end_offsets` therefore reads the last batch of each
-partition (one small fetch) and takes the offset after its last record; on Apache Kafka that read confirms the
-high watermark. Every step that a broker refuses is reported in `notes` rather than failing the whole check.
+Lag is end offset (the high watermark) minus the group's committed offset, per partition. Every step that a
+broker refuses is reported in `notes` rather than failing the whole check.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,10 +74,10 @@ def check_broker(bootstrap: str, topic: str, group: str, timeout_s: float = 3.0,
     try:
         committed = _committed(admin, {"bootstrap.servers": bootstrap, **security}, topic, group, partitions, report,
                                timeout_s)  # fmt: skip
-        bounds = end_offsets(consumer, topic, partitions, timeout_s, report.notes)
+        bounds = end_offsets(consumer, topic, partitions, timeout_s)
         report.partitions = [partition_lag(p, committed.get(p), *bounds[p]) for p in partitions]
         if DLQ_TOPIC in metadata.topics:
-            dlq = end_offsets(consumer, DLQ_TOPIC, sorted(metadata.topics[DLQ_TOPIC].partitions), timeout_s, [])
+            dlq = end_offsets(consumer, DLQ_TOPIC, sorted(metadata.topics[DLQ_TOPIC].partitions), timeout_s)
             report.dead_letters = sum(end - start for start, end in dlq.values())
     except KafkaException as exc:
         report.notes.append(f"offsets unavailable: {_reason(exc)}")
@@ -90,37 +86,10 @@ def check_broker(bootstrap: str, topic: str, group: str, timeout_s: float = 3.0,
     return report
 
 
-def end_offsets(consumer: Consumer, topic: str, partitions: list[int], timeout_s: float,
-                notes: list[str]) -> dict[int, tuple[int, int]]:  # fmt: skip
-    """(start, end) per partition, end = offset after the last record (see the module docstring for why)."""
+def end_offsets(consumer: Consumer, topic: str, partitions: list[int], timeout_s: float) -> dict[int, tuple[int, int]]:
+    """(start, end) per partition: the low and high watermarks."""
     bounds = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s) for p in partitions}
-    tails = [TopicPartition(topic, p, high - 1) for p, (low, high) in bounds.items() if high > low]
-    if not tails:
-        return {p: (int(low), int(high)) for p, (low, high) in bounds.items()}
-    last = _read_last_batches(consumer, tails, timeout_s)
-    corrected = {p: (int(low), max(int(high), last.get(p, -1) + 1)) for p, (low, high) in bounds.items()}
-    if any(corrected[p][1] != bounds[p][1] for p in partitions):
-        notes.append(f"{topic}: the broker's high watermarks lag its last records (Tansu reports batch base "
-                     "offsets); end offsets were read from the last batches")  # fmt: skip
-    return corrected
-
-
-def _read_last_batches(consumer: Consumer, tails: list[TopicPartition], timeout_s: float) -> dict[int, int]:
-    """Highest record offset seen per partition, reading from each partition's reported high watermark - 1."""
-    consumer.assign(tails)
-    last: dict[int, int] = {}
-    pending = {tp.partition for tp in tails}
-    deadline = time.monotonic() + timeout_s
-    while pending and time.monotonic() < deadline:
-        for message in consumer.consume(num_messages=500, timeout=0.05):
-            error = message.error()
-            if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                pending.discard(message.partition())
-            elif error is None:
-                partition, offset = int(message.partition() or 0), int(message.offset() or 0)
-                last[partition] = max(last.get(partition, -1), offset)
-    consumer.unassign()
-    return last
+    return {p: (int(low), int(high)) for p, (low, high) in bounds.items()}
 
 
 def _describe_group(admin: AdminClient, group: str, report: BrokerReport, timeout_s: float) -> None:

@@ -1,8 +1,8 @@
 """Read the tail of the events topic on a side thread: count events per second and sample some for freshness.
 
 The reader assigns every partition (it never joins the workers' group, so it cannot cause a rebalance) from the
-end, and skips records created before it started: Tansu's end offset is the base of the last batch, so the
-first fetch can return a few old records that are not part of the live rate.
+end, and skips records created before it started (a record's timestamp can predate its append, so the first
+fetch can hold a few that are not part of the live rate).
 """
 
 from __future__ import annotations

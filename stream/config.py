@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,9 @@ class StreamSettings(BaseSettings):
     max_event_bytes: int = Field(16_384, ge=64, description="larger payloads are dead-lettered as oversize")
     max_future_skew_ms: int = Field(10 * 60_000, ge=0, description="events further in the future are rejected")
     max_event_age_ms: int = Field(400 * 24 * 3600_000, ge=0, description="events older than this are rejected")
+    # at-least-once plus the event-id and offset dedupe is the default; exactly_once (Kafka transactions) covers
+    # the changelog and the offsets but not the Redis writes, so the dedupe is needed either way (docs/streaming.md)
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     replication_factor: int = Field(1, ge=1, description="replicas of the topics the worker creates (3 in production)")
     data_dir: Path = Field(Path(".streamrec/worker"), description="Faust's local data directory")
     web_port: int = Field(0, ge=0, description="Faust web server port; 0 disables it")

@@ -48,11 +48,12 @@ class StackAddresses:
 class StackOptions:
     project: str = "streamrec"
     partitions: int = 4
-    session_timeout_s: float = 6.0  # the dev broker's group join takes about half of this
+    session_timeout_s: float = 6.0  # Kafka's group.min.session.timeout.ms
     registry: Path | None = None  # default: STATE_DIR/registry, trained on synthetic data when empty
     train_sessions: int = 4000
     train_epochs: int | None = None
     workers: int = 1
+    processing_guarantee: str = "at_least_once"  # the worker's (StreamSettings.processing_guarantee)
     feast_apply: bool = False  # `up` and `demo` register the Feast repository; most tests need not pay ~10 s
 
 
@@ -80,6 +81,7 @@ def service_env(kafka: str, redis_url: str, grpc_address: str, registry: Path, o
         "STREAMREC_TOPIC_PARTITIONS": str(options.partitions),
         "STREAMREC_SERVING_REGISTRY": str(registry),
         "STREAMREC_STREAM_SESSION_TIMEOUT_S": str(options.session_timeout_s),
+        "STREAMREC_STREAM_PROCESSING_GUARANTEE": options.processing_guarantee,
     }
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a small trained model, and real services (Tansu broker, redis-server, our own processes).
+"""Shared fixtures: a small trained model, and real services (Apache Kafka, redis-server, our own processes).
 
 Everything is started on free ports and stopped again when the fixture ends, whatever the test's outcome.
 """

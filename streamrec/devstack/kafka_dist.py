@@ -40,6 +40,11 @@ def kafka_version() -> str:
     raise StackError("streamrec/devstack/kafka.env states no KAFKA_VERSION")
 
 
+def broker_label() -> str:
+    """How benchmarks name the broker they ran on."""
+    return f"apache-kafka {kafka_version()}"
+
+
 def cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "streamrec"

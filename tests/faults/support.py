@@ -40,18 +40,41 @@ def recent_events(n_sessions: int, session_seed: int, mean_session_length: float
 
 
 def start_services(stack: LocalStack, registry: Path, *, redis_appendonly: bool = False, scorer: bool = True,
-                   scorer_metrics_port: int = 0, scorer_address: str = "") -> Services:  # fmt: skip
-    """Broker, Redis and (unless `scorer` is False) a scorer process; workers are started by the test."""
+                   scorer_metrics_port: int = 0, scorer_address: str = "", brokers: int = 1) -> Services:  # fmt: skip
+    """Kafka (`brokers` nodes; with 3, every topic has 3 replicas, the worker's changelogs too), Redis and
+    (unless `scorer` is False) a scorer process; workers are started by the test."""
     project = f"t{uuid.uuid4().hex[:8]}"
-    kafka, redis_url = stack.start_broker(), stack.start_redis(appendonly=redis_appendonly)
-    create_topics(kafka, 4)
+    kafka, redis_url = stack.start_broker(brokers), stack.start_redis(appendonly=redis_appendonly)
+    create_topics(kafka, 4, replication=brokers)
     address = scorer_address or f"127.0.0.1:{free_port()}"
     env = service_env(kafka, redis_url, address, registry, StackOptions(project=project))
+    env["STREAMREC_STREAM_REPLICATION_FACTOR"] = str(brokers)
     if scorer_metrics_port:
         env["STREAMREC_SERVING_METRICS_PORT"] = str(scorer_metrics_port)
     if scorer:
         start_scorer(stack, env, address)
     return Services(stack, kafka, redis_url, env, project)
+
+
+def partition_leaders(stack: LocalStack, kafka: str, topic: str = EVENTS_TOPIC) -> dict[int, Service]:
+    """The broker process that leads each partition of `topic`, by partition."""
+    from confluent_kafka.admin import AdminClient
+
+    nodes = {node_id(service): service for service in stack.kafka_nodes()}
+    metadata = AdminClient({"bootstrap.servers": kafka}).list_topics(topic, timeout=10)
+    return {p.id: nodes[p.leader] for p in metadata.topics[topic].partitions.values()}
+
+
+def node_id(broker: Service) -> int:
+    """The KRaft node id of a broker service: `broker` alone is node 1, `broker-N` of a cluster is node N."""
+    return int(broker.name.rsplit("-", 1)[1]) if "-" in broker.name else 1
+
+
+def in_sync_replicas(kafka: str, topic: str = EVENTS_TOPIC) -> dict[int, list[int]]:
+    from confluent_kafka.admin import AdminClient
+
+    metadata = AdminClient({"bootstrap.servers": kafka}).list_topics(topic, timeout=10)
+    return {p.id: sorted(p.isrs) for p in metadata.topics[topic].partitions.values()}
 
 
 def start_scorer(stack: LocalStack, env: dict[str, str], address: str) -> Service:

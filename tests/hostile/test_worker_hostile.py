@@ -165,7 +165,7 @@ def test_a_record_over_fausts_producer_limit_is_dead_lettered_whole(hostile_stac
 
 
 def letters_so_far(kafka: str) -> int:
-    """How many dead letters the topic holds now (read, not asked: Tansu's reported end offset can lag)."""
+    """How many dead letters the topic holds now, counted by reading them."""
     return len(read_dead_letters(kafka, 0, count=10**9, timeout_s=2))
 
 

@@ -65,7 +65,7 @@ def test_all_up_with_lag_per_partition(observed_stack: ObservedStack) -> None:
     assert report["ok"] and {c["state"] for c in report["components"].values()} == {"up"}
     partitions = report["lag"]["partitions"]
     assert [p["partition"] for p in partitions] == [0, 1, 2, 3]
-    # end offsets are records, not Tansu's batch count: together they hold at least what was sent
+    # end offsets count records: together they hold at least what was sent
     assert sum(p["end"] for p in partitions) >= 200
     assert all(p["committed"] == p["end"] and p["lag"] == 0 for p in partitions), partitions
     workers = report["components"]["workers"]["workers"]
