@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +95,7 @@ class LocalStack:
     state_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="streamrec-stack-")))
     services: dict[str, Service] = field(default_factory=dict)
     detach_children: bool = False  # True only when the stack must outlive this process (never in tests)
-    broker_started_s: float = 0.0  # how long the last start_broker took, from the first JVM to "answers metadata"
+    broker_started_s: float = 0.0  # how long the last start_broker took: storage format to "answers metadata"
 
     def __post_init__(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -180,9 +181,9 @@ class LocalStack:
         dist = ensure_kafka()
         planned = plan_nodes(self.state_dir, nodes, [free_port() for _ in range(2 * nodes)])
         cluster_id = new_cluster_id()
-        for node in planned:
-            prepare_node(dist, node, planned, cluster_id)
         started = time.monotonic()
+        with ThreadPoolExecutor(nodes) as pool:  # each format is a JVM of its own: in parallel
+            list(pool.map(lambda node: prepare_node(dist, node, planned, cluster_id), planned))
         for node in planned:  # all first, then wait: a node of a cluster cannot answer before a quorum is up
             self.spawn(kafka_service(node.node_id, nodes), broker_argv(dist, node), node.address, lambda: True)
         for node in planned:
