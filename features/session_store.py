@@ -16,12 +16,16 @@ from dataclasses import dataclass, field
 import orjson
 
 # Set a key only if the stored value's leading {"offset":N} is not newer: a worker that lost its partition in a
-# rebalance and still finishes a batch cannot overwrite what the partition's new owner wrote since.
+# rebalance and still finishes a batch cannot overwrite what the partition's new owner wrote since. Offsets of
+# two partitions do not compare: a state whose head names another partition than the new one (written before
+# sessions were routed to one partition, or before the topic grew) is replaced.
 PUT_IF_NEWER = """
 local current = redis.call('GET', KEYS[1])
 if current then
   local stored = tonumber(string.match(current, '^{"offset":(%-?%d+)'))
-  if stored and stored > tonumber(ARGV[2]) then return 0 end
+  local head = '^{"offset":%-?%d+,"partition":(%-?%d+)'
+  local same_partition = string.match(current, head) == string.match(ARGV[1], head)
+  if stored and stored > tonumber(ARGV[2]) and same_partition then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 return 1

@@ -95,7 +95,6 @@ def _guarded(handler: Handler) -> Handler:
     return run
 
 
-@_guarded
 def _event(args: argparse.Namespace) -> int:
     import time
     import uuid
@@ -110,6 +109,7 @@ def _event(args: argparse.Namespace) -> int:
     return 0
 
 
+@_guarded
 def run_replay(args: argparse.Namespace) -> int:
     from loadtest.producer import EventProducer
     from loadtest.replayer import Replayer

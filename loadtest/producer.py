@@ -1,7 +1,8 @@
 """Publish canonical events to the events topic, keyed by session, paced to a target rate.
 
-Producers must partition like the Java client (murmur2) so every producer, in any language, puts a session on
-the same partition; confluent-kafka's own default (CRC32) would not, so it is set here explicitly.
+Producers should partition like the Java client (murmur2) so every producer, in any language, puts a session on
+its own partition; confluent-kafka's own default (CRC32) would not, so it is set here explicitly. (The worker
+forwards an event found elsewhere to its session's partition, at the cost of a second trip through Kafka.)
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import os
 import socket
 import ssl
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -21,7 +22,7 @@ from stream.adapters import GrpcScorer, RedisStateStore, TopicDeadLetters
 from stream.aggregates import AggregateApplier
 from stream.batcher import SmartBatcher
 from stream.config import StreamSettings
-from stream.processor import Limits, RawRecord, SessionProcessor
+from stream.processor import Forward, Limits, RawRecord, SessionProcessor
 from streamrec.config import CoreSettings
 from streamrec.fastredis import FastRedis, RedisReplyError
 from streamrec.privacy import Pseudonymizer
@@ -75,6 +76,43 @@ class SessionTable(faust.Table):  # type: ignore[misc]
         return super().partition_for_key(key)  # type: ignore[no-any-return]
 
 
+class EventsTopicRouter:
+    """The events topic as the processor's Router: its partition count as the broker has it, and forwarding.
+
+    The count is read from the consumer's metadata at every batch (a dictionary look-up), so it follows the
+    broker even if the topic grows; it is compared with `STREAMREC_TOPIC_PARTITIONS` and a difference is logged.
+    Forwarded records keep their original value and timestamp, are keyed by the session and carry a
+    `forwarded_from` header (`<partition>:<offset>`); `forward` returns once the broker acknowledged them all,
+    so the batch that forwarded them may then be committed.
+    """
+
+    def __init__(self, app: faust.App, topic: Any, configured: int) -> None:
+        self.app = app
+        self.topic = topic
+        self.configured = configured
+        self._known = 0
+
+    def partitions(self) -> int:
+        actual = self.app.consumer.topic_partitions(self.topic.get_topic_name()) or 0
+        if actual <= 0:  # no metadata yet (not seen after the first fetch): the settings are all we have
+            return self.configured
+        if actual != self._known:
+            if actual != self.configured:
+                log.warning("topic %s has %d partitions, STREAMREC_TOPIC_PARTITIONS says %d: sessions are routed by "
+                            "the broker's count", self.topic.get_topic_name(), actual, self.configured)  # fmt: skip
+            self._known = actual
+        return actual
+
+    async def forward(self, records: Sequence[Forward]) -> None:
+        pending = []
+        for f in records:  # sent in order: a session's forwarded records keep their order on its partition
+            origin = f"{f.record.partition}:{f.record.offset}".encode()
+            pending.append(await self.topic.send(key=f.session_id.encode(), value=f.record.value, partition=f.partition,
+                                                 timestamp=f.record.timestamp_s,
+                                                 headers={"forwarded_from": origin}))  # fmt: skip
+        await asyncio.gather(*pending)
+
+
 def tune_gc(gen0_threshold: int) -> None:
     """Move what start-up built out of the collector's sight, and collect young objects less often.
 
@@ -110,6 +148,7 @@ def create_app(settings: StreamSettings) -> faust.App:
         # for a few ms costs no latency on the event path and saves many small produce requests
         producer_linger=settings.producer_linger_ms / 1000,
         producer_max_request_size=settings.producer_max_request_bytes,
+        processing_guarantee=settings.processing_guarantee,
         datadir=str(settings.data_dir),
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
@@ -132,8 +171,9 @@ def create_app(settings: StreamSettings) -> faust.App:
     )
     pseudonym = Pseudonymizer(core.user_id_key, core.user_id_key_id)
     dead_letter_sink = TopicDeadLetters(dead_letters, app.conf.producer_max_request_size)
+    router = EventsTopicRouter(app, events, core.topic_partitions)
     processor = SessionProcessor(table, dead_letter_sink, scorer, aggregates, store, limits,
-                                 pseudonym=pseudonym)  # fmt: skip
+                                 pseudonym=pseudonym, router=router)  # fmt: skip
 
     @app.agent(events, name="sessions-agent")
     async def process(stream: Any) -> None:
@@ -243,7 +283,7 @@ async def process_with_retry(processor: SessionProcessor, records: list[RawRecor
 
 def _raw(event: Any) -> RawRecord:
     message = event.message
-    return RawRecord(message.key, message.value, message.partition, message.offset)
+    return RawRecord(message.key, message.value, message.partition, message.offset, message.timestamp)
 
 
 def run_worker(settings: StreamSettings) -> int:

@@ -72,6 +72,9 @@ PICKUP = AgeHistogram("streamrec_worker_pickup_seconds", "Record timestamp to th
 FRESHNESS = AgeHistogram("streamrec_worker_freshness_seconds",
                          "Record timestamp to its batch's state, features and refreshed lists written",
                          _AGE_BUCKETS, REGISTRY)  # fmt: skip
+FORWARDED = Counter("streamrec_worker_events_forwarded_total",
+                    "Events that arrived off their session's partition and were sent on to it (applied there)",
+                    registry=REGISTRY)  # fmt: skip
 LATE = Counter("streamrec_worker_late_events_total", "Events older than the 24 h window (totals only)",
                registry=REGISTRY)  # fmt: skip
 
@@ -93,6 +96,8 @@ def record(outcome: BatchOutcome, records: int, seconds: float) -> None:
         REFRESHES.labels("failed").inc(outcome.refresh_failed)
     if outcome.late:
         LATE.inc(outcome.late)
+    if outcome.forwarded:
+        FORWARDED.inc(outcome.forwarded)
 
 
 def serve(port: int) -> None:

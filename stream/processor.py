@@ -1,17 +1,20 @@
 """The worker's logic, free of Faust and Kafka: a batch of raw records in, state and refreshed recommendations out.
 
 Per batch:
-1. decode and validate each record; a bad one goes to the dead-letter sink with its reason;
+1. decode and validate each record; a bad one goes to the dead-letter sink with its reason; a good one that
+   arrived off its session's partition (its producer partitions otherwise than murmur2) is set aside, to be
+   forwarded there (step 7) instead of applied here, so a session has one partition and its offsets one order;
 2. classify each event against the session's recently seen events (kept with their partition and offset):
    *new*, a *redelivery* of the same record (after a crash or rebalance), or a *duplicate* sent twice by a
-   producer (same event_id at another offset), which is dropped;
+   producer or forwarded twice across a crash (same event_id at another offset), which is dropped;
 3. fold new events into per-session state;
 4. apply new and redelivered events to the shared item/user aggregates (exactly once: the aggregate store
    skips offsets it has already applied);
 5. one batched scorer call for every touched session, then one write of states, features and lists, fenced by
    record offset so that a worker which lost the partition in a rebalance cannot overwrite newer state;
 6. the session table (changelog) last, once per session, at the partition of the session's records, as the
-   same JSON the online copy holds.
+   same JSON the online copy holds;
+7. the records set aside in step 1, sent to their session's partition and delivered.
 Sessions are loaded from the table and from the online copy, whichever has seen the later record.
 Every side effect is done when `process` returns, so the caller may then let offsets be committed.
 """
@@ -30,11 +33,13 @@ from typing import Protocol
 from features.session_store import MAX_SESSION_ITEMS, Recommendations, SessionState
 from stream.aggregates import AggregateInput, AppliedBatch
 from stream.decode import decode_event
+from stream.partitioning import owner_partition
 from streamrec.errors import InvalidEvent, ScorerError
 from streamrec.events import CanonicalEvent
 
 log = logging.getLogger(__name__)
 
+FORWARD_LOG_EVERY_S = 10.0  # one summary line, not one per batch (the metric counts every record)
 SEEN_PER_SESSION = 32  # producer retries resend within seconds, i.e. within a session's last few events
 
 
@@ -44,6 +49,7 @@ class RawRecord:
     value: bytes | None
     partition: int = 0
     offset: int = 0
+    timestamp_s: float | None = None  # the producer's timestamp, kept when the record is forwarded
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,25 @@ class StateTable(Protocol):
 
 class DeadLetterSink(Protocol):
     async def send(self, record: RawRecord, reason: str, detail: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A record to send on to its session's owner partition, keyed by the session."""
+
+    record: RawRecord
+    session_id: str
+    partition: int
+
+
+class Router(Protocol):
+    """The events topic: how many partitions it has, and the way to a session's own partition."""
+
+    def partitions(self) -> int: ...
+
+    async def forward(self, records: Sequence[Forward]) -> None:
+        """Send each record's original bytes to its partition, in order; return once the broker holds them all."""
+        ...
 
 
 class Scorer(Protocol):
@@ -98,6 +123,7 @@ class BatchOutcome:
     refreshed: int = 0
     refresh_failed: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
+    forwarded: int = 0  # sent on to their session's partition, to be applied there
 
 
 @dataclass
@@ -121,6 +147,7 @@ class SessionProcessor:
         limits: Limits,
         clock_ms: Callable[[], int] | None = None,
         pseudonym: Callable[[str], str] = lambda user_id: user_id,
+        router: Router | None = None,
     ) -> None:
         self.pseudonym = pseudonym  # raw user ids never leave this process: see streamrec/privacy.py
         self.table = table
@@ -130,19 +157,35 @@ class SessionProcessor:
         self.store = store
         self.limits = limits
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.router = router  # None: every record is applied where it arrived (one partition, or unit tests)
+        self._forward_routes: Counter[str] = Counter()
+        self._forward_logged_at = float("-inf")
 
     async def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
         outcome = BatchOutcome()
         now = self.clock_ms()
-        decoded = []
+        partitions = self.router.partitions() if self.router is not None else 0
+        decoded: list[tuple[RawRecord, CanonicalEvent]] = []
+        forwards: list[Forward] = []
         for record in records:
             event = await self._decode_or_dead_letter(record, now, outcome)
-            if event is not None:
-                if event.user_id:
-                    event = dataclasses.replace(event, user_id=self.pseudonym(event.user_id))
-                decoded.append((record, event))
-        if not decoded:
-            return outcome
+            if event is None:
+                continue
+            if partitions:  # routed by the decoded session id: a missing or different key does not matter
+                owner = owner_partition(event.session_id, partitions)
+                if owner != record.partition:
+                    forwards.append(Forward(record, event.session_id, owner))
+                    continue
+            if event.user_id:
+                event = dataclasses.replace(event, user_id=self.pseudonym(event.user_id))
+            decoded.append((record, event))
+        if decoded:
+            await self._apply(decoded, now, outcome)
+        if forwards:  # last: a batch retried after a Redis error has not sent them yet
+            await self._forward(forwards, outcome)
+        return outcome
+
+    async def _apply(self, decoded: list[tuple[RawRecord, CanonicalEvent]], now: int, outcome: BatchOutcome) -> None:
         touched = await self._load(list(dict.fromkeys(event.session_id for _, event in decoded)))  # arrival order
         to_aggregate: list[AggregateInput] = []
         for record, event in decoded:
@@ -165,7 +208,7 @@ class SessionProcessor:
                                                event.ts_ms, event.category_id, event.user_id))  # fmt: skip
         affected = {sid: t for sid, t in touched.items() if t.cause is not None}
         if not affected:
-            return outcome
+            return
         # the aggregates and the refresh do not depend on each other: one round trip of wall time, not two
         applied, recs = await asyncio.gather(self.aggregates.apply(to_aggregate), self._refresh(affected, outcome))
         outcome.late = applied.late
@@ -173,7 +216,18 @@ class SessionProcessor:
         for sid, session in affected.items():
             if session.changed:  # as JSON bytes: one object per session for the garbage collector, not dozens
                 self.table.put(sid, session.state.to_json_bytes(), session.state.partition)
-        return outcome
+
+    async def _forward(self, forwards: list[Forward], outcome: BatchOutcome) -> None:
+        assert self.router is not None  # only a router's partition count sets records aside
+        await self.router.forward(forwards)
+        outcome.forwarded = len(forwards)
+        self._forward_routes.update(f"{f.record.partition}->{f.partition}" for f in forwards)
+        now = time.monotonic()
+        if now - self._forward_logged_at >= FORWARD_LOG_EVERY_S:  # a producer with another partitioner: steady
+            routes = self._forward_routes
+            log.info("forwarded %d records to their sessions' partitions since the last report (%s)",
+                     routes.total(), ", ".join(f"{route}: {n}" for route, n in sorted(routes.items())))  # fmt: skip
+            self._forward_routes, self._forward_logged_at = Counter(), now
 
     async def _decode_or_dead_letter(self, record: RawRecord, now: int, outcome: BatchOutcome) -> CanonicalEvent | None:
         lim = self.limits
@@ -195,7 +249,7 @@ class SessionProcessor:
         for sid in session_ids:
             local = _from_table(self.table.get(sid))
             remote = online.get(sid)
-            best = remote if remote is not None and (local is None or remote.offset > local.offset) else local
+            best = remote if remote is not None and (local is None or _newer(remote, local)) else local
             out[sid] = _Touched(best or SessionState())
         return out
 
@@ -222,6 +276,12 @@ class SessionProcessor:
                                                           "model_version": version, "items": len(items)})  # fmt: skip
         outcome.refreshed += len(recs)
         return recs
+
+
+def _newer(a: SessionState, b: SessionState) -> bool:
+    """Whether `a` has seen a later record than `b`. Offsets of two partitions do not compare: a state written
+    before sessions were routed to one partition, or before the topic grew, is judged by its update time."""
+    return a.offset > b.offset if a.partition == b.partition else a.updated_ms > b.updated_ms
 
 
 def _from_table(raw: bytes | None) -> SessionState | None:

@@ -31,7 +31,7 @@ def bad_corpus(now: int) -> list[tuple[bytes, str]]:
     unknown_type = events_pb2.Event(event_id="x1", type=17, session_id="bad", item_id="i", ts_ms=now)  # type: ignore[arg-type]
     return [
         (b"\xff\xfe not protobuf", "undecodable"),
-        (b"", "missing_field"),
+        (b"", "undecodable"),
         (event(item_id=""), "missing_field"),
         (unknown_type.SerializeToString(), "unknown_type"),
         (event(price=-3.0), "bad_value"),
