@@ -51,8 +51,12 @@ class KraftNode:
 
 
 def new_cluster_id() -> str:
-    """A cluster id as Kafka's storage tool makes them: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A cluster id as Kafka's storage tool makes them: 16 random bytes, URL-safe base64 without padding, never
+    starting with "-" (Kafka's `Uuid.randomUuid` rule: such an id would read as an option on a command line)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def node_properties(node: KraftNode, voters: Sequence[KraftNode]) -> dict[str, str]:
@@ -98,7 +102,7 @@ def prepare_node(dist: KafkaDist, node: KraftNode, voters: Sequence[KraftNode], 
     lines = [f"{key}={value}" for key, value in node_properties(node, voters).items()]
     node.config_path.write_text("\n".join(lines) + "\n")
     argv = [java_binary(), *TOOL_JVM_FLAGS, *_class_sharing(dist), "-cp", dist.classpath(),
-            "kafka.tools.StorageTool", "format", "--ignore-formatted", "-t", cluster_id,
+            "kafka.tools.StorageTool", "format", "--ignore-formatted", f"--cluster-id={cluster_id}",
             "-c", str(node.config_path)]  # fmt: skip
     done = subprocess.run(argv, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S, check=False)
     if done.returncode != 0:

@@ -1,0 +1,58 @@
+"""The dev stack's Apache Kafka: the fetch's errors, cluster ids and node configuration (no JVM started here;
+every integration test starts real brokers through the same code)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from streamrec.devstack import kafka_dist
+from streamrec.devstack.kraft import new_cluster_id, node_properties, plan_nodes
+from streamrec.errors import StackError
+
+
+def test_cluster_ids_are_16_bytes_and_never_read_as_an_option() -> None:
+    for _ in range(2000):  # about 1 in 64 random ids starts with "-"
+        cluster_id = new_cluster_id()
+        assert not cluster_id.startswith("-")
+        assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+
+def test_one_node_replicates_nothing_and_three_nodes_keep_two_in_sync(tmp_path: Path) -> None:
+    single = plan_nodes(tmp_path, 1, [9092, 9093])
+    props = node_properties(single[0], single)
+    assert props["process.roles"] == "broker,controller"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:9093"
+    assert props["offsets.topic.replication.factor"] == "1" and props["min.insync.replicas"] == "1"
+    cluster = plan_nodes(tmp_path, 3, list(range(10_000, 10_006)))
+    props = node_properties(cluster[1], cluster)
+    assert props["node.id"] == "2" and props["listeners"].startswith("PLAINTEXT://127.0.0.1:10002,")
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:10001,2@127.0.0.1:10003,3@127.0.0.1:10005"
+    assert props["default.replication.factor"] == "3" and props["min.insync.replicas"] == "2"
+    assert props["transaction.state.log.min.isr"] == "2"
+    with pytest.raises(StackError, match="6 ports"):
+        plan_nodes(tmp_path, 3, [1, 2])
+
+
+def test_a_missing_java_or_maven_is_an_error_that_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing fetched yet
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(StackError, match=r"needs `java`.*apt-get install openjdk-17-jre-headless maven"):
+        kafka_dist.ensure_kafka()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "java").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "java").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with pytest.raises(StackError, match="needs `mvn`"):
+        kafka_dist.ensure_kafka()
+
+
+def test_the_version_is_read_from_kafka_env() -> None:
+    version = kafka_dist.kafka_version()
+    assert version.split(".")[0] == "4"
+    assert kafka_dist.broker_label() == f"apache-kafka {version}"
