@@ -88,11 +88,20 @@ class Service:
         return ""
 
 
+_TEMPORARY_DIRS: set[Path] = set()  # state dirs made here: removed again by stop()
+
+
+def _temporary_state_dir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="streamrec-stack-"))
+    _TEMPORARY_DIRS.add(path)
+    return path
+
+
 @dataclass
 class LocalStack:
     """A set of processes started together and stopped together (in reverse order)."""
 
-    state_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="streamrec-stack-")))
+    state_dir: Path = field(default_factory=_temporary_state_dir)
     services: dict[str, Service] = field(default_factory=dict)
     detach_children: bool = False  # True only when the stack must outlive this process (never in tests)
     broker_started_s: float = 0.0  # how long the last start_broker took: storage format to "answers metadata"
@@ -167,6 +176,9 @@ class LocalStack:
                 self.stop_together(group)
             except Exception:  # keep stopping the others; report each
                 log.exception("could not stop %s", ", ".join(group))
+        if self.state_dir in _TEMPORARY_DIRS and not self.services:  # a state dir the caller never asked for
+            _TEMPORARY_DIRS.discard(self.state_dir)
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalStack:
         return self
