@@ -54,8 +54,11 @@ def test_onnx_matches_torch(index: int, tmp_path: Path) -> None:
             scores = model(torch.from_numpy(items), torch.from_numpy(lengths))
         scores[:, 0] = float("-inf")
         expected_scores, expected_items = torch.topk(scores, 200)
-        np.testing.assert_array_equal(top_items, expected_items.numpy())
         np.testing.assert_allclose(top_scores, expected_scores.numpy(), atol=1e-4)
+        # Items may swap places only where torch itself scores them within float noise of each other.
+        torch_score_of_onnx_items = torch.gather(scores, 1, torch.from_numpy(top_items)).numpy()
+        np.testing.assert_allclose(torch_score_of_onnx_items, expected_scores.numpy(), atol=1e-4)
+        assert (top_items == expected_items.numpy()).mean() > 0.99
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["sasrec", "gru4rec-repeat"])
