@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # PIP_TORCH_FLAGS="--index-url https://download.pytorch.org/whl/cpu" to avoid the multi-GB CUDA build.
 PIP_TORCH_FLAGS ?=
 
-.PHONY: setup kafka browser kcat demo test test-unit lint protos protos-check bench clean
+.PHONY: setup kafka browser kcat demo check test test-unit lint protos protos-check bench clean
 
 setup: $(STAMP)
 
@@ -40,10 +40,17 @@ kcat:
 demo: setup kafka
 	$(BIN)/streamrec demo
 
-test: setup kafka browser kcat
+# The fast check: generated code current, lint, format, types, and the tests that need no service
+check: setup
 	$(BIN)/python protos/codegen.py --check
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -m "not integration"
+
+# Everything: the check, then the tests against real services (broker, redis-server, gRPC, a browser)
+test: check kafka browser kcat
+	$(BIN)/pytest -m integration
 
 test-unit: setup
 	$(BIN)/pytest -m "not integration"

@@ -35,26 +35,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from bench.common import emit
-    from bench.ingest import ROUNDS, run_ingest
+    from streamrec.bench.common import emit
+    from streamrec.bench.ingest import ROUNDS, run_ingest
 
     emit(run_ingest(args.events, ROUNDS if args.rounds is None else args.rounds, args.guarantee), args.json)
     return 0
 
 
 def _freshness(args: argparse.Namespace) -> int:
-    from bench.common import emit
-    from bench.freshness import run_freshness
+    from streamrec.bench.common import emit
+    from streamrec.bench.freshness import run_freshness
 
     emit(run_freshness(args.rate, args.seconds, guarantee=args.guarantee), args.json)
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from bench.common import emit
-    from bench.serve import run_serve
+    from streamrec.bench.common import emit
+    from streamrec.bench.serve import run_serve
 
-    figures = run_serve(args.registry, providers=args.providers, catalogue_items=args.catalogue_items,
-                        sessions=args.sessions, requests=args.requests, level_seconds=args.level_seconds)  # fmt: skip
+    figures = run_serve(
+        args.registry,
+        providers=args.providers,
+        catalogue_items=args.catalogue_items,
+        sessions=args.sessions,
+        requests=args.requests,
+        level_seconds=args.level_seconds,
+    )
     emit(figures, args.json)
     return 0

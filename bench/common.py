@@ -19,8 +19,8 @@ def bench_registry() -> Path:
     """A registry with a GRU4Rec model trained on the synthetic clickstream; trained once, then reused."""
     registry = BENCH_DIR / "registry"
     if not list_versions(registry):
-        from training.synthetic import SyntheticConfig, generate
-        from training.train import train_session_model
+        from streamrec.training.synthetic import SyntheticConfig, generate
+        from streamrec.training.train import train_session_model
 
         print("training the benchmark model (once) ...", file=sys.stderr)
         train_session_model(generate(SyntheticConfig()), registry)

@@ -1,6 +1,6 @@
 """Benchmark: session models vs baselines on the real clickstreams (DESIGN §5), one JSON line per dataset.
 
-    nice .venv/bin/python -m bench.eval_models [--datasets yoochoose-100k diginetica-sample taobao]
+    nice .venv/bin/python -m streamrec.bench.eval_models [--datasets yoochoose-100k diginetica-sample taobao]
                                                  [--models ...] [--data-dir DIR] [--export REGISTRY]
 
 For each dataset: every model's test HR@20/MRR@20/NDCG@20 (in %), train seconds and inference ms; the best
@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import emit
+from streamrec.bench.common import emit
 from streamrec.errors import DataError
-from training.datasets import DATASETS, default_data_dir, load_dataset
-from training.evaluate import DEFAULT_MODELS, SRGNN_YOOCHOOSE_100K, best_by_validation, evaluate_dataset
+from streamrec.training.datasets import DATASETS, default_data_dir, load_dataset
+from streamrec.training.evaluate import DEFAULT_MODELS, SRGNN_YOOCHOOSE_100K, best_by_validation, evaluate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def bench_dataset(name: str, data_dir: Path | None, models: list[str]) -> dict[s
 
 def bench_export(name: str, data_dir: Path | None, model: str, registry: Path) -> dict[str, Any]:
     from streamrec import artifact
-    from training.pipeline import train_on_dataset
+    from streamrec.training.pipeline import train_on_dataset
 
     start = time.perf_counter()
     version = train_on_dataset(load_dataset(name, data_dir), model, registry, progress=False, log=_log)

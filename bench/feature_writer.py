@@ -1,4 +1,4 @@
-"""Benchmark: online feature rows/s of `features.online` vs. Feast's own writes, same rows, same redis-server.
+"""Benchmark: online feature rows/s of `streamrec.features.online` vs. Feast's own writes, same rows, same redis-server.
 
 Prints one JSON line. The figure is `FeatureLayout.add_row` + pipeline execute (batches of --batch rows); the
 baselines are `FeatureStore.write_to_online_store` and `FeatureStore.push(to=ONLINE)` over DataFrames built
@@ -25,9 +25,9 @@ from typing import Any
 
 import redis
 
-from features.online import FeatureLayout
-from features.schema import VIEWS
-from streamrec.localstack import LocalStack
+from streamrec.devstack.localstack import LocalStack
+from streamrec.features.online import FeatureLayout
+from streamrec.features.schema import VIEWS
 
 PROJECT = "benchfeatures"
 EVENT_TS_MS = 1_704_164_645_678
@@ -40,21 +40,43 @@ def make_rows(n: int, seed: int = 0) -> Rows:
     items = [f"item-{i}" for i in range(5000)]
     rows: Rows = {view: [] for view in VIEWS}
     for i in range(n):
-        rows["session_features"].append((f"s-{i}", {
-            "recent_items": rnd.sample(items, rnd.randint(0, 50)), "last_category": f"c{rnd.randint(0, 99)}",
-            "cart_items": rnd.sample(items, rnd.randint(0, 3)), "purchased_items": rnd.sample(items, rnd.randint(0, 1)),
-            "event_count": rnd.randint(0, 200), "click_count": rnd.randint(0, 100), "cart_count": rnd.randint(0, 5),
-            "purchase_count": rnd.randint(0, 2),
-        }))  # fmt: skip
+        rows["session_features"].append(
+            (
+                f"s-{i}",
+                {
+                    "recent_items": rnd.sample(items, rnd.randint(0, 50)),
+                    "last_category": f"c{rnd.randint(0, 99)}",
+                    "cart_items": rnd.sample(items, rnd.randint(0, 3)),
+                    "purchased_items": rnd.sample(items, rnd.randint(0, 1)),
+                    "event_count": rnd.randint(0, 200),
+                    "click_count": rnd.randint(0, 100),
+                    "cart_count": rnd.randint(0, 5),
+                    "purchase_count": rnd.randint(0, 2),
+                },
+            )
+        )
         counts = {name: rnd.randint(0, 10_000) for name, kind in VIEWS["item_features"].features if kind == "int64"}
-        rows["item_features"].append((f"item-{i}", {
-            **counts, "trending_score": rnd.random() * 100, "conversion_rate": rnd.random(),
-        }))  # fmt: skip
+        rows["item_features"].append(
+            (
+                f"item-{i}",
+                {
+                    **counts,
+                    "trending_score": rnd.random() * 100,
+                    "conversion_rate": rnd.random(),
+                },
+            )
+        )
         top = rnd.sample([f"c{c}" for c in range(100)], 5)
-        rows["user_features"].append((f"u-{i}", {
-            "top_categories": top, "top_category_counts": sorted(rnd.sample(range(1, 500), 5), reverse=True),
-            "purchase_history": rnd.sample(items, rnd.randint(0, 50)),
-        }))  # fmt: skip
+        rows["user_features"].append(
+            (
+                f"u-{i}",
+                {
+                    "top_categories": top,
+                    "top_category_counts": sorted(rnd.sample(range(1, 500), 5), reverse=True),
+                    "purchase_history": rnd.sample(items, rnd.randint(0, 50)),
+                },
+            )
+        )
     return rows
 
 
@@ -107,7 +129,7 @@ def read_latency_ms(read: Callable[[list[str]], object], ids: list[str], repeat:
 def run(n: int, batch: int, read_ids: int, repeat: int) -> dict[str, Any]:
     from feast.data_source import PushMode
 
-    from features.feast_apply import apply
+    from streamrec.features.feast_apply import apply
 
     rows = make_rows(n)
     with LocalStack() as stack, tempfile.TemporaryDirectory() as state:

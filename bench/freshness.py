@@ -29,18 +29,18 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import bench_registry
-from loadtest.cpu import CpuMeter
-from loadtest.freshness import FreshnessProbe
-from loadtest.producer import PRODUCER_DEFAULTS, EventProducer, pace
-from observe.scrape import Sample, bucket_delta, buckets, fetch_text, parse, quantile
-from stream.config import StreamSettings
+from streamrec.bench.common import bench_registry
 from streamrec.config import EVENTS_TOPIC
 from streamrec.devstack.kafka_dist import broker_label
+from streamrec.devstack.localstack import LocalStack
+from streamrec.devstack.stack import StackOptions, create_topics, start_stack
 from streamrec.events import CanonicalEvent
-from streamrec.localstack import LocalStack
-from streamrec.stack import StackOptions, create_topics, start_stack
-from training.synthetic import SyntheticConfig, generate_time_ordered
+from streamrec.loadtest.cpu import CpuMeter
+from streamrec.loadtest.freshness import FreshnessProbe
+from streamrec.observe.scrape import Sample, bucket_delta, buckets, fetch_text, parse, quantile
+from streamrec.stream.config import StreamSettings
+from streamrec.stream.producer import PRODUCER_DEFAULTS, EventProducer, pace
+from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered
 
 SAMPLE_EVERY = 10  # probe one event in ten
 
@@ -96,8 +96,11 @@ def run_freshness(
 def _baseline(name: str, latencies_ms: list[float], p99_ms: float) -> dict[str, float]:
     """A baseline's p50 and p99, and our p99 over its p99 (`p99_over_<name>`)."""
     p50, p99 = (float(np.percentile(latencies_ms, q)) for q in (50, 99))
-    return {f"{name}_p50_ms": round(p50, 2), f"{name}_p99_ms": round(p99, 2),
-            f"p99_over_{name}": round(p99_ms / max(p99, 1e-3), 2)}  # fmt: skip
+    return {
+        f"{name}_p50_ms": round(p50, 2),
+        f"{name}_p99_ms": round(p99, 2),
+        f"p99_over_{name}": round(p99_ms / max(p99, 1e-3), 2),
+    }
 
 
 class Scraper:
@@ -118,9 +121,11 @@ class Scraper:
         assert self.start is not None, "mark() first"
         old, new, cpu = self.start, parse(fetch_text(self.endpoint)), self.cpu.stop()
         out: dict[str, Any] = {}
-        for key, histogram in (("worker_fetched", "streamrec_worker_fetched_seconds"),
-                               ("worker_pickup", "streamrec_worker_pickup_seconds"),
-                               ("worker_written", "streamrec_worker_freshness_seconds")):  # fmt: skip
+        for key, histogram in (
+            ("worker_fetched", "streamrec_worker_fetched_seconds"),
+            ("worker_pickup", "streamrec_worker_pickup_seconds"),
+            ("worker_written", "streamrec_worker_freshness_seconds"),
+        ):
             delta = bucket_delta(buckets(new, histogram), buckets(old, histogram))
             for q in (50, 99):
                 out[f"{key}_p{q}_ms"] = round(quantile(q / 100, delta) * 1000, 1)
@@ -142,8 +147,9 @@ async def delivery_baseline(kafka: str, rate: float, samples: int = 300) -> list
 
     topic = f"bench.delivery.{uuid.uuid4().hex[:6]}"
     producer = AIOKafkaProducer(bootstrap_servers=kafka, linger_ms=0)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, fetch_max_wait_ms=fetch_max_wait_ms(),
-                                auto_offset_reset="latest", group_id=None)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka, fetch_max_wait_ms=fetch_max_wait_ms(), auto_offset_reset="latest", group_id=None
+    )
     await producer.start()
     await producer.send_and_wait(topic, b"create")
     await consumer.start()
@@ -177,9 +183,15 @@ async def _consume_while_producing(
 ) -> list[float]:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(EVENTS_TOPIC, bootstrap_servers=kafka, group_id=f"floor-{uuid.uuid4().hex[:6]}",
-                                auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms(),
-                                session_timeout_ms=6000, heartbeat_interval_ms=1000)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        EVENTS_TOPIC,
+        bootstrap_servers=kafka,
+        group_id=f"floor-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=fetch_max_wait_ms(),
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
     await consumer.start()
     try:
         while not consumer.assignment():  # the dev broker's group join takes about half the session timeout

@@ -25,15 +25,15 @@ from typing import Any
 
 import redis
 
-from bench.common import bench_registry
-from loadtest.cpu import CpuMeter
-from loadtest.producer import replay
+from streamrec.bench.common import bench_registry
 from streamrec.config import EVENTS_TOPIC
 from streamrec.devstack.kafka_dist import broker_label
+from streamrec.devstack.localstack import LocalStack, free_port
+from streamrec.devstack.stack import StackOptions, create_topics, scorer_ready, service_env
 from streamrec.errors import ConfigError
-from streamrec.localstack import LocalStack, free_port
-from streamrec.stack import StackOptions, create_topics, scorer_ready, service_env
-from training.synthetic import SyntheticConfig, generate_time_ordered
+from streamrec.loadtest.cpu import CpuMeter
+from streamrec.stream.producer import replay
+from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered
 
 PARTITIONS = 4
 # the do-nothing agent and ours alternate, so a change in the machine's speed falls on both alike; single rounds
@@ -78,9 +78,15 @@ def run_ingest(events: int = 60_000, rounds: int = ROUNDS, guarantee: str = "at_
 async def bare_consumer_rate(kafka: str, expected: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(EVENTS_TOPIC, bootstrap_servers=kafka, group_id=f"bare-{uuid.uuid4().hex[:6]}",
-                                auto_offset_reset="earliest", fetch_max_wait_ms=5, session_timeout_ms=6000,
-                                heartbeat_interval_ms=1000)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        EVENTS_TOPIC,
+        bootstrap_servers=kafka,
+        group_id=f"bare-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=5,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
     await consumer.start()
     seen, first = 0, 0.0
     try:
@@ -97,8 +103,12 @@ async def bare_consumer_rate(kafka: str, expected: int) -> float:
 
 def faust_baseline_rate(kafka: str, expected: int) -> float:
     group = f"baseline-{uuid.uuid4().hex[:6]}"
-    out = subprocess.run([sys.executable, "-m", "bench.faust_baseline", kafka, EVENTS_TOPIC, str(expected), group],
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "streamrec.bench.faust_baseline", kafka, EVENTS_TOPIC, str(expected), group],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     # Faust sends stdout through its logging, so the JSON line may arrive on either stream, with a log prefix
     lines = [line[line.index("{") :] for line in (out.stdout + out.stderr).splitlines() if '{"events"' in line]
     if not lines:
@@ -113,8 +123,13 @@ def worker_rate(
     port = free_port()
     options = StackOptions(project=project, partitions=PARTITIONS, processing_guarantee=guarantee)
     env = service_env(kafka, redis_url, f"127.0.0.1:{port}", registry, options)
-    stack.python_module("bench-scorer", ["serve", "--port", str(port)], f"127.0.0.1:{port}",
-                        lambda: scorer_ready(f"127.0.0.1:{port}"), env=env)  # fmt: skip
+    stack.python_module(
+        "bench-scorer",
+        ["serve", "--port", str(port)],
+        f"127.0.0.1:{port}",
+        lambda: scorer_ready(f"127.0.0.1:{port}"),
+        env=env,
+    )
     env["STREAMREC_STREAM_DATA_DIR"] = str(stack.state_dir / f"bench-worker-{project}")
     stack.python_module("bench-worker", ["worker"], kafka, lambda: True, env=env)
     meter = CpuMeter({name.removeprefix("bench-"): service.process.pid for name, service in stack.services.items()})

@@ -1,6 +1,6 @@
 """Benchmark: what the MLP ranker adds over retrieval alone on held-back sessions, and what it costs per request.
 
-    nice .venv/bin/python -m bench.ranker_eval [--dataset yoochoose-100k] [--version REGISTRY/VERSION]
+    nice .venv/bin/python -m streamrec.bench.ranker_eval [--dataset yoochoose-100k] [--version REGISTRY/VERSION]
                                                [--model gru4rec] [--out REGISTRY] [--candidates auto|refit|published]
                                                [--fit-model PATH] [--ablate GROUP ...]
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import emit
+from streamrec.bench.common import emit
 from streamrec.errors import ArtifactError, DataError
 
 
@@ -34,16 +34,19 @@ def _log(message: str) -> None:
 
 def rerank_latency(version_dir: Path, calls: int = 2000) -> dict[str, float]:
     """ms per rerank of 200 candidates (history of 10), item cache filled with every vocabulary item."""
-    from features.session_store import SessionState
-    from serving.item_cache import RAW_FEATURES, ItemFeatureCache, Snapshot
-    from serving.ranking import load_reranker
     from streamrec.artifact import load_vocabulary
+    from streamrec.features.ranker_inputs import RAW_FEATURES
+    from streamrec.features.session_store import SessionState
+    from streamrec.serving.item_cache import ItemFeatureCache, Snapshot
+    from streamrec.serving.ranking import load_reranker
 
     vocab = load_vocabulary(version_dir)[1:]
     rng = np.random.default_rng(0)
     cache = ItemFeatureCache(None, "bench")
-    rows = [dict(zip(RAW_FEATURES, rng.integers(0, 50, len(RAW_FEATURES)).tolist(), strict=True)) | {"_event_ts_ms": 0}
-            for _ in vocab]  # fmt: skip
+    rows = [
+        dict(zip(RAW_FEATURES, rng.integers(0, 50, len(RAW_FEATURES)).tolist(), strict=True)) | {"_event_ts_ms": 0}
+        for _ in vocab
+    ]
     cache.snapshot = Snapshot.build(vocab, rows, 3_600_000)
     reranker = load_reranker(version_dir, cache)
     assert reranker is not None, f"{version_dir} has no ranker"
@@ -62,14 +65,14 @@ def rerank_latency(version_dir: Path, calls: int = 2000) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    from training.datasets import load_dataset
-    from training.ranker import train_ranker
-    from training.ranker_model import RankerConfig
+    from streamrec.training.datasets import load_dataset
+    from streamrec.training.ranker import train_ranker
+    from streamrec.training.ranker_model import RankerConfig
 
     dataset = load_dataset(args.dataset, args.data_dir)
     source = args.version
     if source is None:
-        from training.pipeline import train_on_dataset
+        from streamrec.training.pipeline import train_on_dataset
 
         _log(f"training the session model ({args.model}) first")
         source = train_on_dataset(dataset, args.model, out, progress=False, log=_log)
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ranker_eval", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m streamrec.bench.ranker_eval", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="yoochoose-100k")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--version", type=Path, default=None, help="session model version (default: train one)")

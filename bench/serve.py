@@ -1,7 +1,7 @@
 """`streamrec bench serve`: Recommend over gRPC on loopback, ours beside a bare echo server and a naive scorer.
 
 One run: start a redis-server, seed N sessions (state for ours, Feast session features for the naive scorer),
-then start three servers, each in its own process: the echo floor, ours (`serving.server.create_server` with
+then start three servers, each in its own process: the echo floor, ours (`streamrec.serving.server.create_server` with
 its defaults), and the naive scorer (Feast SDK read + torch eager forward per request). The load comes from this
 process over one grpc.aio channel per server: a single sequential client (p50, p99), then closed-loop
 concurrency steps for the highest throughput whose p99 stays within 10 ms (bench/serve_load.py). The servers
@@ -26,16 +26,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.common import bench_registry
-from bench.serve_data import Sessions, make_sessions, seed_refreshed, seed_sessions
-from bench.serve_load import Driver, Level, Run, max_rps_within, sequential_together, step_up_together
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
-from serving.runtime import PROVIDER_CHOICES, choose_providers
 from streamrec.artifact import Manifest, current_version, load_manifest, load_vocabulary
+from streamrec.bench.common import bench_registry
+from streamrec.bench.serve_data import Sessions, make_sessions, seed_refreshed, seed_sessions
+from streamrec.bench.serve_load import Driver, Level, Run, max_rps_within, sequential_together, step_up_together
+from streamrec.devstack.localstack import LocalStack, free_port
+from streamrec.devstack.stack import scorer_ready
 from streamrec.errors import ConfigError
-from streamrec.localstack import LocalStack, free_port
-from streamrec.stack import scorer_ready
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
+from streamrec.serving.runtime import PROVIDER_CHOICES, choose_providers
 
 # -- settings (each is a keyword of run_serve) -------------------------------------------------------------------
 SESSIONS = 10_000  # seeded sessions; requests pick among them at random
@@ -99,8 +99,13 @@ def run_serve(
         calls = _requests(data, max(requests, sessions), seed)
         common = ["--registry", str(registry), "--version", version, "--redis-url", redis_url, "--project", project]
         refresh = partial(seed_refreshed, redis_url, project, data, _refreshed_items(manifest, vocabulary), version)
-        naive_args = [*common, "--device", "cuda" if providers in ("cuda", "tensorrt") else "cpu",
-                      "--feast-dir", str(stack.state_dir / "feast")]  # fmt: skip
+        naive_args = [
+            *common,
+            "--device",
+            "cuda" if providers in ("cuda", "tensorrt") else "cpu",
+            "--feast-dir",
+            str(stack.state_dir / "feast"),
+        ]
         gc.collect()
         gc.freeze()  # the client's collections then skip the sessions and requests built above: fewer pauses
         servers = {"echo": [], "ours": [*common, "--providers", providers], "naive": naive_args}
@@ -119,7 +124,7 @@ def _registry(registry: Path | None, catalogue_items: int) -> Path:
     if catalogue_items and registry is not None:
         raise ConfigError("give either a registry or a catalogue size, not both")
     if catalogue_items:
-        from bench.serve_catalogue import catalogue_registry
+        from streamrec.bench.serve_catalogue import catalogue_registry
 
         return catalogue_registry(catalogue_items)
     return registry or bench_registry()
@@ -143,8 +148,13 @@ def _start(stack: LocalStack, kind: str, argv: list[str]) -> str:
     port = free_port()
     address = f"127.0.0.1:{port}"
     print(f"bench serve: starting {kind} ...", file=sys.stderr, flush=True)
-    stack.spawn(kind, [sys.executable, "-m", "bench.serve_servers", kind, "--port", str(port), *argv], address,
-                lambda: scorer_ready(address), timeout_s=START_TIMEOUT_S)  # fmt: skip
+    stack.spawn(
+        kind,
+        [sys.executable, "-m", "streamrec.bench.serve_servers", kind, "--port", str(port), *argv],
+        address,
+        lambda: scorer_ready(address),
+        timeout_s=START_TIMEOUT_S,
+    )
     return address
 
 
@@ -162,8 +172,10 @@ async def _drive(
     finally:
         for driver in drivers.values():
             await driver.close()
-    return {kind: Figures(sequential[kind], levels[kind], infos[kind], refreshed if kind == "ours" else None)
-            for kind in drivers}  # fmt: skip
+    return {
+        kind: Figures(sequential[kind], levels[kind], infos[kind], refreshed if kind == "ours" else None)
+        for kind in drivers
+    }
 
 
 async def _info(driver: Driver) -> pb.InfoResponse | None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.common import BENCH_DIR
 from streamrec.artifact import list_versions
+from streamrec.bench.common import BENCH_DIR
 
 EMBEDDING_DIM = 64  # the benchmark GRU4Rec's sizes (training.train.TrainConfig defaults)
 HIDDEN_SIZE = 64
@@ -30,17 +30,22 @@ def catalogue_registry(n_items: int, root: Path | None = None) -> Path:
         return registry
     import torch
 
-    from training.export import publish_model
-    from training.gru4rec import GRU4Rec, GRU4RecArgs
+    from streamrec.training.export import publish_model
+    from streamrec.training.gru4rec import GRU4Rec, GRU4RecArgs
 
     print(f"building a random-weight GRU4Rec over {n_items} items (once) ...", file=sys.stderr)
     torch.manual_seed(0)
     args = GRU4RecArgs(n_items=n_items + 1, embedding_dim=EMBEDDING_DIM, hidden_size=HIDDEN_SIZE, dropout=0.0)
     vocabulary = ["", *(item_id(i) for i in range(1, n_items + 1))]
     publish_model(
-        registry, GRU4Rec(args).eval(), model_type="gru4rec", model_args=args.to_dict(), vocabulary=vocabulary,
-        max_seq_len=MAX_SEQ_LEN, popular=vocabulary[1 : POPULAR + 1],
+        registry,
+        GRU4Rec(args).eval(),
+        model_type="gru4rec",
+        model_args=args.to_dict(),
+        vocabulary=vocabulary,
+        max_seq_len=MAX_SEQ_LEN,
+        popular=vocabulary[1 : POPULAR + 1],
         data={"source": f"synthetic catalogue of {n_items} items, random weights (bench.serve_catalogue)"},
         metrics={},
-    )  # fmt: skip
+    )
     return registry

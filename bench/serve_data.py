@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import redis
 
-from features.online import FeatureLayout
-from features.schema import MAX_RECENT_ITEMS
-from features.session_store import SESSION_TTL_S, Recommendations, SessionState, recs_key, session_key
+from streamrec.features.online import FeatureLayout
+from streamrec.features.schema import MAX_RECENT_ITEMS
+from streamrec.features.session_store import SESSION_TTL_S, Recommendations, SessionState, recs_key, session_key
 
 SESSION_SEED = 61  # synthetic sessions drawn in the training world, but not the ones it was trained on
 MIN_KNOWN_SHARE = 0.9  # below this share of synthetic sessions with a known item, sample the vocabulary instead
@@ -47,7 +47,7 @@ def make_sessions(vocabulary: list[str], n: int, seed: int = SESSION_SEED) -> Se
 
 def synthetic_sessions(n: int, seed: int, known: set[str]) -> dict[str, Session]:
     """Whole synthetic sessions, items unknown to the model dropped; sessions left with no item are skipped."""
-    from training.synthetic import SyntheticConfig, generate
+    from streamrec.training.synthetic import SyntheticConfig, generate
 
     sessions: dict[str, Session] = {}
     for event in generate(SyntheticConfig(n_sessions=n, session_seed=seed)):
@@ -84,17 +84,35 @@ def seed_sessions(redis_url: str, project: str, sessions: Sessions) -> None:
         pipe = client.pipeline(transaction=False)
         for offset, (sid, s) in enumerate(sessions.by_id.items()):
             state = SessionState(
-                offset=offset, partition=0, items=s.items[-MAX_RECENT_ITEMS:], carts=s.carts, purchases=s.purchases,
-                last_event_id=last_event_id(sid), last_ts_ms=now, updated_ms=now,
-                events=len(s.items) + len(s.carts) + len(s.purchases), clicks=len(s.items),
-                cart_adds=len(s.carts), purchase_count=len(s.purchases),
-            )  # fmt: skip
+                offset=offset,
+                partition=0,
+                items=s.items[-MAX_RECENT_ITEMS:],
+                carts=s.carts,
+                purchases=s.purchases,
+                last_event_id=last_event_id(sid),
+                last_ts_ms=now,
+                updated_ms=now,
+                events=len(s.items) + len(s.carts) + len(s.purchases),
+                clicks=len(s.items),
+                cart_adds=len(s.carts),
+                purchase_count=len(s.purchases),
+            )
             pipe.set(session_key(project, sid), state.to_json(), ex=SESSION_TTL_S)
-            layout.add_row(pipe, "session_features", sid, {
-                "recent_items": state.items, "cart_items": s.carts, "purchased_items": s.purchases,
-                "event_count": state.events, "click_count": state.clicks, "cart_count": state.cart_adds,
-                "purchase_count": state.purchase_count,
-            }, now)  # fmt: skip
+            layout.add_row(
+                pipe,
+                "session_features",
+                sid,
+                {
+                    "recent_items": state.items,
+                    "cart_items": s.carts,
+                    "purchased_items": s.purchases,
+                    "event_count": state.events,
+                    "click_count": state.clicks,
+                    "cart_count": state.cart_adds,
+                    "purchase_count": state.purchase_count,
+                },
+                now,
+            )
             if len(pipe) >= PIPELINE_ROWS:
                 pipe.execute()
         pipe.execute()

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
 
 CALL_TIMEOUT_S = 2.0
 SATURATED = 1.05  # a level must beat the best throughput so far by 5 % to be worth a higher one

@@ -17,9 +17,9 @@ import grpc
 import torch
 from torch import nn
 
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
 from streamrec.artifact import load_manifest, load_vocabulary
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +65,27 @@ class NaiveRecommender(recommender_pb2_grpc.RecommenderServicer):
         ranked = await asyncio.to_thread(self.recommend, request.session_id, request.k or DEFAULT_K)
         return pb.RecommendResponse(
             items=[pb.ScoredItem(item_id=i, score=s, reason="session model") for i, s in ranked],
-            model_version=self.version, fallback=False, state_age_ms=0, source="naive",
-        )  # fmt: skip
+            model_version=self.version,
+            fallback=False,
+            state_age_ms=0,
+            source="naive",
+        )
 
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:
         """What runs here, for the result: torch's device and where the weights came from stand as providers."""
-        return pb.InfoResponse(model_version=self.version, model_type=self.model_type,
-                               providers=[f"torch:{self.device}", f"weights:{self.weights}"])  # fmt: skip
+        return pb.InfoResponse(
+            model_version=self.version,
+            model_type=self.model_type,
+            providers=[f"torch:{self.device}", f"weights:{self.weights}"],
+        )
 
 
 def naive_recommender(
     version_dir: Path, project: str, redis_url: str, feast_dir: Path, device: str
 ) -> NaiveRecommender:
     """Apply the Feast registry, load the torch model and warm both up."""
-    from bench.serve_torch import load_torch_model
-    from features.feast_apply import apply
+    from streamrec.bench.serve_torch import load_torch_model
+    from streamrec.features.feast_apply import apply
 
     torch.set_num_threads(1)  # like ours (ort_threads=1): one intra-op thread is the fastest here
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -1,7 +1,9 @@
-"""The three Recommender servers `streamrec bench serve` compares, one per process: `python -m bench.serve_servers
-{ours,echo,naive} --port P ...`; each reports SERVING on grpc.health.v1 once ready and stops on SIGTERM.
+"""The three Recommender servers `streamrec bench serve` compares, one per process.
 
-* ours: `serving.server.create_server` with the scorer's defaults, only the addresses and model given;
+`python -m streamrec.bench.serve_servers {ours,echo,naive} --port P ...`; each reports SERVING on grpc.health.v1
+once ready and stops on SIGTERM.
+
+* ours: `streamrec.serving.server.create_server` with the scorer's defaults, only the addresses and model given;
 * echo: the floor, built like ours (grpc.aio, the same options, health and reflection) with a Recommender that
   returns one fixed answer of the usual size without doing any work;
 * naive: a Feast SDK read and a torch eager forward per request (bench/serve_naive.py), built the same way.
@@ -20,11 +22,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
-from serving.config import ServingSettings
-from serving.server import HEALTH_NAME, SERVICE_NAME
 from streamrec.config import CoreSettings
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
+from streamrec.serving.config import ServingSettings
+from streamrec.serving.server import HEALTH_NAME, SERVICE_NAME
 
 ECHO_ITEMS = 20  # as many items as a default Recommend answer carries, so the bytes on the wire match
 
@@ -33,8 +35,9 @@ class EchoRecommender(recommender_pb2_grpc.RecommenderServicer):
     """Answers every Recommend with the same prebuilt response."""
 
     def __init__(self) -> None:
-        items = [pb.ScoredItem(item_id=f"i{n:05d}", score=1.0 / (n + 1), reason="session model")
-                 for n in range(ECHO_ITEMS)]  # fmt: skip
+        items = [
+            pb.ScoredItem(item_id=f"i{n:05d}", score=1.0 / (n + 1), reason="session model") for n in range(ECHO_ITEMS)
+        ]
         self.answer = pb.RecommendResponse(items=items, model_version="echo", source="echo")
 
     async def Recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
@@ -44,8 +47,9 @@ class EchoRecommender(recommender_pb2_grpc.RecommenderServicer):
 async def serve_like_ours(servicer: recommender_pb2_grpc.RecommenderServicer, port: int) -> None:
     """Serve `servicer` on a server built as serving.server.create_server builds ours, until SIGTERM/SIGINT."""
     limit = ServingSettings.model_fields["max_message_bytes"].default
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
-                                      ("grpc.max_send_message_length", limit)])  # fmt: skip
+    server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+    )
     recommender_pb2_grpc.add_RecommenderServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -59,18 +63,19 @@ async def serve_like_ours(servicer: recommender_pb2_grpc.RecommenderServicer, po
 
 
 async def serve_ours(args: argparse.Namespace) -> None:
-    from serving.server import create_server
+    from streamrec.serving.server import create_server
 
     core = CoreSettings(redis_url=args.redis_url, project=args.project)
-    settings = ServingSettings(core=core, port=args.port, registry=args.registry, model_version=args.version,
-                               providers=args.providers)  # fmt: skip
+    settings = ServingSettings(
+        core=core, port=args.port, registry=args.registry, model_version=args.version, providers=args.providers
+    )
     scorer = await create_server(settings)
     await _until_stopped()
     await scorer.stop(0)
 
 
 async def serve_naive(args: argparse.Namespace) -> None:
-    from bench.serve_naive import naive_recommender
+    from streamrec.bench.serve_naive import naive_recommender
 
     version_dir = args.registry / args.version
     servicer = naive_recommender(version_dir, args.project, args.redis_url, args.feast_dir, args.device)
@@ -86,7 +91,7 @@ async def _until_stopped() -> None:
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.serve_servers", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m streamrec.bench.serve_servers", description=__doc__)
     parser.add_argument("kind", choices=["ours", "echo", "naive"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--registry", type=Path, default=Path("."))

@@ -18,7 +18,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from streamrec.artifact import MODEL, load_manifest
-from training.models import build_model, load_checkpoint
+from streamrec.training.models import build_model, load_checkpoint
 
 CHECKPOINT = "model.pt"  # the name training.pipeline gives it inside a version
 WEIGHTS_CHECKPOINT, WEIGHTS_ONNX, WEIGHTS_RANDOM = "checkpoint", "model.onnx", "random"

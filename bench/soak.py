@@ -1,11 +1,12 @@
-"""`python -m bench.soak`: the local stack under steady replay and Recommend load for N minutes; does memory creep?
+"""`python -m streamrec.bench.soak`: the local stack under steady replay and Recommend load; does memory creep?
 
-One run: broker, Redis, scorer and one worker (`streamrec.stack.start_stack`); synthetic events are published at
-`events_per_s` (fresh sessions all along, dated now, as live traffic would be) and storefront page views call
-Recommend at `recommends_per_s` on recently active sessions. The RSS of the worker and the scorer is sampled every
-`sample_s` seconds. Per process the result holds RSS at start, end and peak, and the slope of a least-squares line
-through the samples of the second half of the run (the first half includes warm-up: caches, arenas, JIT-less
-Python's one-off growth). A process is within bound when that slope is at most SLOPE_BOUND_MB_PER_MIN.
+One run of N minutes: broker, Redis, scorer and one worker (`streamrec.devstack.stack.start_stack`); synthetic
+events are published at `events_per_s` (fresh sessions all along, dated now, as live traffic would be) and
+storefront page views call Recommend at `recommends_per_s` on recently active sessions. The RSS of the worker and
+the scorer is sampled every `sample_s` seconds. Per process the result holds RSS at start, end and peak, and the
+slope of a least-squares line through the samples of the second half of the run (the first half includes warm-up:
+caches, arenas, JIT-less Python's one-off growth). A process is within bound when that slope is at most
+SLOPE_BOUND_MB_PER_MIN.
 
 The baseline is the start RSS of each process, so `end_over_start` says how much the run added.
 """
@@ -25,15 +26,15 @@ from typing import Any
 import grpc
 import numpy as np
 
-from bench.common import bench_registry, emit
-from loadtest.producer import ReplayResult, replay
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
+from streamrec.bench.common import bench_registry, emit
 from streamrec.config import EVENTS_TOPIC
+from streamrec.devstack.localstack import LocalStack
+from streamrec.devstack.stack import StackOptions, start_stack
 from streamrec.events import CanonicalEvent
-from streamrec.localstack import LocalStack
-from streamrec.stack import StackOptions, start_stack
-from training.synthetic import SyntheticConfig, generate_time_ordered
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
+from streamrec.stream.producer import ReplayResult, replay
+from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered
 
 SLOPE_BOUND_MB_PER_MIN = 1.0  # over the second half; see docs/reliability.md for why this figure
 SESSIONS_PER_CYCLE = 2000  # the event source draws this many new sessions at a time, endlessly
@@ -157,10 +158,13 @@ def run_soak(
         pids = {name: stack.services[name].process.pid for name in ("worker", "scorer")}
         views = PageViews(info.grpc, recommends_per_s, source, stop)
         threads = [
-            threading.Thread(target=lambda: result.append(replay(source, info.kafka, EVENTS_TOPIC, rate=events_per_s)),
-                             name="soak-replay", daemon=True),
+            threading.Thread(
+                target=lambda: result.append(replay(source, info.kafka, EVENTS_TOPIC, rate=events_per_s)),
+                name="soak-replay",
+                daemon=True,
+            ),
             threading.Thread(target=views.run, name="soak-page-views", daemon=True),
-        ]  # fmt: skip
+        ]
         for thread in threads:
             thread.start()
         samples = sample_until(pids, minutes * 60, sample_s, stack)
@@ -205,7 +209,9 @@ def sample_until(pids: dict[str, int], seconds: float, every_s: float, stack: Lo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description="the local stack under load, RSS sampled")
+    parser = argparse.ArgumentParser(
+        prog="python -m streamrec.bench.soak", description="the local stack under load, RSS sampled"
+    )
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--events-per-s", type=float, default=200.0)
     parser.add_argument("--recommends-per-s", type=float, default=100.0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _settings(args: argparse.Namespace) -> tuple[str, str, Path, int | None]:
-    from features.config import FeaturesSettings
+    from streamrec.features.config import FeaturesSettings
 
     settings = FeaturesSettings()
     project = args.project or settings.core.project
@@ -18,7 +18,7 @@ def _settings(args: argparse.Namespace) -> tuple[str, str, Path, int | None]:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from features.feast_apply import apply
+    from streamrec.features.feast_apply import apply
 
     project, redis_url, state_dir, key_ttl = _settings(args)
     result = apply(project, redis_url, state_dir, key_ttl)
@@ -28,7 +28,7 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _yaml(args: argparse.Namespace) -> int:
-    from features.feast_apply import render_feature_store_yaml
+    from streamrec.features.feast_apply import render_feature_store_yaml
 
     print(render_feature_store_yaml(*_settings(args)), end="")
     return 0

@@ -23,7 +23,7 @@ from typing import Any
 
 import mmh3
 
-from features.schema import Kind
+from streamrec.features.schema import Kind
 
 STRING_VALUE_TYPE = 2  # feast.types.ValueType.STRING
 MASK64 = (1 << 64) - 1

@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from features.schema import USER_TTL_S
 from streamrec.config import CoreSettings
 from streamrec.errors import ConfigError
+from streamrec.features.schema import USER_TTL_S
 
 DEFAULT_STATE_DIR = Path(".streamrec/features")
 REGISTRY_FILE = "registry.db"

@@ -1,7 +1,7 @@
-"""Feast objects (entities, push sources over file batch sources, feature views) built from `features.schema`.
+"""Feast objects (entities, push sources over file batch sources, feature views) built from `streamrec.features.schema`.
 
 Imports Feast, so only `feast apply`, backfills, tests and benchmarks reach this module; the hot paths use
-`features.online`, which reads the same schema without Feast.
+`streamrec.features.online`, which reads the same schema without Feast.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.feast_object import FeastObject
 from feast.types import Array, FeastType, Float64, Int64, String
 
-from features.schema import VIEWS, Kind, ViewSpec
+from streamrec.features.schema import VIEWS, Kind, ViewSpec
 
 EVENT_TIMESTAMP = "event_timestamp"  # the timestamp column of pushed frames and of the batch files
 

@@ -15,9 +15,9 @@ from feast import FeatureStore, RepoConfig
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.infra.registry.registry import RegistryConfig
 
-from features.config import check_project, data_dir, redis_connection_string, registry_path
-from features.definitions import build_definitions, ensure_batch_files
-from features.schema import USER_TTL_S
+from streamrec.features.config import check_project, data_dir, redis_connection_string, registry_path
+from streamrec.features.definitions import build_definitions, ensure_batch_files
+from streamrec.features.schema import USER_TTL_S
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Fast online feature writer and reader for Redis, byte-compatible with Feast 0.67's Redis online store.
 
-No Feast import (it costs seconds): keys, hashed field names and values are encoded by `features.codec` from
-`features.schema`, and a test proves the bytes against `FeatureStore.get_online_features` and `push`.
+No Feast import (it costs seconds): keys, hashed field names and values are encoded by `streamrec.features.codec` from
+`streamrec.features.schema`, and a test proves the bytes against `FeatureStore.get_online_features` and `push`.
 
 Writing queues commands on a pipeline you own, so it works the same for `redis.Redis` and `redis.asyncio.Redis`
 and batches with your other writes:
@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from features import codec
-from features.schema import VIEWS, ViewSpec
 from streamrec.errors import ConfigError
+from streamrec.features import codec
+from streamrec.features.schema import VIEWS, ViewSpec
 
 TS_KEY = "_event_ts_ms"  # added to decoded rows when asked for: the row's event time in ms since the epoch
 
@@ -68,7 +68,7 @@ class _ViewLayout:
 
 
 class FeatureLayout:
-    """Feast's Redis layout for the views of `features.schema` under one project."""
+    """Feast's Redis layout for the views of `streamrec.features.schema` under one project."""
 
     def __init__(self, project: str, views: Mapping[str, ViewSpec] = VIEWS) -> None:
         self.project = project
@@ -111,9 +111,12 @@ class FeatureLayout:
             pipe.hmget(key(entity_id), fields)
 
     def decode_rows(
-        self, view: str, replies: Sequence[Sequence[bytes | None]], features: Sequence[str] | None = None,
+        self,
+        view: str,
+        replies: Sequence[Sequence[bytes | None]],
+        features: Sequence[str] | None = None,
         with_ts: bool = False,
-    ) -> list[dict[str, Any] | None]:  # fmt: skip
+    ) -> list[dict[str, Any] | None]:
         """HMGET replies → one dict per entity (None where the entity has no row), features as Python values."""
         plan = self._view(view).plan(features)
         names, decoders = plan.names, plan.decoders
@@ -129,9 +132,13 @@ class FeatureLayout:
         return rows
 
     def read_rows(
-        self, client: Any, view: str, entity_ids: Sequence[str], features: list[str] | None = None,
+        self,
+        client: Any,
+        view: str,
+        entity_ids: Sequence[str],
+        features: list[str] | None = None,
         with_ts: bool = False,
-    ) -> list[dict[str, Any] | None]:  # fmt: skip
+    ) -> list[dict[str, Any] | None]:
         """One pipelined round trip for many entities of `view` (sync `redis.Redis`)."""
         with client.pipeline(transaction=False) as pipe:
             self.add_reads(pipe, view, entity_ids, features)
@@ -139,9 +146,13 @@ class FeatureLayout:
         return self.decode_rows(view, replies, features, with_ts)
 
     async def read_rows_async(
-        self, client: Any, view: str, entity_ids: Sequence[str], features: list[str] | None = None,
+        self,
+        client: Any,
+        view: str,
+        entity_ids: Sequence[str],
+        features: list[str] | None = None,
         with_ts: bool = False,
-    ) -> list[dict[str, Any] | None]:  # fmt: skip
+    ) -> list[dict[str, Any] | None]:
         """As `read_rows`, for `redis.asyncio.Redis`."""
         async with client.pipeline(transaction=False) as pipe:
             self.add_reads(pipe, view, entity_ids, features)

@@ -27,6 +27,7 @@ SESSION_TTL_S = DAY_S  # no real session lasts a day; matches features.session_s
 ITEM_TTL_S = 2 * DAY_S  # the widest window is 24 h; one more day keeps quiet items' last counts readable
 USER_TTL_S = 30 * DAY_S  # a month of a returning user's tastes and purchases
 
+TRENDING_HALF_LIFE_MS = 3_600_000  # the trending score halves in an hour without events (stream and ranker)
 MAX_RECENT_ITEMS = 50  # session recent_items and user purchase_history are capped at this length
 
 

@@ -62,8 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def add_replay_arguments(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--data", default=None, help="yoochoose-100k-test, yoochoose-100k, diginetica-sample, "
-                        "taobao, synthetic, or the path of any file the loaders read (default synthetic)")  # fmt: skip
+    source.add_argument(
+        "--data",
+        default=None,
+        help="yoochoose-100k-test, yoochoose-100k, diginetica-sample, "
+        "taobao, synthetic, or the path of any file the loaders read (default synthetic)",
+    )
     source.add_argument("--synthetic", action="store_true", help="the seeded synthetic generator")
     source.add_argument("--file", type=Path, help="a data file (canonical Parquet or a format the loaders read)")
     p.add_argument("--data-dir", type=Path, default=None, help="real data directory (default ../shared/data)")
@@ -101,9 +105,15 @@ def _event(args: argparse.Namespace) -> int:
 
     from streamrec.events import CanonicalEvent
 
-    event = CanonicalEvent(event_id=args.event_id or uuid.uuid4().hex, type=args.type, session_id=args.session,
-                           user_id=args.user, item_id=args.item, ts_ms=int(time.time() * 1000),
-                           category_id=args.category)  # fmt: skip
+    event = CanonicalEvent(
+        event_id=args.event_id or uuid.uuid4().hex,
+        type=args.type,
+        session_id=args.session,
+        user_id=args.user,
+        item_id=args.item,
+        ts_ms=int(time.time() * 1000),
+        category_id=args.category,
+    )
     sys.stdout.buffer.write(event.to_bytes())
     sys.stdout.buffer.flush()
     return 0
@@ -111,11 +121,11 @@ def _event(args: argparse.Namespace) -> int:
 
 @_guarded
 def run_replay(args: argparse.Namespace) -> int:
-    from loadtest.producer import EventProducer
-    from loadtest.replayer import Replayer
-    from loadtest.schedule import Pace, plan
-    from loadtest.sources import DataSpec, load_events
     from streamrec.config import CoreSettings
+    from streamrec.loadtest.replayer import Replayer
+    from streamrec.loadtest.schedule import Pace, plan
+    from streamrec.loadtest.sources import DataSpec, load_events
+    from streamrec.stream.producer import EventProducer
 
     source = "synthetic" if args.synthetic or not (args.data or args.file) else str(args.data or args.file)
     events = load_events(DataSpec(source, args.data_dir, args.sessions, args.seed))
@@ -134,9 +144,9 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from loadtest.report import build_report, summary_lines, write_report
-    from loadtest.runner import run_scenario
-    from loadtest.scenario import load_scenario, with_overrides
+    from streamrec.loadtest.report import build_report, summary_lines, write_report
+    from streamrec.loadtest.runner import run_scenario
+    from streamrec.loadtest.scenario import load_scenario, with_overrides
 
     scenario = with_overrides(load_scenario(args.scenario), _overrides(args))
     out = args.out or REPORTS_DIR / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -175,8 +185,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from loadtest.compare import render
-    from loadtest.report import read_report
+    from streamrec.loadtest.compare import render
+    from streamrec.loadtest.report import read_report
 
     for path in (args.a, args.b):
         if not (path / "report.json" if path.is_dir() else path).is_file():
@@ -186,8 +196,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m loadtest.cli ...`: the same subcommands without the rest of `streamrec`."""
-    parser = argparse.ArgumentParser(prog="python -m loadtest.cli")
+    """`python -m streamrec.loadtest.cli ...`: the same subcommands without the rest of `streamrec`."""
+    parser = argparse.ArgumentParser(prog="python -m streamrec.loadtest.cli")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return int(args.handler(args))

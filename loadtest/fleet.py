@@ -17,9 +17,9 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from loadtest.histograms import Timeline, merge, new_histogram, summary_ms
-from loadtest.loadgen import LoadConfig, LoadResult, PagePlan, run_generator
 from streamrec.errors import StackError
+from streamrec.loadtest.histograms import Timeline, merge, new_histogram, summary_ms
+from streamrec.loadtest.loadgen import LoadConfig, LoadResult, PagePlan, run_generator
 
 READY_TIMEOUT_S = 60.0
 
@@ -61,12 +61,17 @@ class FleetResult:
         calls = sum(self.codes.values())  # unfinished calls are in there as UNFINISHED
         errors = calls - self.codes.get("OK", 0)
         return {
-            "processes": self.processes, "calls": calls, "ok": self.codes.get("OK", 0), "errors": errors,
-            "error_rate": round(errors / calls, 6) if calls else 0.0, "unfinished": self.unfinished,
+            "processes": self.processes,
+            "calls": calls,
+            "ok": self.codes.get("OK", 0),
+            "errors": errors,
+            "error_rate": round(errors / calls, 6) if calls else 0.0,
+            "unfinished": self.unfinished,
             "codes": dict(sorted(self.codes.items())),
             "ok_per_s": round(self.codes.get("OK", 0) / measured_s, 1) if measured_s > 0 else 0.0,
-            "latency": summary_ms(self.latency), "send_lag": summary_ms(self.send_lag),
-        }  # fmt: skip
+            "latency": summary_ms(self.latency),
+            "send_lag": summary_ms(self.send_lag),
+        }
 
 
 class Fleet:

@@ -20,8 +20,8 @@ from typing import cast
 import numpy as np
 import redis
 
-from features.session_store import Recommendations, recs_key
-from loadtest.probe_thread import ProbeThread
+from streamrec.features.session_store import Recommendations, recs_key
+from streamrec.loadtest.probe_thread import ProbeThread
 
 
 @dataclass
@@ -34,9 +34,14 @@ class FreshnessReport:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
 
     def summary(self) -> dict[str, float | int]:
-        return {"events": len(self.latencies_ms), "missing": self.missing, "p50_ms": round(self.percentile(50), 2),
-                "p90_ms": round(self.percentile(90), 2), "p99_ms": round(self.percentile(99), 2),
-                "max_ms": round(max(self.latencies_ms, default=float("nan")), 2)}  # fmt: skip
+        return {
+            "events": len(self.latencies_ms),
+            "missing": self.missing,
+            "p50_ms": round(self.percentile(50), 2),
+            "p90_ms": round(self.percentile(90), 2),
+            "p99_ms": round(self.percentile(99), 2),
+            "max_ms": round(max(self.latencies_ms, default=float("nan")), 2),
+        }
 
 
 class FreshnessProbe(ProbeThread[tuple[str, float, int]]):  # session -> (event_id, sent_at, sequence)

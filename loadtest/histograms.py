@@ -99,7 +99,16 @@ class Timeline:
         out = []
         for second in range(max(seconds) + 1 if seconds else 0):
             stats = summary_ms(self.latency.get(second) or new_histogram())
-            out.append({"second": second, "issued": self.issued[second], "ok": self.ok[second],
-                        "errors": self.errors[second], "p50_ms": stats["p50_ms"], "p90_ms": stats["p90_ms"],
-                        "p99_ms": stats["p99_ms"], "max_ms": stats["max_ms"]})  # fmt: skip
+            out.append(
+                {
+                    "second": second,
+                    "issued": self.issued[second],
+                    "ok": self.ok[second],
+                    "errors": self.errors[second],
+                    "p50_ms": stats["p50_ms"],
+                    "p90_ms": stats["p90_ms"],
+                    "p99_ms": stats["p99_ms"],
+                    "max_ms": stats["max_ms"],
+                }
+            )
         return out

@@ -20,9 +20,9 @@ from typing import Any
 
 import grpc
 
-from loadtest.histograms import Timeline, encode, new_histogram, record_seconds
-from loadtest.schedule import Planned
-from protos import recommender_pb2, recommender_pb2_grpc
+from streamrec.loadtest.histograms import Timeline, encode, new_histogram, record_seconds
+from streamrec.loadtest.schedule import Planned
+from streamrec.protos import recommender_pb2, recommender_pb2_grpc
 
 CONNECT_TIMEOUT_S = 30.0
 YIELD_EVERY = 16  # when behind schedule, let in-flight calls run between bursts of new ones
@@ -44,8 +44,12 @@ class PagePlan:
 
     @classmethod
     def from_planned(cls, planned: Sequence[Planned], window_s: float = 30.0) -> PagePlan:
-        return cls([p.offset_s for p in planned], [p.event.session_id for p in planned],
-                   [p.event.item_id for p in planned], window_s)  # fmt: skip
+        return cls(
+            [p.offset_s for p in planned],
+            [p.event.session_id for p in planned],
+            [p.event.item_id for p in planned],
+            window_s,
+        )
 
     def pick(self, at_s: float, rng: random.Random) -> tuple[str, str]:
         """(session, item on the page) for a page view at `at_s`; before the first event, the first session."""

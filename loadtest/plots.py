@@ -88,8 +88,12 @@ def _freshness(freshness: dict[str, Any], path: Path) -> Path:
     for key, label in (("redis", "Redis recs key"), ("recommend", "Recommend")):
         samples = np.sort(np.asarray(freshness[key]["samples_ms"], dtype=float))
         if samples.size:
-            ax.step(samples, np.arange(1, samples.size + 1) / samples.size, where="post",
-                    label=f"{label} (n={samples.size})")  # fmt: skip
+            ax.step(
+                samples,
+                np.arange(1, samples.size + 1) / samples.size,
+                where="post",
+                label=f"{label} (n={samples.size})",
+            )
             drawn = True
     if drawn:
         ax.set_xscale("log")
@@ -97,8 +101,12 @@ def _freshness(freshness: dict[str, Any], path: Path) -> Path:
         ax.legend(loc="lower right", fontsize="small")
     else:
         ax.text(0.5, 0.5, "no freshness samples", ha="center", va="center", transform=ax.transAxes)
-    ax.set(xlabel="event produced -> refreshed recommendations visible, ms", ylabel="fraction of probes",
-           title="Freshness CDF", ylim=(0, 1.02))  # fmt: skip
+    ax.set(
+        xlabel="event produced -> refreshed recommendations visible, ms",
+        ylabel="fraction of probes",
+        title="Freshness CDF",
+        ylim=(0, 1.02),
+    )
     ax.grid(True, which="both", alpha=0.3)
     return _save(fig, path)
 
@@ -116,7 +124,10 @@ def _freshness_over_time(freshness: dict[str, Any], warmup: float, path: Path) -
         ax.set_yscale("log")
         _plain_numbers(ax.yaxis)
         ax.legend(loc="upper left", fontsize="small")
-    ax.set(xlabel="second of the run the probed event was sent", ylabel="produce -> visible, ms",
-           title="Freshness over the run")  # fmt: skip
+    ax.set(
+        xlabel="second of the run the probed event was sent",
+        ylabel="produce -> visible, ms",
+        title="Freshness over the run",
+    )
     ax.grid(True, which="both", alpha=0.3)
     return _save(fig, path)

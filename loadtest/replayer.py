@@ -1,7 +1,7 @@
 """Send planned events into Kafka on time, keyed by session; count, checksum and time what was sent.
 
 The checksum is sha256 over the sent event ids in send order (one per line), the same definition as
-`loadtest.producer.replay`, so a run can be matched against what a worker saw. Event times are rebased to
+`streamrec.stream.producer.replay`, so a run can be matched against what a worker saw. Event times are rebased to
 the wall clock at send by default: the worker rejects events older than its `max_event_age_ms` (400 days),
 and a replayed 2014 clickstream is live traffic as far as the rest of the system is concerned.
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from loadtest.producer import EventProducer
-from loadtest.schedule import Planned
 from streamrec.events import CanonicalEvent
+from streamrec.loadtest.schedule import Planned
+from streamrec.stream.producer import EventProducer
 
 SentHook = Callable[[CanonicalEvent, int], None]  # (event as sent, its index in the run)
 FLUSH_TIMEOUT_S = 60.0
@@ -41,10 +41,16 @@ class ReplayStats:
         lag = np.asarray(self.lag_ms) if self.lag_ms else np.zeros(1)
         rate = round(self.sent / self.seconds, 1) if self.seconds else 0.0
         return {
-            "sent": self.sent, "delivered": self.delivered, "failed": self.failed, "seconds": round(self.seconds, 3),
-            "events_per_s": rate, "checksum": self.checksum, "interrupted": self.interrupted,
-            "send_lag_p99_ms": round(float(np.percentile(lag, 99)), 2), "send_lag_max_ms": round(float(lag.max()), 2),
-        }  # fmt: skip
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "events_per_s": rate,
+            "checksum": self.checksum,
+            "interrupted": self.interrupted,
+            "send_lag_p99_ms": round(float(np.percentile(lag, 99)), 2),
+            "send_lag_max_ms": round(float(lag.max()), 2),
+        }
 
 
 class Replayer:

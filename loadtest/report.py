@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadtest.freshness import FreshnessReport
-from loadtest.histograms import Timeline, encode
-from loadtest.runner import Measured
-from loadtest.scenario import Scenario
-from loadtest.schedule import Pace
+from streamrec.loadtest.freshness import FreshnessReport
+from streamrec.loadtest.histograms import Timeline, encode
+from streamrec.loadtest.runner import Measured
+from streamrec.loadtest.scenario import Scenario
+from streamrec.loadtest.schedule import Pace
 
 SEND_LAG_WARN_MS = 5.0  # beyond this the generator, not the server, is the bottleneck
 
@@ -27,8 +27,11 @@ def build_report(scenario: Scenario, measured: Measured, command: str = "") -> d
     load = measured.load
     recommend: dict[str, Any] | None = None
     if load is not None:
-        recommend = {"offered_per_s": scenario.recommend.rate, **load.summary(measured_s),
-                     "latency_hdr": encode(load.latency)}  # fmt: skip
+        recommend = {
+            "offered_per_s": scenario.recommend.rate,
+            **load.summary(measured_s),
+            "latency_hdr": encode(load.latency),
+        }
     target = measured.target
     return {
         "name": scenario.name,
@@ -72,23 +75,36 @@ def build_report(scenario: Scenario, measured: Measured, command: str = "") -> d
 
 def _freshness(fresh: FreshnessReport, start: float) -> dict[str, Any]:
     clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in fresh.summary().items()}  # NaN: no JSON
-    return {**clean, "samples_ms": [round(x, 3) for x in fresh.latencies_ms],
-            "sent_s": [round(t - start, 3) for t in fresh.sent_at]}  # fmt: skip
+    return {
+        **clean,
+        "samples_ms": [round(x, 3) for x in fresh.latencies_ms],
+        "sent_s": [round(t - start, 3) for t in fresh.sent_at],
+    }
 
 
 def _timeseries(timeline: Timeline, events_per_second: list[int]) -> list[dict[str, float | int]]:
     rows = timeline.rows()
     for second in range(max(len(rows), len(events_per_second))):
         if second >= len(rows):
-            rows.append({"second": second, "issued": 0, "ok": 0, "errors": 0, "p50_ms": 0.0, "p90_ms": 0.0,
-                         "p99_ms": 0.0, "max_ms": 0.0})  # fmt: skip
+            rows.append(
+                {
+                    "second": second,
+                    "issued": 0,
+                    "ok": 0,
+                    "errors": 0,
+                    "p50_ms": 0.0,
+                    "p90_ms": 0.0,
+                    "p99_ms": 0.0,
+                    "max_ms": 0.0,
+                }
+            )
         rows[second]["events_sent"] = events_per_second[second] if second < len(events_per_second) else 0
     return rows
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
     """report.json, report.md and the PNG plots into `out_dir`; returns the paths written."""
-    from loadtest.plots import write_plots
+    from streamrec.loadtest.plots import write_plots
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "report.json"
@@ -128,9 +144,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     ]
     if rec:
         lat = rec["latency"]
-        lines.append(f"Recommend: {rec['ok_per_s']}/s ok of {rec['offered_per_s']:g}/s offered, errors {rec['errors']}"
-                     f" {rec['codes']}, latency p50 {_ms(lat['p50_ms'])} p99 {_ms(lat['p99_ms'])} "
-                     f"max {_ms(lat['max_ms'])} ms")  # fmt: skip
+        lines.append(
+            f"Recommend: {rec['ok_per_s']}/s ok of {rec['offered_per_s']:g}/s offered, errors {rec['errors']}"
+            f" {rec['codes']}, latency p50 {_ms(lat['p50_ms'])} p99 {_ms(lat['p99_ms'])} "
+            f"max {_ms(lat['max_ms'])} ms"
+        )
         if rec["send_lag"]["p99_ms"] > SEND_LAG_WARN_MS:
             lines.append(
                 f"warning: generator send lag p99 {rec['send_lag']['p99_ms']} ms: the generator fell behind its "
@@ -140,20 +158,28 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append(cpu_line(report["machine"]["cpu"]))
     for path in ("redis", "recommend"):
         f = fresh[path]
-        lines.append(f"freshness via {path}: {f['events']} probes, {f['missing']} missing, p50 {_ms(f['p50_ms'])} "
-                     f"p99 {_ms(f['p99_ms'])} max {_ms(f['max_ms'])} ms")  # fmt: skip
+        lines.append(
+            f"freshness via {path}: {f['events']} probes, {f['missing']} missing, p50 {_ms(f['p50_ms'])} "
+            f"p99 {_ms(f['p99_ms'])} max {_ms(f['max_ms'])} ms"
+        )
     return lines
 
 
 def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
     s, machine = report["scenario"], report["machine"]
     load = machine["loadavg"]
-    out = [f"# Load test `{report['name']}`", "", report["description"] or "", "",
-           f"{report['created_at']}: {s['duration_s']:g} s, the first {s['warmup_s']:g} s warm-up (plotted, left out "
-           f"of the figures), data `{report['plan']['data']}` ({report['plan']['events']} events, "
-           f"{report['plan']['sessions']} sessions planned), against the {report['target']['kind']} stack, model "
-           f"`{report['target']['model_version'] or '?'}`. Machine: {machine['cpus']} CPUs, load average "
-           f"{', '.join(f'{k} {v[0]:.2f}' for k, v in load.items())}.", ""]  # fmt: skip
+    out = [
+        f"# Load test `{report['name']}`",
+        "",
+        report["description"] or "",
+        "",
+        f"{report['created_at']}: {s['duration_s']:g} s, the first {s['warmup_s']:g} s warm-up (plotted, left out "
+        f"of the figures), data `{report['plan']['data']}` ({report['plan']['events']} events, "
+        f"{report['plan']['sessions']} sessions planned), against the {report['target']['kind']} stack, model "
+        f"`{report['target']['model_version'] or '?'}`. Machine: {machine['cpus']} CPUs, load average "
+        f"{', '.join(f'{k} {v[0]:.2f}' for k, v in load.items())}.",
+        "",
+    ]
     if report["command"]:
         out += ["```sh", report["command"], "```", ""]
     if machine.get("cpu", {}).get("cores"):
@@ -161,31 +187,49 @@ def render_markdown(report: dict[str, Any], plots: list[str]) -> str:
     rec = report["recommend"]
     if rec:
         lat = rec["latency"]
-        out += ["## Storefront traffic (Recommend, open loop, latency from the due time)", "",
-                "| offered/s | ok/s | calls | errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms "
-                "| send lag p99 ms |",
-                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-                f"| {rec['offered_per_s']:g} | {rec['ok_per_s']} | {rec['calls']} | {rec['errors']} | "
-                f"{_ms(lat['p50_ms'])} | {_ms(lat['p90_ms'])} | {_ms(lat['p99_ms'])} | {_ms(lat['p99.9_ms'])} | "
-                f"{_ms(lat['max_ms'])} | {_ms(rec['send_lag']['p99_ms'])} |", "",
-                f"Status codes: {rec['codes']}; {rec['processes']} generator process(es).", ""]  # fmt: skip
+        out += [
+            "## Storefront traffic (Recommend, open loop, latency from the due time)",
+            "",
+            "| offered/s | ok/s | calls | errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | send lag p99 ms |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| {rec['offered_per_s']:g} | {rec['ok_per_s']} | {rec['calls']} | {rec['errors']} | "
+            f"{_ms(lat['p50_ms'])} | {_ms(lat['p90_ms'])} | {_ms(lat['p99_ms'])} | {_ms(lat['p99.9_ms'])} | "
+            f"{_ms(lat['max_ms'])} | {_ms(rec['send_lag']['p99_ms'])} |",
+            "",
+            f"Status codes: {rec['codes']}; {rec['processes']} generator process(es).",
+            "",
+        ]
     r = report["replay"]
-    out += ["## Replay", "", "| pace | sent | delivered | failed | events/s | send lag p99 ms | checksum (sha256) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
-            f"| {r['pace']} | {r['sent']} | {r['delivered']} | {r['failed']} | {r['events_per_s']} | "
-            f"{_ms(r['send_lag_p99_ms'])} | `{r['checksum']}` |", ""]  # fmt: skip
+    out += [
+        "## Replay",
+        "",
+        "| pace | sent | delivered | failed | events/s | send lag p99 ms | checksum (sha256) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        f"| {r['pace']} | {r['sent']} | {r['delivered']} | {r['failed']} | {r['events_per_s']} | "
+        f"{_ms(r['send_lag_p99_ms'])} | `{r['checksum']}` |",
+        "",
+    ]
     fresh = report["freshness"]
-    out += ["## Freshness (event produced -> refreshed recommendations visible)", "",
-            "| seen through | probes | missing | p50 ms | p90 ms | p99 ms | max ms |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    out += [
+        "## Freshness (event produced -> refreshed recommendations visible)",
+        "",
+        "| seen through | probes | missing | p50 ms | p90 ms | p99 ms | max ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for path, label in (("redis", "Redis recs key"), ("recommend", "Recommend")):
         f = fresh[path]
-        out.append(f"| {label} | {f['events']} | {f['missing']} | {_ms(f['p50_ms'])} | {_ms(f['p90_ms'])} | "
-                   f"{_ms(f['p99_ms'])} | {_ms(f['max_ms'])} |")  # fmt: skip
+        out.append(
+            f"| {label} | {f['events']} | {f['missing']} | {_ms(f['p50_ms'])} | {_ms(f['p90_ms'])} | "
+            f"{_ms(f['p99_ms'])} | {_ms(f['max_ms'])} |"
+        )
     probe = fresh["recommend"]["probe"]
-    out += ["", f"{fresh['tagged']} events tagged; {probe.get('deferred_tags', 0)} tags deferred while "
-            f"{report['scenario']['freshness']['max_pending']} probes were pending. The Recommend probe made "
-            f"{probe['calls']} calls of its own (errors {probe['errors']}); its answers at the moment of visibility "
-            f"came from {probe['sources']}.", ""]  # fmt: skip
+    out += [
+        "",
+        f"{fresh['tagged']} events tagged; {probe.get('deferred_tags', 0)} tags deferred while "
+        f"{report['scenario']['freshness']['max_pending']} probes were pending. The Recommend probe made "
+        f"{probe['calls']} calls of its own (errors {probe['errors']}); its answers at the moment of visibility "
+        f"came from {probe['sources']}.",
+        "",
+    ]
     out += [f"![{name}]({name})" for name in plots]
     return "\n".join(out) + "\n"

@@ -17,18 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.cpu import CpuMeter
-from loadtest.fleet import Fleet, FleetResult
-from loadtest.freshness import FreshnessProbe, FreshnessReport
-from loadtest.loadgen import LoadConfig, PagePlan
-from loadtest.producer import EventProducer
-from loadtest.replayer import Replayer, ReplayStats
-from loadtest.scenario import Scenario
-from loadtest.schedule import Pace, Planned, plan
-from loadtest.sources import DataSpec, load_events
-from loadtest.targets import Target, open_target
-from loadtest.visible import RecommendProbe
 from streamrec.events import CanonicalEvent
+from streamrec.loadtest.cpu import CpuMeter
+from streamrec.loadtest.fleet import Fleet, FleetResult
+from streamrec.loadtest.freshness import FreshnessProbe, FreshnessReport
+from streamrec.loadtest.loadgen import LoadConfig, PagePlan
+from streamrec.loadtest.replayer import Replayer, ReplayStats
+from streamrec.loadtest.scenario import Scenario
+from streamrec.loadtest.schedule import Pace, Planned, plan
+from streamrec.loadtest.sources import DataSpec, load_events
+from streamrec.loadtest.targets import Target, open_target
+from streamrec.loadtest.visible import RecommendProbe
+from streamrec.stream.producer import EventProducer
 
 PROBE_STEP = 0.05  # a pending probe is polled again after 5 % of its age: bounded error, bounded cost
 START_DELAY_S = 0.5  # between handing out the start time and the start: every process must have it by then
@@ -138,13 +138,21 @@ def _measure(scenario: Scenario, target: Target, planned: list[Planned], progres
     with contextlib.ExitStack() as cleanup:
         fleet = None
         if rec.rate > 0:
-            config = LoadConfig(target.grpc, rec.rate, scenario.duration_s, scenario.warmup_s, k=rec.k,
-                                deadline_s=rec.deadline_ms / 1000, max_inflight=rec.max_inflight)  # fmt: skip
+            config = LoadConfig(
+                target.grpc,
+                rec.rate,
+                scenario.duration_s,
+                scenario.warmup_s,
+                k=rec.k,
+                deadline_s=rec.deadline_ms / 1000,
+                max_inflight=rec.max_inflight,
+            )
             fleet = cleanup.enter_context(Fleet(config, PagePlan.from_planned(planned, rec.window_s), rec.processes))
             fleet.start()
         redis_probe = FreshnessProbe(target.redis, target.project, relative_step=PROBE_STEP).start()
-        rec_probe = RecommendProbe(target.grpc, fresh.poll_ms / 1000, rec.k, relative_step=PROBE_STEP,
-                                   max_calls_per_s=fresh.max_calls_per_s).start()  # fmt: skip
+        rec_probe = RecommendProbe(
+            target.grpc, fresh.poll_ms / 1000, rec.k, relative_step=PROBE_STEP, max_calls_per_s=fresh.max_calls_per_s
+        ).start()
         cleanup.callback(rec_probe.stop, 0.0)  # no-ops once stopped below; on an error they end the threads
         cleanup.callback(redis_probe.stop, 0.0)
         producer = EventProducer(target.kafka, target.topic)
@@ -154,8 +162,16 @@ def _measure(scenario: Scenario, target: Target, planned: list[Planned], progres
         if fleet is not None:
             fleet.go(start_wall)
         start = time.perf_counter() + (start_wall - time.time())
-        sampler = Sampler(fresh.sample_every, fresh.quiet_s, scenario.warmup_s, redis_probe, rec_probe, start,
-                          fresh.max_pending, fresh.tag_events == "first")  # fmt: skip
+        sampler = Sampler(
+            fresh.sample_every,
+            fresh.quiet_s,
+            scenario.warmup_s,
+            redis_probe,
+            rec_probe,
+            start,
+            fresh.max_pending,
+            fresh.tag_events == "first",
+        )
         replayer = Replayer(producer, scenario.replay.keep_timestamps, on_sent=sampler.on_sent, progress=progress)
         log(f"running for {scenario.duration_s:g} s against the {target.kind} stack (project {target.project})")
         stats = replayer.run(planned, start=start, total=len(planned), stop_after_s=scenario.duration_s)
@@ -164,7 +180,23 @@ def _measure(scenario: Scenario, target: Target, planned: list[Planned], progres
         fresh_redis = redis_probe.stop(fresh.drain_s)
         fresh_rec = rec_probe.stop(fresh.drain_s)
         load = fleet.collect(timeout_s=scenario.duration_s + rec.deadline_ms / 1000 + 60) if fleet else None
-    probe_meta = {"calls": rec_probe.calls, "errors": dict(rec_probe.errors), "sources": dict(rec_probe.sources),
-                  "deferred_tags": sampler.deferred}  # fmt: skip
-    return Measured(target, stats, load, fresh_redis, fresh_rec, probe_meta, sampler.tagged, len(planned),
-                    len({p.event.session_id for p in planned}), loadavg, start, cpu)  # fmt: skip
+    probe_meta = {
+        "calls": rec_probe.calls,
+        "errors": dict(rec_probe.errors),
+        "sources": dict(rec_probe.sources),
+        "deferred_tags": sampler.deferred,
+    }
+    return Measured(
+        target,
+        stats,
+        load,
+        fresh_redis,
+        fresh_rec,
+        probe_meta,
+        sampler.tagged,
+        len(planned),
+        len({p.event.session_id for p in planned}),
+        loadavg,
+        start,
+        cpu,
+    )

@@ -61,9 +61,10 @@ class RecommendSection(_Strict):
 class FreshnessSection(_Strict):
     sample_every: int = Field(50, ge=1, description="tag about one replayed event in this many")
     tag_events: Literal["first", "quiet"] = Field(
-        "first", description="first: only a session's first event (unambiguous under any backlog); quiet: also "
-        "events whose session was quiet for quiet_s (mid-session events; needs freshness well under quiet_s)"
-    )  # fmt: skip
+        "first",
+        description="first: only a session's first event (unambiguous under any backlog); quiet: also "
+        "events whose session was quiet for quiet_s (mid-session events; needs freshness well under quiet_s)",
+    )
     quiet_s: float = Field(0.25, ge=0, description="with tag_events: quiet, the quiet time before a tagged event")
     poll_ms: float = Field(5.0, gt=0, description="how often the Recommend probe asks per pending session")
     drain_s: float = Field(5.0, ge=0, description="wait this long after the replay for outstanding probes")

@@ -45,7 +45,7 @@ class DataSpec:
 def load_events(spec: DataSpec) -> list[CanonicalEvent]:
     """All events of the source in event-time order (ties by event id, so a replay is reproducible)."""
     if spec.source == SYNTHETIC:
-        from training.synthetic import SyntheticConfig, generate_time_ordered
+        from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered
 
         return generate_time_ordered(SyntheticConfig(n_sessions=spec.sessions, seed=spec.seed))
     frame = _load_frame(spec)
@@ -78,7 +78,7 @@ def resolve_files(spec: DataSpec) -> tuple[Path, ...]:
 
 
 def _load_frame(spec: DataSpec):  # type: ignore[no-untyped-def]
-    from training.loaders import load_path, load_yoochoose
+    from streamrec.training.loaders import load_path, load_yoochoose
 
     paths = resolve_files(spec)
     if spec.source.startswith("yoochoose"):

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtest.scenario import ModelSection, TargetSection
 from streamrec.artifact import current_version, list_versions
 from streamrec.config import EVENTS_TOPIC
 from streamrec.errors import ConfigError
+from streamrec.loadtest.scenario import ModelSection, TargetSection
 
 DEFAULT_REGISTRY = Path(".streamrec/loadtest/registry-synthetic")
 Log = Callable[[str], None]
@@ -45,15 +45,15 @@ def prepare_registry(model: ModelSection, override: Path | None = None, log: Log
     if list_versions(registry):
         return registry
     if model.train_dataset:
-        from training.datasets import load_dataset
-        from training.pipeline import train_on_dataset
+        from streamrec.training.datasets import load_dataset
+        from streamrec.training.pipeline import train_on_dataset
 
         log(f"no model in {registry}: training {model.train_model} on {model.train_dataset} (once)")
         dataset = load_dataset(model.train_dataset)
         train_on_dataset(dataset, model.train_model, registry, epochs=model.train_epochs, progress=False, log=log)
     else:
-        from training.synthetic import SyntheticConfig, generate
-        from training.train import train_session_model
+        from streamrec.training.synthetic import SyntheticConfig, generate
+        from streamrec.training.train import train_session_model
 
         log(f"no model in {registry}: training one on the synthetic clickstream (once)")
         if model.train_epochs:
@@ -69,21 +69,29 @@ def open_target(section: TargetSection, registry: Path | None = None, log: Log =
     if section.kind == "given":
         yield _given(section)
         return
-    from streamrec.localstack import LocalStack
-    from streamrec.stack import StackOptions, start_stack
+    from streamrec.devstack.localstack import LocalStack
+    from streamrec.devstack.stack import StackOptions, start_stack
 
     served = prepare_registry(section.model, registry, log)
-    options = StackOptions(project=f"lt{uuid.uuid4().hex[:8]}", partitions=section.partitions,
-                           registry=served, workers=section.workers)  # fmt: skip
+    options = StackOptions(
+        project=f"lt{uuid.uuid4().hex[:8]}", partitions=section.partitions, registry=served, workers=section.workers
+    )
     log(f"starting the local stack ({section.workers} worker(s), {section.partitions} partitions, model {served})")
     with LocalStack() as stack:
         addresses = start_stack(stack, options)
-        yield Target("local", addresses.kafka, addresses.redis, addresses.grpc, addresses.project,
-                     model_version=current_version(served), processes=addresses.processes)  # fmt: skip
+        yield Target(
+            "local",
+            addresses.kafka,
+            addresses.redis,
+            addresses.grpc,
+            addresses.project,
+            model_version=current_version(served),
+            processes=addresses.processes,
+        )
 
 
 def _given(section: TargetSection) -> Target:
-    from streamrec.stack import StackAddresses, scorer_ready
+    from streamrec.devstack.stack import StackAddresses, scorer_ready
 
     if section.stack_dir is not None:
         if not (section.stack_dir / "stack.json").is_file():

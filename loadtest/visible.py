@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import grpc
 
-from loadtest.freshness import FreshnessReport
-from loadtest.probe_thread import ProbeThread
-from protos import recommender_pb2, recommender_pb2_grpc
+from streamrec.loadtest.freshness import FreshnessReport
+from streamrec.loadtest.probe_thread import ProbeThread
+from streamrec.protos import recommender_pb2, recommender_pb2_grpc
 
 GIVE_UP_S = 60.0  # a probe unanswered this long is counted missing and no longer polled
 

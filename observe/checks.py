@@ -12,11 +12,11 @@ import grpc
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from observe import scrape
-from observe.config import Targets, redact
-from observe.kafka_lag import BrokerReport, check_broker
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
+from streamrec.observe import scrape
+from streamrec.observe.config import Targets, redact
+from streamrec.observe.kafka_lag import BrokerReport, check_broker
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
 
 UP, DEGRADED, DOWN = "up", "degraded", "down"  # degraded: works, but something an operator should look at
 
@@ -50,15 +50,20 @@ def check_redis(url: str, timeout_s: float) -> Component:
         client.ping()
         memory: dict[str, Any] = client.info("memory")  # type: ignore[assignment]  # sync client: a dict
         server: dict[str, Any] = client.info("server")  # type: ignore[assignment]
-        details = {"version": server.get("redis_version"), "used_memory": memory.get("used_memory"),
-                   "used_memory_human": memory.get("used_memory_human"), "maxmemory": memory.get("maxmemory"),
-                   "keys": client.dbsize()}  # fmt: skip
+        details = {
+            "version": server.get("redis_version"),
+            "used_memory": memory.get("used_memory"),
+            "used_memory_human": memory.get("used_memory_human"),
+            "maxmemory": memory.get("maxmemory"),
+            "keys": client.dbsize(),
+        }
     except redis.RedisError as exc:
         return Component("redis", DOWN, f"down: {exc}", {"url": redact(url)})
     finally:
         client.close()
-    return Component("redis", UP, f"up, {details['used_memory_human']} used, {details['keys']} keys",
-                     {"url": redact(url), **details})  # fmt: skip
+    return Component(
+        "redis", UP, f"up, {details['used_memory_human']} used, {details['keys']} keys", {"url": redact(url), **details}
+    )
 
 
 def heartbeats(url: str, project: str, timeout_s: float) -> list[dict[str, Any]]:
@@ -75,8 +80,14 @@ def heartbeats(url: str, project: str, timeout_s: float) -> list[dict[str, Any]]
         if raw:  # expired between SCAN and MGET: that worker is gone
             beat = json.loads(raw)
             age_ms = now - int(beat.get("at_ms", now))
-            found.append({"id": key.decode().rsplit(":", 1)[-1], "pid": beat.get("pid"),
-                          "partitions": beat.get("partitions", []), "age_ms": age_ms})  # fmt: skip
+            found.append(
+                {
+                    "id": key.decode().rsplit(":", 1)[-1],
+                    "pid": beat.get("pid"),
+                    "partitions": beat.get("partitions", []),
+                    "age_ms": age_ms,
+                }
+            )
     return found
 
 
@@ -104,8 +115,10 @@ def check_workers(targets: Targets, partitions: int, timeout_s: float) -> Compon
 def check_scorer(targets: Targets, address: str, timeout_s: float) -> Component:
     """Up when grpc.health.v1 says SERVING and Info answers; Info refused for want of a token is degraded."""
     name = "scorer" if address == targets.grpc else f"scorer {address}"
-    details: dict[str, Any] = {"address": address, "metrics": {e: _metrics_up(e, timeout_s)
-                                                              for e in targets.scorer_metrics}}  # fmt: skip
+    details: dict[str, Any] = {
+        "address": address,
+        "metrics": {e: _metrics_up(e, timeout_s) for e in targets.scorer_metrics},
+    }
     with targets.credentials.channel(address) as channel:
         try:
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
@@ -119,13 +132,22 @@ def check_scorer(targets: Targets, address: str, timeout_s: float) -> Component:
                 pb.InfoRequest(), timeout=timeout_s, metadata=targets.credentials.grpc_metadata()
             )
         except grpc.RpcError as exc:
-            hint = " (set STREAMREC_OBSERVE_SCORER_TOKEN to a token with the admin scope)" if exc.code() in (
-                grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED) else ""  # fmt: skip
+            hint = (
+                " (set STREAMREC_OBSERVE_SCORER_TOKEN to a token with the admin scope)"
+                if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+                else ""
+            )
             return Component(name, DEGRADED, f"serving, but Info failed: {exc.code().name}{hint}", details)
-    details |= {"model_version": info.model_version, "model_type": info.model_type,
-                "providers": list(info.providers), "redis_ok": info.redis_ok,
-                "trending_from_stream": info.trending_from_stream, "in_flight": info.in_flight,
-                "max_in_flight": info.max_in_flight, "uptime_s": round(info.uptime_s, 1)}  # fmt: skip
+    details |= {
+        "model_version": info.model_version,
+        "model_type": info.model_type,
+        "providers": list(info.providers),
+        "redis_ok": info.redis_ok,
+        "trending_from_stream": info.trending_from_stream,
+        "in_flight": info.in_flight,
+        "max_in_flight": info.max_in_flight,
+        "uptime_s": round(info.uptime_s, 1),
+    }
     # without Redis the scorer still answers (from its snapshot, or popularity): degraded, not down
     problems = [] if info.redis_ok else ["cannot read Redis"]
     problems += [f"metrics down at {e}" for e, up in details["metrics"].items() if not up]
@@ -146,8 +168,9 @@ def broker_component(report: BrokerReport) -> Component:
 def collect(targets: Targets, timeout_s: float = 3.0) -> StackStatus:
     """Every check at once (each waits on the network, so in threads): the slowest one sets the time taken."""
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="status") as pool:
-        broker = pool.submit(check_broker, targets.kafka, targets.topic, targets.group, timeout_s,
-                             targets.credentials.kafka_config())  # fmt: skip
+        broker = pool.submit(
+            check_broker, targets.kafka, targets.topic, targets.group, timeout_s, targets.credentials.kafka_config()
+        )
         redis_check = pool.submit(check_redis, targets.redis, timeout_s)
         # several scorers may be named (host:port,host:port, as the worker accepts): each is checked
         scorers = [pool.submit(check_scorer, targets, a.strip(), timeout_s) for a in targets.grpc.split(",")]

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from observe.config import ObserveSettings, Targets, read_stack_file, redact, targets_from_environment
 from streamrec.errors import StreamrecError
+from streamrec.observe.config import ObserveSettings, Targets, read_stack_file, redact, targets_from_environment
 
 DEFAULT_STATE_DIR = Path(".streamrec/stack")  # `streamrec up`'s default
 
@@ -30,15 +30,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _add_target_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--state-dir", type=Path, default=None,
-                   help=f"a stack started by `streamrec up` (default {DEFAULT_STATE_DIR} when its stack.json "
-                        "exists, else the STREAMREC_* environment)")  # fmt: skip
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help=f"a stack started by `streamrec up` (default {DEFAULT_STATE_DIR} when its stack.json "
+        "exists, else the STREAMREC_* environment)",
+    )
     p.add_argument("--kafka", default=None, help="bootstrap host:port (default STREAMREC_KAFKA_BOOTSTRAP)")
     p.add_argument("--redis", default=None, help="redis:// URL (default STREAMREC_REDIS_URL)")
     p.add_argument("--grpc", default=None, help="scorer host:port (default STREAMREC_SCORER_ADDRESS)")
     p.add_argument("--project", default=None, help="key namespace and group prefix (default STREAMREC_PROJECT)")
-    p.add_argument("--worker-metrics", action="append", default=[], metavar="HOST:PORT",
-                   help="a worker's Prometheus endpoint (repeat for several)")  # fmt: skip
+    p.add_argument(
+        "--worker-metrics",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="a worker's Prometheus endpoint (repeat for several)",
+    )
     p.add_argument("--scorer-metrics", action="append", default=[], metavar="HOST:PORT")
 
 
@@ -50,28 +59,34 @@ def resolve_targets(args: argparse.Namespace) -> Targets:
     if not explicit and (DEFAULT_STATE_DIR / "stack.json").exists():
         return read_stack_file(DEFAULT_STATE_DIR)
     return targets_from_environment(
-        kafka=args.kafka, redis=args.redis, grpc=args.grpc, project=args.project,
-        worker_metrics=tuple(args.worker_metrics), scorer_metrics=tuple(args.scorer_metrics),
-    )  # fmt: skip
+        kafka=args.kafka,
+        redis=args.redis,
+        grpc=args.grpc,
+        project=args.project,
+        worker_metrics=tuple(args.worker_metrics),
+        scorer_metrics=tuple(args.scorer_metrics),
+    )
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from observe.checks import collect
-    from observe.report import exit_code, render_table, to_json
+    from streamrec.observe.checks import collect
+    from streamrec.observe.report import exit_code, render_table, to_json
 
     targets = resolve_targets(args)
     status = collect(targets, args.timeout or ObserveSettings().check_timeout_s)
     if args.json:
         print(json.dumps(to_json(status), indent=2, default=str))
     else:
-        print(f"stack: kafka {targets.kafka}  redis {redact(targets.redis)}  scorer {targets.grpc}  "
-              f"project {targets.project}")  # fmt: skip
+        print(
+            f"stack: kafka {targets.kafka}  redis {redact(targets.redis)}  scorer {targets.grpc}  "
+            f"project {targets.project}"
+        )
         print(render_table(status))
     return exit_code(status, args.max_lag)
 
 
 def run_web_command(args: argparse.Namespace) -> int:
-    from observe.web import run_web
+    from streamrec.observe.web import run_web
 
     settings = ObserveSettings()
     host = args.host or settings.web_host
@@ -80,7 +95,7 @@ def run_web_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m observe.cli status ...`: the same commands without the rest of the console script."""
+    """`python -m streamrec.observe.cli status ...`: the same commands without the rest of the console script."""
     parser = argparse.ArgumentParser(prog="observe")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

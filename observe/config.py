@@ -68,8 +68,9 @@ class Credentials:
         return grpc.aio.secure_channel(address, credentials) if credentials else grpc.aio.insecure_channel(address)
 
 
-def credentials_from_environment(core: CoreSettings | None = None, settings: ObserveSettings | None = None
-                                 ) -> Credentials:  # fmt: skip
+def credentials_from_environment(
+    core: CoreSettings | None = None, settings: ObserveSettings | None = None
+) -> Credentials:
     core, settings = core or CoreSettings(), settings or ObserveSettings()
     token = settings.scorer_token.get_secret_value() if settings.scorer_token else ""
     tls = (settings.scorer_tls_ca_file, settings.scorer_tls_cert_file, settings.scorer_tls_key_file)
@@ -114,20 +115,23 @@ def targets_from_stack(data: dict[str, Any], credentials: Credentials | None = N
     """
     metrics: dict[str, str] = dict(data.get("metrics") or {})
     return Targets(
-        kafka=str(data["kafka"]), redis=str(data["redis"]), grpc=str(data["grpc"]),
+        kafka=str(data["kafka"]),
+        redis=str(data["redis"]),
+        grpc=str(data["grpc"]),
         project=str(data.get("project", "streamrec")),
         worker_metrics=tuple(v for k, v in sorted(metrics.items()) if k.startswith("worker")),
         scorer_metrics=tuple(v for k, v in sorted(metrics.items()) if k.startswith("scorer")),
-        partitions=int(data.get("partitions", 4)), registry=str(data.get("registry", "")),
+        partitions=int(data.get("partitions", 4)),
+        registry=str(data.get("registry", "")),
         extra={k: data[k] for k in ("web", "pid", "state_dir") if k in data},
         credentials=credentials or Credentials(),
-    )  # fmt: skip
+    )
 
 
 def read_stack_file(state_dir: Path) -> Targets:
     """Targets of the stack whose supervisor wrote `state_dir/stack.json` (read as plain JSON: any version)."""
+    from streamrec.devstack.stack import STACK_FILE
     from streamrec.errors import ConfigError
-    from streamrec.stack import STACK_FILE
 
     path = state_dir / STACK_FILE
     try:
@@ -142,9 +146,13 @@ def targets_from_environment(core: CoreSettings | None = None, **overrides: Any)
     """Targets from STREAMREC_* (the settings the worker and scorer read), with explicit values on top."""
     core = core or CoreSettings()
     base: dict[str, Any] = {
-        "kafka": core.kafka_bootstrap, "redis": core.redis_url.get_secret_value(), "grpc": core.scorer_address,
-        "project": core.project, "topic": core.events_topic, "partitions": core.topic_partitions,
+        "kafka": core.kafka_bootstrap,
+        "redis": core.redis_url.get_secret_value(),
+        "grpc": core.scorer_address,
+        "project": core.project,
+        "topic": core.events_topic,
+        "partitions": core.topic_partitions,
         "credentials": credentials_from_environment(core),
-    }  # fmt: skip
+    }
     base.update({k: v for k, v in overrides.items() if v not in (None, "", ())})
     return Targets(**base)

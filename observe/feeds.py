@@ -23,14 +23,14 @@ import grpc
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from observe import scrape
-from observe.checks import StackStatus, collect
-from observe.config import ObserveSettings, Targets
-from observe.freshness import FreshnessTracker
-from observe.live import Inputs, LiveFigures
-from observe.report import to_json
-from observe.storefront import Storefront
-from observe.tail import TailReader
+from streamrec.observe import scrape
+from streamrec.observe.checks import StackStatus, collect
+from streamrec.observe.config import ObserveSettings, Targets
+from streamrec.observe.freshness import FreshnessTracker
+from streamrec.observe.live import Inputs, LiveFigures
+from streamrec.observe.report import to_json
+from streamrec.observe.storefront import Storefront
+from streamrec.observe.tail import TailReader
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 3.0
@@ -59,18 +59,22 @@ class Feeds:
         opened.push_async_callback(self.channel.close)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S))
         opened.push_async_callback(self.http.close)
-        self.tracker = FreshnessTracker(self.redis, self.targets.project, self.settings.freshness_timeout_s,
-                                        lambda ms: self.figures.record_freshness(ms, time.monotonic()))  # fmt: skip
-        self.storefront = Storefront(self.targets, self.redis, self.channel, self.tracker, self.figures,
-                                     self.settings.freshness_timeout_s)  # fmt: skip
+        self.tracker = FreshnessTracker(
+            self.redis,
+            self.targets.project,
+            self.settings.freshness_timeout_s,
+            lambda ms: self.figures.record_freshness(ms, time.monotonic()),
+        )
+        self.storefront = Storefront(
+            self.targets, self.redis, self.channel, self.tracker, self.figures, self.settings.freshness_timeout_s
+        )
         opened.callback(self.storefront.close)
 
         def sampled(session_id: str, event_id: str, created_ms: float, offset: int) -> None:
             loop.call_soon_threadsafe(self._follow, session_id, event_id, created_ms, offset)
 
         client = self.targets.credentials.kafka_config(**{"bootstrap.servers": self.targets.kafka})
-        self.tail = TailReader(client, self.targets.topic, self.settings.freshness_samples_per_s,
-                               sampled).start()  # fmt: skip
+        self.tail = TailReader(client, self.targets.topic, self.settings.freshness_samples_per_s, sampled).start()
         opened.push_async_callback(loop.run_in_executor, None, self.tail.stop)
         for work in (self._tracker_loop(), self._status_loop(), self._ticker(), self._probe_loop()):
             self._spawn(work)

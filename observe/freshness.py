@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from features.session_store import Recommendations, recs_key
+from streamrec.features.session_store import Recommendations, recs_key
 
 POLL_S = 0.002  # pending events are few (sampled) and one MGET covers them all
 MAX_PENDING = 200

@@ -47,17 +47,24 @@ class BrokerReport:
 def partition_lag(partition: int, committed: int | None, start: int, end: int) -> PartitionLag:
     """Lag of one partition; with no commit yet, everything from the start offset is still to be read."""
     position = start if committed is None or committed < 0 else committed
-    return PartitionLag(partition, None if committed is None or committed < 0 else committed, start, end,
-                        max(0, end - position))  # fmt: skip
+    return PartitionLag(
+        partition, None if committed is None or committed < 0 else committed, start, end, max(0, end - position)
+    )
 
 
-def check_broker(bootstrap: str, topic: str, group: str, timeout_s: float = 3.0,
-                 security: dict[str, Any] | None = None) -> BrokerReport:  # fmt: skip
+def check_broker(
+    bootstrap: str, topic: str, group: str, timeout_s: float = 3.0, security: dict[str, Any] | None = None
+) -> BrokerReport:
     """`security`: confluent-kafka settings for SASL/SSL brokers (streamrec.config.confluent_security)."""
     report = BrokerReport(ok=False, group=group)
     security = security or {}
-    admin = AdminClient({"bootstrap.servers": bootstrap, **security,
-                         "socket.connection.setup.timeout.ms": max(1000, int(timeout_s * 1000))})  # fmt: skip
+    admin = AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            **security,
+            "socket.connection.setup.timeout.ms": max(1000, int(timeout_s * 1000)),
+        }
+    )
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
@@ -72,8 +79,9 @@ def check_broker(bootstrap: str, topic: str, group: str, timeout_s: float = 3.0,
     _describe_group(admin, group, report, timeout_s)
     consumer = _side_consumer(bootstrap, group, security)
     try:
-        committed = _committed(admin, {"bootstrap.servers": bootstrap, **security}, topic, group, partitions, report,
-                               timeout_s)  # fmt: skip
+        committed = _committed(
+            admin, {"bootstrap.servers": bootstrap, **security}, topic, group, partitions, report, timeout_s
+        )
         bounds = end_offsets(consumer, topic, partitions, timeout_s)
         report.partitions = [partition_lag(p, committed.get(p), *bounds[p]) for p in partitions]
         if DLQ_TOPIC in metadata.topics:
@@ -102,8 +110,15 @@ def _describe_group(admin: AdminClient, group: str, report: BrokerReport, timeou
     report.members = len(description.members)
 
 
-def _committed(admin: AdminClient, client: dict[str, Any], topic: str, group: str, partitions: list[int],
-               report: BrokerReport, timeout_s: float) -> dict[int, int]:  # fmt: skip
+def _committed(
+    admin: AdminClient,
+    client: dict[str, Any],
+    topic: str,
+    group: str,
+    partitions: list[int],
+    report: BrokerReport,
+    timeout_s: float,
+) -> dict[int, int]:
     """The group's committed offsets: AdminClient's OffsetFetch, else a consumer's of that group (older brokers).
 
     That consumer never subscribes, so it never joins the group and cannot trigger a rebalance of the workers.
@@ -126,10 +141,15 @@ def _committed(admin: AdminClient, client: dict[str, Any], topic: str, group: st
 def _side_consumer(bootstrap: str, group: str, security: dict[str, Any]) -> Consumer:
     """A consumer that never joins `group` (assign only, no commits): reads offsets without disturbing it."""
     config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap, **security, "group.id": f"{group}.status-{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": False, "enable.partition.eof": True, "fetch.wait.max.ms": 10,
-        "auto.offset.reset": "latest", "log_level": 3,
-    }  # fmt: skip
+        "bootstrap.servers": bootstrap,
+        **security,
+        "group.id": f"{group}.status-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "fetch.wait.max.ms": 10,
+        "auto.offset.reset": "latest",
+        "log_level": 3,
+    }
     return Consumer(config)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from observe import scrape
+from streamrec.observe import scrape
 
 SERIES_POINTS = 300  # five minutes of one-second points on the page's charts
 RATE_SPAN_S = 5.0  # rates are averaged over this much: smooth enough to read, quick enough to follow a change
@@ -104,14 +104,17 @@ class LiveFigures:
         point = {
             "t": now,
             "produced_per_s": _round(self._produced.add(inputs.produced_total, now)),
-            "processed_per_s": _round(processed), "processed_source": inputs.processed_source,
+            "processed_per_s": _round(processed),
+            "processed_source": inputs.processed_source,
             "lag": inputs.lag,
             "freshness_p50_ms": _round(self.freshness.percentile(50)),
-            "freshness_p99_ms": _round(self.freshness.percentile(99)), "freshness_n": len(self.freshness),
+            "freshness_p99_ms": _round(self.freshness.percentile(99)),
+            "freshness_n": len(self.freshness),
             "recommend_p50_ms": _round(self.recommend.percentile(50)),
-            "recommend_p99_ms": _round(self.recommend.percentile(99)), "recommend_n": len(self.recommend),
+            "recommend_p99_ms": _round(self.recommend.percentile(99)),
+            "recommend_n": len(self.recommend),
             "server_recommend_p99_ms": _round(self._server_p99(inputs.server_buckets, now)),
-        }  # fmt: skip
+        }
         self.series.append(point)
         return point
 
@@ -126,9 +129,13 @@ class LiveFigures:
         return None if math.isnan(seconds) else seconds * 1000
 
     def snapshot(self) -> dict[str, Any]:
-        return {"now": self.series[-1] if self.series else None, "series": list(self.series),
-                "window_s": self.window_s, "freshness_missing": self.missing,
-                "storefront_clicks": self.storefront_clicks}  # fmt: skip
+        return {
+            "now": self.series[-1] if self.series else None,
+            "series": list(self.series),
+            "window_s": self.window_s,
+            "freshness_missing": self.missing,
+            "storefront_clicks": self.storefront_clicks,
+        }
 
 
 def _round(value: float | None) -> float | None:

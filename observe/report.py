@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from observe.checks import Component, StackStatus
+from streamrec.observe.checks import Component, StackStatus
 
 EXIT_OK = 0
 EXIT_DOWN = 1  # something is down: the table says what
@@ -23,17 +23,21 @@ def exit_code(status: StackStatus, max_lag: int | None = None) -> int:
 
 def to_json(status: StackStatus) -> dict[str, Any]:
     broker = status.broker
-    components = {c.name: {"ok": c.ok, "state": c.state, "summary": c.summary, **c.details}
-                  for c in status.components}  # fmt: skip
+    components = {c.name: {"ok": c.ok, "state": c.state, "summary": c.summary, **c.details} for c in status.components}
     return {
         "ok": status.ok,
         "checked_ms": status.checked_ms,
         "components": components,
-        "lag": {"group": broker.group, "group_state": broker.group_state, "members": broker.members,
-                "total": broker.total_lag, "partitions": [asdict(p) for p in broker.partitions]},
+        "lag": {
+            "group": broker.group,
+            "group_state": broker.group_state,
+            "members": broker.members,
+            "total": broker.total_lag,
+            "partitions": [asdict(p) for p in broker.partitions],
+        },
         "dead_letters": broker.dead_letters,
         "notes": broker.notes,
-    }  # fmt: skip
+    }
 
 
 def render_table(status: StackStatus) -> str:
@@ -41,8 +45,16 @@ def render_table(status: StackStatus) -> str:
     owners = _owners(status)
     if status.broker.partitions:
         rows = [("PARTITION", "COMMITTED", "END", "LAG", "WORKER")]
-        rows += [(str(p.partition), "-" if p.committed is None else str(p.committed), str(p.end), str(p.lag),
-                  owners.get(p.partition, "-")) for p in status.broker.partitions]  # fmt: skip
+        rows += [
+            (
+                str(p.partition),
+                "-" if p.committed is None else str(p.committed),
+                str(p.end),
+                str(p.lag),
+                owners.get(p.partition, "-"),
+            )
+            for p in status.broker.partitions
+        ]
         lines += ["", *_columns(rows)]
     lines += _worker_lines(status) + _scorer_lines(status)
     if status.broker.dead_letters is not None:
@@ -98,8 +110,11 @@ def _scorer_lines(status: StackStatus) -> list[str]:
     if scorer is None or "model_version" not in scorer.details:
         return []
     d = scorer.details
-    out = ["", f"scorer {d['address']}: {d['health']}, model {d['model_version']} ({d['model_type']}), "
-               f"providers {', '.join(d['providers'])}, redis_ok {d['redis_ok']}, "
-               f"in flight {d['in_flight']}/{d['max_in_flight']}, up {d['uptime_s']:.0f}s"]  # fmt: skip
+    out = [
+        "",
+        f"scorer {d['address']}: {d['health']}, model {d['model_version']} ({d['model_type']}), "
+        f"providers {', '.join(d['providers'])}, redis_ok {d['redis_ok']}, "
+        f"in flight {d['in_flight']}/{d['max_in_flight']}, up {d['uptime_s']:.0f}s",
+    ]
     out += [f"scorer metrics {e}: {'up' if up else 'DOWN'}" for e, up in d.get("metrics", {}).items()]
     return out

@@ -24,8 +24,11 @@ def fetch_text(endpoint: str, timeout_s: float = 2.0) -> str:
 
 
 def parse(text: str) -> list[Sample]:
-    return [Sample(s.name, tuple(sorted(s.labels.items())), float(s.value))
-            for family in text_string_to_metric_families(text) for s in family.samples]  # fmt: skip
+    return [
+        Sample(s.name, tuple(sorted(s.labels.items())), float(s.value))
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    ]
 
 
 def total(samples: Iterable[Sample], name: str, **labels: str) -> float:

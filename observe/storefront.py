@@ -15,16 +15,16 @@ from typing import Any
 
 import grpc
 
-from features.session_store import SessionState, session_key
-from loadtest.producer import EventProducer
-from observe.config import Targets
-from observe.freshness import FreshnessTracker
-from observe.live import LiveFigures
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
 from streamrec.artifact import current_version, load_manifest
+from streamrec.devstack.probe import click
 from streamrec.errors import ArtifactError
-from streamrec.probe import click
+from streamrec.features.session_store import SessionState, session_key
+from streamrec.observe.config import Targets
+from streamrec.observe.freshness import FreshnessTracker
+from streamrec.observe.live import LiveFigures
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
+from streamrec.stream.producer import EventProducer
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")  # what the page may send: no key-namespace tricks
 CATALOGUE_SIZE = 24
@@ -32,14 +32,21 @@ RECOMMEND_K = 8
 CATALOGUE_SESSION = "__observe-catalogue__"  # never clicked, so Recommend answers it with popular items
 CATALOGUE_TTL_S = 10.0
 RECOMMEND_TIMEOUT_S = 2.0
-# `streamrec up` proves the path with a click on this item (streamrec/probe.py), so it trends on an idle stack;
+# `streamrec up` proves the path with a click on this item (streamrec/devstack/probe.py), so it trends on an idle stack;
 # it is not a product, and the model does not know it, so it stays off the shelf.
 HIDDEN_ITEMS = frozenset({"probe-item"})
 
 
 class Storefront:
-    def __init__(self, targets: Targets, redis_client: Any, channel: grpc.aio.Channel, tracker: FreshnessTracker,
-                 figures: LiveFigures, click_timeout_s: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        targets: Targets,
+        redis_client: Any,
+        channel: grpc.aio.Channel,
+        tracker: FreshnessTracker,
+        figures: LiveFigures,
+        click_timeout_s: float,
+    ) -> None:
         self.targets = targets
         self.project = targets.project
         self.redis = redis_client
@@ -55,8 +62,9 @@ class Storefront:
         started = time.perf_counter()
         reply: pb.RecommendResponse = await self.stub.Recommend(
             pb.RecommendRequest(session_id=session_id, k=k, context=pb.PageContext(page="home")),
-            timeout=RECOMMEND_TIMEOUT_S, metadata=self.targets.credentials.grpc_metadata(),
-        )  # fmt: skip
+            timeout=RECOMMEND_TIMEOUT_S,
+            metadata=self.targets.credentials.grpc_metadata(),
+        )
         self.figures.record_recommend((time.perf_counter() - started) * 1000, time.monotonic())
         return reply
 
@@ -90,12 +98,18 @@ class Storefront:
         started = time.perf_counter()
         reply = await self.recommend(session_id, RECOMMEND_K)
         return {
-            "session_id": session_id, "history": state.items[-20:], "events": state.events,
-            "recommendations": [{"item_id": i.item_id, "score": round(i.score, 4), "reason": i.reason}
-                                for i in reply.items],
-            "source": reply.source, "fallback": reply.fallback, "model_version": reply.model_version,
-            "state_age_ms": reply.state_age_ms, "recommend_ms": round((time.perf_counter() - started) * 1000, 2),
-        }  # fmt: skip
+            "session_id": session_id,
+            "history": state.items[-20:],
+            "events": state.events,
+            "recommendations": [
+                {"item_id": i.item_id, "score": round(i.score, 4), "reason": i.reason} for i in reply.items
+            ],
+            "source": reply.source,
+            "fallback": reply.fallback,
+            "model_version": reply.model_version,
+            "state_age_ms": reply.state_age_ms,
+            "recommend_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
 
     async def click(self, session_id: str, item_id: str) -> dict[str, Any]:
         """Produce a click, wait for its refresh to be visible, and return the session's new view."""

@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 from google.protobuf.message import DecodeError
 
-from protos import events_pb2
+from streamrec.protos import events_pb2
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,15 @@ class TailReader:
 
     def _run(self) -> None:
         started_ms = time.time() * 1000 - 1000
-        consumer = Consumer({
-            **self.client, "group.id": f"streamrec-observe-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False, "fetch.wait.max.ms": 5, "log_level": 3,
-        })  # fmt: skip
+        consumer = Consumer(
+            {
+                **self.client,
+                "group.id": f"streamrec-observe-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 5,
+                "log_level": 3,
+            }
+        )
         try:
             self._assign(consumer)
             while not self._stop.is_set():

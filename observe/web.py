@@ -24,9 +24,9 @@ import grpc
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from observe.config import ObserveSettings, Targets, targets_from_stack
-from observe.feeds import Feeds
-from observe.storefront import valid_id
+from streamrec.observe.config import ObserveSettings, Targets, targets_from_stack
+from streamrec.observe.feeds import Feeds
+from streamrec.observe.storefront import valid_id
 from streamrec.signals import stop_on_signals
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,8 @@
 """Regenerate the committed Python code of every .proto in protos/ (run: `make protos`); --check compares instead.
 
 The .proto files are the source of truth. Generated modules live beside them and are imported as
-`protos.events_pb2`, `protos.recommender_pb2` and `protos.recommender_pb2_grpc`.
+`streamrec.protos.events_pb2`, `streamrec.protos.recommender_pb2` and `streamrec.protos.recommender_pb2_grpc`
+(protoc reads the files through the package's path, streamrec/protos, so the generated imports name it).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from grpc_tools import protoc  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
+PACKAGE_PATH = Path("streamrec") / "protos"  # the link to protos/ inside the streamrec package
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 
 def generate(out_dir: Path) -> list[Path]:
-    """Run protoc for every .proto into `out_dir`/protos and return the generated files."""
+    """Run protoc for every .proto into `out_dir`/streamrec/protos and return the generated files."""
     include = Path(protoc.__file__).parent / "_proto"
     sources = sorted(PROTOS.glob("*.proto"))
     args = [
@@ -31,11 +33,11 @@ def generate(out_dir: Path) -> list[Path]:
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",
-        *[str(s.relative_to(ROOT)) for s in sources],
+        *[str(ROOT / PACKAGE_PATH / s.name) for s in sources],
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
-    produced = sorted((out_dir / "protos").glob("*_pb2*.py*"))
+    produced = sorted((out_dir / PACKAGE_PATH).glob("*_pb2*.py*"))
     # protoc writes an empty *_pb2_grpc.py for files without services; keep only those with content
     return [p for p in produced if p.read_text().strip() or not p.name.endswith("_pb2_grpc.py")]
 

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from protos import recommender_pb2 as protos_dot_recommender__pb2
+from streamrec.protos import recommender_pb2 as streamrec_dot_protos_dot_recommender__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in protos/recommender_pb2_grpc.py depends on'
+        + ' but the generated code in streamrec/protos/recommender_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,18 +36,18 @@ class RecommenderStub:
         """
         self.Recommend = channel.unary_unary(
                 '/streamrec.v1.Recommender/Recommend',
-                request_serializer=protos_dot_recommender__pb2.RecommendRequest.SerializeToString,
-                response_deserializer=protos_dot_recommender__pb2.RecommendResponse.FromString,
+                request_serializer=streamrec_dot_protos_dot_recommender__pb2.RecommendRequest.SerializeToString,
+                response_deserializer=streamrec_dot_protos_dot_recommender__pb2.RecommendResponse.FromString,
                 _registered_method=True)
         self.Score = channel.unary_unary(
                 '/streamrec.v1.Recommender/Score',
-                request_serializer=protos_dot_recommender__pb2.ScoreRequest.SerializeToString,
-                response_deserializer=protos_dot_recommender__pb2.ScoreResponse.FromString,
+                request_serializer=streamrec_dot_protos_dot_recommender__pb2.ScoreRequest.SerializeToString,
+                response_deserializer=streamrec_dot_protos_dot_recommender__pb2.ScoreResponse.FromString,
                 _registered_method=True)
         self.Info = channel.unary_unary(
                 '/streamrec.v1.Recommender/Info',
-                request_serializer=protos_dot_recommender__pb2.InfoRequest.SerializeToString,
-                response_deserializer=protos_dot_recommender__pb2.InfoResponse.FromString,
+                request_serializer=streamrec_dot_protos_dot_recommender__pb2.InfoRequest.SerializeToString,
+                response_deserializer=streamrec_dot_protos_dot_recommender__pb2.InfoResponse.FromString,
                 _registered_method=True)
 
 
@@ -80,18 +80,18 @@ def add_RecommenderServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Recommend': grpc.unary_unary_rpc_method_handler(
                     servicer.Recommend,
-                    request_deserializer=protos_dot_recommender__pb2.RecommendRequest.FromString,
-                    response_serializer=protos_dot_recommender__pb2.RecommendResponse.SerializeToString,
+                    request_deserializer=streamrec_dot_protos_dot_recommender__pb2.RecommendRequest.FromString,
+                    response_serializer=streamrec_dot_protos_dot_recommender__pb2.RecommendResponse.SerializeToString,
             ),
             'Score': grpc.unary_unary_rpc_method_handler(
                     servicer.Score,
-                    request_deserializer=protos_dot_recommender__pb2.ScoreRequest.FromString,
-                    response_serializer=protos_dot_recommender__pb2.ScoreResponse.SerializeToString,
+                    request_deserializer=streamrec_dot_protos_dot_recommender__pb2.ScoreRequest.FromString,
+                    response_serializer=streamrec_dot_protos_dot_recommender__pb2.ScoreResponse.SerializeToString,
             ),
             'Info': grpc.unary_unary_rpc_method_handler(
                     servicer.Info,
-                    request_deserializer=protos_dot_recommender__pb2.InfoRequest.FromString,
-                    response_serializer=protos_dot_recommender__pb2.InfoResponse.SerializeToString,
+                    request_deserializer=streamrec_dot_protos_dot_recommender__pb2.InfoRequest.FromString,
+                    response_serializer=streamrec_dot_protos_dot_recommender__pb2.InfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -119,8 +119,8 @@ class Recommender:
             request,
             target,
             '/streamrec.v1.Recommender/Recommend',
-            protos_dot_recommender__pb2.RecommendRequest.SerializeToString,
-            protos_dot_recommender__pb2.RecommendResponse.FromString,
+            streamrec_dot_protos_dot_recommender__pb2.RecommendRequest.SerializeToString,
+            streamrec_dot_protos_dot_recommender__pb2.RecommendResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -146,8 +146,8 @@ class Recommender:
             request,
             target,
             '/streamrec.v1.Recommender/Score',
-            protos_dot_recommender__pb2.ScoreRequest.SerializeToString,
-            protos_dot_recommender__pb2.ScoreResponse.FromString,
+            streamrec_dot_protos_dot_recommender__pb2.ScoreRequest.SerializeToString,
+            streamrec_dot_protos_dot_recommender__pb2.ScoreResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -173,8 +173,8 @@ class Recommender:
             request,
             target,
             '/streamrec.v1.Recommender/Info',
-            protos_dot_recommender__pb2.InfoRequest.SerializeToString,
-            protos_dot_recommender__pb2.InfoResponse.FromString,
+            streamrec_dot_protos_dot_recommender__pb2.InfoRequest.SerializeToString,
+            streamrec_dot_protos_dot_recommender__pb2.InfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

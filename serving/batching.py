@@ -15,8 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from serving import metrics
-from serving.runtime import ModelRuntime
+from streamrec.serving import metrics
+from streamrec.serving.runtime import ModelRuntime
 
 Candidates = list[tuple[str, float]] | None
 INLINE_UNDER_S = 0.0005  # inference this fast runs on the event loop for a lone request

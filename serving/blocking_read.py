@@ -29,9 +29,14 @@ RECV_BYTES = 65536
 
 class BlockingReader:
     def __init__(
-        self, host: str, port: int, setup: list[Command], timeout_s: float, retry_after_s: float = 1.0,
+        self,
+        host: str,
+        port: int,
+        setup: list[Command],
+        timeout_s: float,
+        retry_after_s: float = 1.0,
         connect_timeout_s: float = 0.5,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.address = (host, port)
         self.setup = setup  # AUTH and SELECT, as the asynchronous client sends them
         self.timeout_s = timeout_s

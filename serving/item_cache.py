@@ -3,10 +3,10 @@
 The stream worker writes one `item_features` row per item it touches (features/schema.py), each as of that item's
 last event. A background task reads, every `refresh_s`, the rows of the items that matter (the trending set
 `{project}:agg:trending`, top `trending_n`, plus the items that recently appeared among candidates) and the
-stream's event-time watermark, and turns them into one float32 matrix with `item_block`. A request only gathers
+stream's event-time watermark, and turns them into one float32 matrix with `item_block`
+(features/ranker_inputs.py, which training uses offline too). A request only gathers
 rows from the current snapshot: it never waits on Redis, and an item not (yet) in the snapshot reads as an
-item the stream knows nothing about. `item_block` is also what training uses offline (training/ranker_features.py),
-so the ranker sees the same numbers in both places.
+item the stream knows nothing about.
 """
 
 from __future__ import annotations
@@ -14,66 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from features.online import TS_KEY, FeatureLayout
-from features.schema import ITEM_FEATURES
 from streamrec.fastredis import Command, RedisReplyError
+from streamrec.features.online import FeatureLayout
+from streamrec.features.ranker_inputs import UNKNOWN_ROW, item_block, rows_to_raw
 
 log = logging.getLogger(__name__)
-
-RAW_FEATURES = tuple(name for name, _ in ITEM_FEATURES.features)  # the row as the worker writes it
-TRENDING_HALF_LIFE_MS = 3_600_000  # stream/aggregates.py's half-life (a test pins them equal)
-MAX_AGE_H = 48.0  # the item row's TTL (features.schema.ITEM_TTL_S): older rows are gone, so "unknown" = this age
-ITEM_BLOCK = (
-    "log_views_1h", "log_clicks_1h", "log_carts_1h", "log_purchases_1h",
-    "log_views_24h", "log_clicks_24h", "log_carts_24h", "log_purchases_24h",
-    "log_trending_now", "conversion_rate", "log_item_age_h",
-)  # fmt: skip
-_DECAY_PER_MS = math.log(2) / TRENDING_HALF_LIFE_MS
-
-
-def item_block(raw: np.ndarray, row_ts_ms: np.ndarray, known: np.ndarray, now_ms: int | np.ndarray) -> np.ndarray:
-    """Rows of RAW_FEATURES (as stored, [N, 10]) with their event times -> the ranker's ITEM_BLOCK [N, 11] float32.
-
-    Counts are log-scaled (they are heavy-tailed); the trending score is decayed from the row's time to `now_ms`
-    (as the worker's trending ranking does), so a quiet item's score fades even though its row is not rewritten;
-    the row's age says how stale its window counts are. Unknown items: zeros and the largest age. `now_ms` is
-    one time (online: the stream's watermark) or one per row (offline: each prefix's time).
-    """
-    raw = np.asarray(raw, dtype=np.float64).reshape(-1, len(RAW_FEATURES))
-    age_ms = np.maximum(now_ms - np.asarray(row_ts_ms, dtype=np.float64), 0.0)
-    out = np.zeros((len(raw), len(ITEM_BLOCK)), dtype=np.float64)
-    out[:, :8] = np.log1p(np.maximum(raw[:, :8], 0.0))
-    out[:, 8] = np.log1p(np.maximum(raw[:, 8], 0.0) * np.exp(-age_ms * _DECAY_PER_MS))
-    out[:, 9] = raw[:, 9]
-    out[:, 10] = np.log1p(np.minimum(age_ms / 3_600_000.0, MAX_AGE_H))
-    unknown = ~np.asarray(known, dtype=bool)
-    out[unknown] = 0.0
-    out[unknown, 10] = math.log1p(MAX_AGE_H)
-    return out.astype(np.float32)
-
-
-UNKNOWN_ROW = item_block(np.zeros((1, len(RAW_FEATURES))), np.zeros(1), np.zeros(1, dtype=bool), 0)[0]
-
-
-def rows_to_raw(rows: Sequence[dict[str, Any] | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decoded feature rows (None = no row) -> (raw [N, 10], event time [N], known [N])."""
-    raw = np.zeros((len(rows), len(RAW_FEATURES)), dtype=np.float64)
-    ts = np.zeros(len(rows), dtype=np.int64)
-    known = np.zeros(len(rows), dtype=bool)
-    for i, row in enumerate(rows):
-        if row is None:
-            continue
-        raw[i] = [float(row.get(name) or 0.0) for name in RAW_FEATURES]  # a field never written decodes as None
-        ts[i] = int(row.get(TS_KEY) or 0)
-        known[i] = True
-    return raw, ts, known
 
 
 @dataclass(frozen=True)
@@ -105,9 +56,14 @@ class ItemFeatureCache:
     """
 
     def __init__(
-        self, client: Any, project: str, refresh_s: float = 1.0, trending_n: int = 2000, recent_n: int = 20000,
+        self,
+        client: Any,
+        project: str,
+        refresh_s: float = 1.0,
+        trending_n: int = 2000,
+        recent_n: int = 20000,
         recent_refreshes: int = 300,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.client = client
         self.layout = FeatureLayout(project)
         self.trending_key = f"{project}:agg:trending"

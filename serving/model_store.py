@@ -14,10 +14,10 @@ import contextlib
 import logging
 from pathlib import Path
 
-from serving import metrics
-from serving.runtime import ModelRuntime
 from streamrec.artifact import current_version
 from streamrec.errors import ArtifactError, ScorerError
+from streamrec.serving import metrics
+from streamrec.serving.runtime import ModelRuntime
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from serving import metrics
+from streamrec.serving import metrics
 
 log = logging.getLogger(__name__)
 TRENDING_SIZE = 500

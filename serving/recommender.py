@@ -9,8 +9,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from features.session_store import Recommendations, SessionState
-from serving.rules import REASON_POPULAR, REASON_RANKED, REASON_SESSION, REASON_TRENDING, Scored, apply_rules, top_up
+from streamrec.features.session_store import Recommendations, SessionState
+from streamrec.serving.rules import (
+    REASON_POPULAR,
+    REASON_RANKED,
+    REASON_SESSION,
+    REASON_TRENDING,
+    Scored,
+    apply_rules,
+    top_up,
+)
 
 Candidates = list[tuple[str, float]] | None
 

@@ -17,24 +17,24 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
-from serving import metrics, recommender
-from serving.auth import TokenAuthInterceptor
-from serving.batching import InferenceBatcher
-from serving.blocking_read import BlockingReader
-from serving.config import ServingSettings
-from serving.item_cache import ItemFeatureCache
-from serving.model_store import ModelHolder
-from serving.popularity import PopularitySource
-from serving.ranking import MlpReranker, Rerankers
-from serving.rules import Scored
-from serving.runtime import ModelRuntime
-from serving.session_reader import SessionReader
-from serving.validation import Undecodable, lenient, recommend_problem, score_problem
 from streamrec.errors import ConfigError
 from streamrec.fastredis import FastRedis
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
 from streamrec.security import parse_tokens, server_credentials
+from streamrec.serving import metrics, recommender
+from streamrec.serving.auth import TokenAuthInterceptor
+from streamrec.serving.batching import InferenceBatcher
+from streamrec.serving.blocking_read import BlockingReader
+from streamrec.serving.config import ServingSettings
+from streamrec.serving.item_cache import ItemFeatureCache
+from streamrec.serving.model_store import ModelHolder
+from streamrec.serving.popularity import PopularitySource
+from streamrec.serving.ranking import MlpReranker, Rerankers
+from streamrec.serving.rules import Scored
+from streamrec.serving.runtime import ModelRuntime
+from streamrec.serving.session_reader import SessionReader
+from streamrec.serving.validation import Undecodable, lenient, recommend_problem, score_problem
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
@@ -92,8 +92,9 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         # built once per model version (a page view must not pay for path joins and a dict lookup each time)
         cached = self._policies.get(runtime.version)
         if cached is None:
-            cached = recommender.Policy(self.settings.max_per_category, runtime.categories,
-                                        reranker=self._reranker(runtime))  # fmt: skip
+            cached = recommender.Policy(
+                self.settings.max_per_category, runtime.categories, reranker=self._reranker(runtime)
+            )
             # the version in service and the one before it: in-flight requests may still hold the old runtime
             self._policies = {**dict(list(self._policies.items())[-1:]), runtime.version: cached}
         return cached
@@ -103,8 +104,12 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         if self.in_flight >= self.settings.max_in_flight:
             metrics.SHED.inc()
             limit = self.settings.max_in_flight
-            await self._reject(rpc, context, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                               f"scorer at its limit of {limit} concurrent requests; retry with backoff")  # fmt: skip
+            await self._reject(
+                rpc,
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"scorer at its limit of {limit} concurrent requests; retry with backoff",
+            )
 
     @contextlib.contextmanager
     def _slot(self) -> Iterator[None]:
@@ -139,9 +144,13 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         metrics.RECOMMEND_LATENCY.observe(time.perf_counter() - started)
         metrics.RECOMMEND_OK.inc()
         metrics.SOURCES.labels(answer.source).inc()
-        response = pb.RecommendResponse(model_version=answer.model_version, fallback=answer.fallback,
-                                        state_age_ms=answer.state_age_ms, source=answer.source,
-                                        cause_event_id=answer.cause_event_id)  # fmt: skip
+        response = pb.RecommendResponse(
+            model_version=answer.model_version,
+            fallback=answer.fallback,
+            state_age_ms=answer.state_age_ms,
+            source=answer.source,
+            cause_event_id=answer.cause_event_id,
+        )
         add_items(response.items, answer.items)
         return response
 
@@ -155,9 +164,15 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
             excludes.add(request.context.item_id)
         runtime = self.holder.runtime  # one reference for the whole call: a swap cannot split it
         answer = await recommender.recommend(
-            BoundModel(runtime, self.batcher), self._popular(), request.k, excludes, state, refreshed,
-            int(time.time() * 1000), self._policy(runtime),
-        )  # fmt: skip
+            BoundModel(runtime, self.batcher),
+            self._popular(),
+            request.k,
+            excludes,
+            state,
+            refreshed,
+            int(time.time() * 1000),
+            self._policy(runtime),
+        )
         if answer.fallback:
             metrics.FALLBACKS.labels("cold_session" if redis_ok else "redis_unavailable").inc()
         return answer
@@ -174,8 +189,9 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
             for s in request.sessions:
                 log.debug("score %s", s.session_id, extra={"event_id": s.cause_event_id, "session_id": s.session_id})
         with self._slot():
-            results = await recommender.score_sessions(BoundModel(runtime, self.batcher), self._popular(),
-                                                       request.k, histories, self._policy(runtime))  # fmt: skip
+            results = await recommender.score_sessions(
+                BoundModel(runtime, self.batcher), self._popular(), request.k, histories, self._policy(runtime)
+            )
         metrics.SCORE_LATENCY.observe(time.perf_counter() - started)
         metrics.SCORE_OK.inc()
         response = pb.ScoreResponse(model_version=runtime.version)
@@ -193,12 +209,16 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
             await self._reject("Info", context, grpc.StatusCode.INVALID_ARGUMENT, request.problem)
         runtime = self.holder.runtime
         return pb.InfoResponse(
-            model_version=runtime.version, providers=runtime.providers, model_type=runtime.manifest.model_type,
+            model_version=runtime.version,
+            providers=runtime.providers,
+            model_type=runtime.manifest.model_type,
             redis_ok=self.popularity.redis_ok and self.reader.redis_ok,
-            trending_from_stream=self.popularity.from_stream, in_flight=self.in_flight,
-            max_in_flight=self.settings.max_in_flight, uptime_s=time.monotonic() - self.started,
+            trending_from_stream=self.popularity.from_stream,
+            in_flight=self.in_flight,
+            max_in_flight=self.settings.max_in_flight,
+            uptime_s=time.monotonic() - self.started,
             ranker=self._reranker(runtime) is not None,
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -237,8 +257,9 @@ def add_recommender(service: RecommenderService, server: grpc.aio.Server) -> Non
     validation.lenient): undecodable bytes are INVALID_ARGUMENT, not UNKNOWN."""
 
     def handler(method: Any, request: type[Any], response: type[Any]) -> grpc.RpcMethodHandler:
-        return grpc.unary_unary_rpc_method_handler(method, request_deserializer=lenient(request),
-                                                   response_serializer=response.SerializeToString)  # fmt: skip
+        return grpc.unary_unary_rpc_method_handler(
+            method, request_deserializer=lenient(request), response_serializer=response.SerializeToString
+        )
 
     handlers = {
         "Recommend": handler(service.Recommend, pb.RecommendRequest, pb.RecommendResponse),
@@ -251,16 +272,24 @@ def add_recommender(service: RecommenderService, server: grpc.aio.Server) -> Non
 async def create_server(settings: ServingSettings, holder: ModelHolder | None = None) -> Scorer:
     """Build and start the scorer; returns it with its bound port (port 0 in settings picks a free one)."""
     holder = holder or ModelHolder(settings.registry, settings.providers, settings.ort_threads, settings.model_version)
-    client = aioredis.from_url(settings.core.redis_url.get_secret_value(), socket_timeout=settings.redis_timeout_s,
-                               socket_connect_timeout=settings.redis_timeout_s)  # fmt: skip
+    client = aioredis.from_url(
+        settings.core.redis_url.get_secret_value(),
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+    )
     session_client = FastRedis(settings.core.redis_url.get_secret_value(), settings.redis_timeout_s)
-    reader = SessionReader(session_client, settings.core.project,
-                           BlockingReader.like(session_client, settings.blocking_read_timeout_ms / 1000))  # fmt: skip
-    popularity = PopularitySource(client, settings.core.project, holder.runtime.manifest.popular_items,
-                                  settings.trending_refresh_s)  # fmt: skip
+    reader = SessionReader(
+        session_client,
+        settings.core.project,
+        BlockingReader.like(session_client, settings.blocking_read_timeout_ms / 1000),
+    )
+    popularity = PopularitySource(
+        client, settings.core.project, holder.runtime.manifest.popular_items, settings.trending_refresh_s
+    )
     batcher = InferenceBatcher(settings.max_batch, settings.max_wait_ms / 1000)
-    item_cache = ItemFeatureCache(FastRedis(settings.core.redis_url.get_secret_value()), settings.core.project,
-                                  settings.trending_refresh_s)  # fmt: skip
+    item_cache = ItemFeatureCache(
+        FastRedis(settings.core.redis_url.get_secret_value()), settings.core.project, settings.trending_refresh_s
+    )
     rerankers = Rerankers(item_cache)
     rerankers.get(holder.registry / holder.runtime.version)  # the served version's ranker, loaded up front
     service = RecommenderService(holder, reader, popularity, batcher, settings, rerankers)
@@ -268,11 +297,15 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     interceptors = [TokenAuthInterceptor(tokens)] if tokens else []
     if not tokens:
         log.warning("no auth tokens configured: Recommend, Score and Info are open to any caller")
-    options = [("grpc.max_receive_message_length", settings.max_message_bytes),
-               ("grpc.max_send_message_length", settings.max_message_bytes)]  # fmt: skip
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
     if settings.max_connection_age_s > 0:  # clients then reconnect, re-resolve DNS and find new replicas
-        options += [("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
-                    ("grpc.max_connection_age_grace_ms", int(settings.grace_s * 1000))]  # fmt: skip
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.grace_s * 1000)),
+        ]
     server = grpc.aio.server(interceptors=interceptors, options=options)
     add_recommender(service, server)
     health_servicer = health.aio.HealthServicer()
@@ -292,8 +325,9 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     runtime = holder.runtime
-    log.info("scorer listening on %s:%d, model %s, providers %s", settings.host, port, runtime.version,
-             runtime.providers)  # fmt: skip
+    log.info(
+        "scorer listening on %s:%d, model %s, providers %s", settings.host, port, runtime.version, runtime.providers
+    )
     return Scorer(server, port, service, health_servicer)
 
 
@@ -317,8 +351,13 @@ async def serve(settings: ServingSettings) -> None:
         from streamrec.registry_sync import sync_forever, wait_for_model
 
         await asyncio.to_thread(wait_for_model, settings.registry_url, settings.registry, settings.registry_wait_s)
-        threading.Thread(target=sync_forever, args=(settings.registry_url, settings.registry, settings.registry_sync_s),
-                         kwargs={"stop": sync_stop}, name="registry-sync", daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=sync_forever,
+            args=(settings.registry_url, settings.registry, settings.registry_sync_s),
+            kwargs={"stop": sync_stop},
+            name="registry-sync",
+            daemon=True,
+        ).start()
     scorer = await create_server(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,9 +8,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from features.session_store import Recommendations, SessionState, recs_key, session_key
-from serving import metrics
-from serving.blocking_read import BlockingReader
+from streamrec.features.session_store import Recommendations, SessionState, recs_key, session_key
+from streamrec.serving import metrics
+from streamrec.serving.blocking_read import BlockingReader
 
 log = logging.getLogger(__name__)
 READ_IN_PLACE = metrics.SESSION_READS.labels("in_place")

@@ -8,8 +8,8 @@ from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
-from protos import recommender_pb2
-from serving.config import MAX_ID_CHARS, MAX_IDS, MAX_K
+from streamrec.protos import recommender_pb2
+from streamrec.serving.config import MAX_ID_CHARS, MAX_IDS, MAX_K
 
 M = TypeVar("M", bound=Message)
 

@@ -9,8 +9,11 @@ from typing import Any
 import grpc
 from pydantic import SecretStr
 
-from features.online import FeatureLayout
-from features.session_store import (
+from streamrec.channels import scorer_channel_options
+from streamrec.errors import ScorerError
+from streamrec.fastredis import Command, FastRedis, Script, execute_with_scripts
+from streamrec.features.online import FeatureLayout
+from streamrec.features.session_store import (
     PUT_IF_NEWER,
     SESSION_TTL_S,
     Recommendations,
@@ -18,12 +21,9 @@ from features.session_store import (
     recs_key,
     session_key,
 )
-from protos import recommender_pb2, recommender_pb2_grpc
-from stream.aggregates import AppliedBatch
-from stream.processor import RawRecord
-from streamrec.channels import scorer_channel_options
-from streamrec.errors import ScorerError
-from streamrec.fastredis import Command, FastRedis, Script, execute_with_scripts
+from streamrec.protos import recommender_pb2, recommender_pb2_grpc
+from streamrec.stream.aggregates import AppliedBatch
+from streamrec.stream.processor import RawRecord
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,9 @@ class RedisStateStore:
             put([session_key(self.project, sid)], [state.to_json_bytes(), state.offset, self.ttl_s])
             for sid, state in states.items()
         ]
-        commands += [put([recs_key(self.project, sid)], [rec.to_json(), rec.offset, self.ttl_s])
-                     for sid, rec in recs.items()]  # fmt: skip
+        commands += [
+            put([recs_key(self.project, sid)], [rec.to_json(), rec.offset, self.ttl_s]) for sid, rec in recs.items()
+        ]
         pipe = CommandRecorder(commands)
         self._add_feature_rows(pipe, states, aggregates)
         await execute_with_scripts(self.client, commands, [self.put_if_newer])
@@ -69,12 +70,20 @@ class RedisStateStore:
         for sid, state in states.items():
             add(pipe, "session_features", sid, session_row(state), state.last_ts_ms)
         for item, agg in aggregates.items.items():
-            add(pipe, "item_features", item, {**agg.windows, "trending_score": agg.trending_score,
-                                              "conversion_rate": agg.conversion_rate}, agg.trending_ref_ms)  # fmt: skip
+            add(
+                pipe,
+                "item_features",
+                item,
+                {**agg.windows, "trending_score": agg.trending_score, "conversion_rate": agg.conversion_rate},
+                agg.trending_ref_ms,
+            )
         for user, uagg in aggregates.users.items():
             top = uagg.top_categories()
-            row = {"top_categories": [c for c, _ in top], "top_category_counts": [n for _, n in top],
-                   "purchase_history": uagg.purchases}  # fmt: skip
+            row = {
+                "top_categories": [c for c, _ in top],
+                "top_category_counts": [n for _, n in top],
+                "purchase_history": uagg.purchases,
+            }
             add(pipe, "user_features", user, row, aggregates.watermark_ms)
 
 

@@ -14,12 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from streamrec.fastredis import FastRedis, Script, execute_with_scripts
+from streamrec.features.schema import TRENDING_HALF_LIFE_MS
 
 SCRIPT = (Path(__file__).parent / "lua" / "apply_events.lua").read_text()
 KIND_CODES = {"view": "v", "click": "c", "add_to_cart": "a", "purchase": "p"}
-TRENDING_HALF_LIFE_MS = 3_600_000
-WINDOW_FEATURES = ("views_1h", "clicks_1h", "carts_1h", "purchases_1h",
-                   "views_24h", "clicks_24h", "carts_24h", "purchases_24h")  # fmt: skip
+WINDOW_FEATURES = (
+    "views_1h",
+    "clicks_1h",
+    "carts_1h",
+    "purchases_1h",
+    "views_24h",
+    "clicks_24h",
+    "carts_24h",
+    "purchases_24h",
+)
 
 
 @dataclass(frozen=True)
@@ -77,8 +85,9 @@ def parse_reply(reply: Sequence[Any]) -> AppliedBatch:
     for _ in range(int(reply[4])):
         item = _text(reply[pos])
         counts = [int(x) for x in reply[pos + 1 : pos + 9]]
-        out.items[item] = ItemAggregate(dict(zip(WINDOW_FEATURES, counts, strict=True)), float(reply[pos + 9]),
-                                        int(reply[pos + 10]))  # fmt: skip
+        out.items[item] = ItemAggregate(
+            dict(zip(WINDOW_FEATURES, counts, strict=True)), float(reply[pos + 9]), int(reply[pos + 10])
+        )
         pos += 11
     n_users = int(reply[pos])
     pos += 1

@@ -16,17 +16,17 @@ from typing import Any
 import faust
 import grpc
 
-from features.session_store import partition_and_update
-from stream import metrics, transport
-from stream.adapters import GrpcScorer, RedisStateStore, TopicDeadLetters
-from stream.aggregates import AggregateApplier
-from stream.batcher import SmartBatcher
-from stream.config import StreamSettings
-from stream.processor import Forward, Limits, RawRecord, SessionProcessor
 from streamrec.config import CoreSettings
 from streamrec.fastredis import FastRedis, RedisReplyError
+from streamrec.features.session_store import partition_and_update
 from streamrec.privacy import Pseudonymizer
 from streamrec.security import channel_credentials
+from streamrec.stream import metrics, transport
+from streamrec.stream.adapters import GrpcScorer, RedisStateStore, TopicDeadLetters
+from streamrec.stream.aggregates import AggregateApplier
+from streamrec.stream.batcher import SmartBatcher
+from streamrec.stream.config import StreamSettings
+from streamrec.stream.processor import Forward, Limits, RawRecord, SessionProcessor
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S = 0.1
@@ -98,8 +98,13 @@ class EventsTopicRouter:
             return self.configured
         if actual != self._known:
             if actual != self.configured:
-                log.warning("topic %s has %d partitions, STREAMREC_TOPIC_PARTITIONS says %d: sessions are routed by "
-                            "the broker's count", self.topic.get_topic_name(), actual, self.configured)  # fmt: skip
+                log.warning(
+                    "topic %s has %d partitions, STREAMREC_TOPIC_PARTITIONS says %d: sessions are routed by "
+                    "the broker's count",
+                    self.topic.get_topic_name(),
+                    actual,
+                    self.configured,
+                )
             self._known = actual
         return actual
 
@@ -107,9 +112,15 @@ class EventsTopicRouter:
         pending = []
         for f in records:  # sent in order: a session's forwarded records keep their order on its partition
             origin = f"{f.record.partition}:{f.record.offset}".encode()
-            pending.append(await self.topic.send(key=f.session_id.encode(), value=f.record.value, partition=f.partition,
-                                                 timestamp=f.record.timestamp_s,
-                                                 headers={"forwarded_from": origin}))  # fmt: skip
+            pending.append(
+                await self.topic.send(
+                    key=f.session_id.encode(),
+                    value=f.record.value,
+                    partition=f.partition,
+                    timestamp=f.record.timestamp_s,
+                    headers={"forwarded_from": origin},
+                )
+            )
         await asyncio.gather(*pending)
 
 
@@ -158,11 +169,13 @@ def create_app(settings: StreamSettings) -> faust.App:
         core.events_topic, key_serializer="raw", value_serializer="raw", partitions=core.topic_partitions
     )
     dead_letters = app.topic(core.dlq_topic, key_serializer="raw", value_serializer="raw", partitions=1)
-    table = SessionTable(app, name="sessions", default=None, partitions=core.topic_partitions, beacon=app.tables.beacon,
-                         value_type=bytes)  # SessionState JSON, as in Redis  # fmt: skip
+    table = SessionTable(
+        app, name="sessions", default=None, partitions=core.topic_partitions, beacon=app.tables.beacon, value_type=bytes
+    )  # SessionState JSON, as in Redis
     app.tables.add(table)
-    scorer = GrpcScorer(core.scorer_address, settings.scorer_timeout_s, settings.scorer_token,
-                        scorer_channel_credentials(settings))  # fmt: skip
+    scorer = GrpcScorer(
+        core.scorer_address, settings.scorer_timeout_s, settings.scorer_token, scorer_channel_credentials(settings)
+    )
     redis_client = FastRedis(core.redis_url.get_secret_value())
     store = RedisStateStore(redis_client, core.project)
     aggregates = AggregateApplier(redis_client, core.project, core.events_topic)
@@ -172,8 +185,9 @@ def create_app(settings: StreamSettings) -> faust.App:
     pseudonym = Pseudonymizer(core.user_id_key, core.user_id_key_id)
     dead_letter_sink = TopicDeadLetters(dead_letters, app.conf.producer_max_request_size)
     router = EventsTopicRouter(app, events, core.topic_partitions)
-    processor = SessionProcessor(table, dead_letter_sink, scorer, aggregates, store, limits,
-                                 pseudonym=pseudonym, router=router)  # fmt: skip
+    processor = SessionProcessor(
+        table, dead_letter_sink, scorer, aggregates, store, limits, pseudonym=pseudonym, router=router
+    )
 
     @app.agent(events, name="sessions-agent")
     async def process(stream: Any) -> None:
@@ -200,10 +214,15 @@ def create_app(settings: StreamSettings) -> faust.App:
             highwater = app.consumer.highwater(message.tp)
             return 0 if highwater is None else highwater - message.offset - 1
 
-        batcher: SmartBatcher[Any] = SmartBatcher(handle, settings.batch_max_events, settings.buffer_max_events,
-                                                  settings.batch_linger_ms / 1000, on_error=crash,
-                                                  linger_from=settings.batch_linger_from_events,
-                                                  backlog=backlog)  # fmt: skip
+        batcher: SmartBatcher[Any] = SmartBatcher(
+            handle,
+            settings.batch_max_events,
+            settings.buffer_max_events,
+            settings.batch_linger_ms / 1000,
+            on_error=crash,
+            linger_from=settings.batch_linger_from_events,
+            backlog=backlog,
+        )
         async for event in stream.events():
             await batcher.add(event)
 
@@ -253,10 +272,17 @@ def broker_credentials(core: CoreSettings) -> Any:
     password = core.kafka_sasl_password.get_secret_value() if core.kafka_sasl_password else ""
     mechanism = core.kafka_sasl_mechanism
     if mechanism == "PLAIN":
-        return faust.SASLCredentials(username=core.kafka_sasl_username, password=password,
-                                     ssl_context=context if protocol == "SASL_SSL" else None)  # fmt: skip
-    return faust.SASLCredentials(username=core.kafka_sasl_username, password=password, mechanism=mechanism,
-                                 ssl_context=context if protocol == "SASL_SSL" else None)  # fmt: skip
+        return faust.SASLCredentials(
+            username=core.kafka_sasl_username,
+            password=password,
+            ssl_context=context if protocol == "SASL_SSL" else None,
+        )
+    return faust.SASLCredentials(
+        username=core.kafka_sasl_username,
+        password=password,
+        mechanism=mechanism,
+        ssl_context=context if protocol == "SASL_SSL" else None,
+    )
 
 
 async def process_with_retry(processor: SessionProcessor, records: list[RawRecord]) -> None:

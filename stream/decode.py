@@ -10,9 +10,9 @@ import math
 
 from google.protobuf.message import DecodeError
 
-from protos import events_pb2
 from streamrec.errors import InvalidEvent
 from streamrec.events import CanonicalEvent
+from streamrec.protos import events_pb2
 
 MAX_ID_CHARS = 256
 # quantity is a uint32: a producer that writes -1 or -2 as an int32 varint (Java, Go) sends 4,294,967,295 or

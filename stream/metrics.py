@@ -10,22 +10,32 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
-from stream.processor import BatchOutcome
+from streamrec.stream.processor import BatchOutcome
 
 REGISTRY = CollectorRegistry()
-EVENTS = Counter("streamrec_worker_events_total", "Events by type and outcome", ["type", "outcome"],
-                 registry=REGISTRY)  # fmt: skip
-DEAD_LETTERS = Counter("streamrec_worker_dead_letters_total", "Dead-lettered records by reason", ["reason"],
-                       registry=REGISTRY)  # fmt: skip
-BATCH_SIZE = Histogram("streamrec_worker_batch_events", "Records per processed batch", registry=REGISTRY,
-                       buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))  # fmt: skip
-BATCH_SECONDS = Histogram("streamrec_worker_batch_seconds", "Time to process one batch", registry=REGISTRY,
-                          buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5))  # fmt: skip
+EVENTS = Counter("streamrec_worker_events_total", "Events by type and outcome", ["type", "outcome"], registry=REGISTRY)
+DEAD_LETTERS = Counter(
+    "streamrec_worker_dead_letters_total", "Dead-lettered records by reason", ["reason"], registry=REGISTRY
+)
+BATCH_SIZE = Histogram(
+    "streamrec_worker_batch_events",
+    "Records per processed batch",
+    registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+BATCH_SECONDS = Histogram(
+    "streamrec_worker_batch_seconds",
+    "Time to process one batch",
+    registry=REGISTRY,
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+)
 REFRESHES = Counter("streamrec_worker_refreshes_total", "Refreshed lists by outcome", ["outcome"], registry=REGISTRY)
-RETRIES = Counter("streamrec_worker_batch_retries_total", "Batches retried after a Redis or network error",
-                  registry=REGISTRY)  # fmt: skip
-ASSIGNED = Gauge("streamrec_worker_assigned_partitions", "Partitions of the events topic assigned here",
-                 registry=REGISTRY)  # fmt: skip
+RETRIES = Counter(
+    "streamrec_worker_batch_retries_total", "Batches retried after a Redis or network error", registry=REGISTRY
+)
+ASSIGNED = Gauge(
+    "streamrec_worker_assigned_partitions", "Partitions of the events topic assigned here", registry=REGISTRY
+)
 # fine around the freshness target (50 ms p99): quantiles are interpolated within a bucket
 _AGE_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5, 10, 30, 60)
 # all from the record's Kafka timestamp (the producer's clock): across machines, clock skew is part of it
@@ -60,23 +70,34 @@ class AgeHistogram:
     def collect(self) -> Iterator[HistogramMetricFamily]:
         cumulative = list(accumulate(self.counts))
         labels = [floatToGoString(bound) for bound in self.bounds] + ["+Inf"]
-        yield HistogramMetricFamily(self.name, self.documentation, buckets=list(zip(labels, cumulative, strict=True)),
-                                    sum_value=self.sum)  # fmt: skip
+        yield HistogramMetricFamily(
+            self.name, self.documentation, buckets=list(zip(labels, cumulative, strict=True)), sum_value=self.sum
+        )
 
 
-FETCHED = AgeHistogram("streamrec_worker_fetched_seconds",
-                       "Record timestamp to the worker's Kafka consumer receiving it: producer batching and the broker",
-                       _AGE_BUCKETS, REGISTRY)  # fmt: skip
-PICKUP = AgeHistogram("streamrec_worker_pickup_seconds", "Record timestamp to the start of the batch handling it",
-                      _AGE_BUCKETS, REGISTRY)  # fmt: skip
-FRESHNESS = AgeHistogram("streamrec_worker_freshness_seconds",
-                         "Record timestamp to its batch's state, features and refreshed lists written",
-                         _AGE_BUCKETS, REGISTRY)  # fmt: skip
-FORWARDED = Counter("streamrec_worker_events_forwarded_total",
-                    "Events that arrived off their session's partition and were sent on to it (applied there)",
-                    registry=REGISTRY)  # fmt: skip
-LATE = Counter("streamrec_worker_late_events_total", "Events older than the 24 h window (totals only)",
-               registry=REGISTRY)  # fmt: skip
+FETCHED = AgeHistogram(
+    "streamrec_worker_fetched_seconds",
+    "Record timestamp to the worker's Kafka consumer receiving it: producer batching and the broker",
+    _AGE_BUCKETS,
+    REGISTRY,
+)
+PICKUP = AgeHistogram(
+    "streamrec_worker_pickup_seconds", "Record timestamp to the start of the batch handling it", _AGE_BUCKETS, REGISTRY
+)
+FRESHNESS = AgeHistogram(
+    "streamrec_worker_freshness_seconds",
+    "Record timestamp to its batch's state, features and refreshed lists written",
+    _AGE_BUCKETS,
+    REGISTRY,
+)
+FORWARDED = Counter(
+    "streamrec_worker_events_forwarded_total",
+    "Events that arrived off their session's partition and were sent on to it (applied there)",
+    registry=REGISTRY,
+)
+LATE = Counter(
+    "streamrec_worker_late_events_total", "Events older than the 24 h window (totals only)", registry=REGISTRY
+)
 
 
 def record(outcome: BatchOutcome, records: int, seconds: float) -> None:

@@ -30,12 +30,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from features.session_store import MAX_SESSION_ITEMS, Recommendations, SessionState
-from stream.aggregates import AggregateInput, AppliedBatch
-from stream.decode import decode_event
-from stream.partitioning import owner_partition
 from streamrec.errors import InvalidEvent, ScorerError
 from streamrec.events import CanonicalEvent
+from streamrec.features.session_store import MAX_SESSION_ITEMS, Recommendations, SessionState
+from streamrec.stream.aggregates import AggregateInput, AppliedBatch
+from streamrec.stream.decode import decode_event
+from streamrec.stream.partitioning import owner_partition
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +204,17 @@ class SessionProcessor:
                 outcome.by_type[event.type] += 1
             else:
                 outcome.redelivered += 1
-            to_aggregate.append(AggregateInput(record.partition, record.offset, event.item_id, event.type,
-                                               event.ts_ms, event.category_id, event.user_id))  # fmt: skip
+            to_aggregate.append(
+                AggregateInput(
+                    record.partition,
+                    record.offset,
+                    event.item_id,
+                    event.type,
+                    event.ts_ms,
+                    event.category_id,
+                    event.user_id,
+                )
+            )
         affected = {sid: t for sid, t in touched.items() if t.cause is not None}
         if not affected:
             return
@@ -225,8 +234,11 @@ class SessionProcessor:
         now = time.monotonic()
         if now - self._forward_logged_at >= FORWARD_LOG_EVERY_S:  # a producer with another partitioner: steady
             routes = self._forward_routes
-            log.info("forwarded %d records to their sessions' partitions since the last report (%s)",
-                     routes.total(), ", ".join(f"{route}: {n}" for route, n in sorted(routes.items())))  # fmt: skip
+            log.info(
+                "forwarded %d records to their sessions' partitions since the last report (%s)",
+                routes.total(),
+                ", ".join(f"{route}: {n}" for route, n in sorted(routes.items())),
+            )
             self._forward_routes, self._forward_logged_at = Counter(), now
 
     async def _decode_or_dead_letter(self, record: RawRecord, now: int, outcome: BatchOutcome) -> CanonicalEvent | None:
@@ -254,8 +266,11 @@ class SessionProcessor:
         return out
 
     async def _refresh(self, touched: dict[str, _Touched], outcome: BatchOutcome) -> dict[str, Recommendations]:
-        requests = [(sid, t.state.items, t.state.purchases, t.cause.event_id if t.cause else "")
-                    for sid, t in touched.items() if t.state.items]  # fmt: skip
+        requests = [
+            (sid, t.state.items, t.state.purchases, t.cause.event_id if t.cause else "")
+            for sid, t in touched.items()
+            if t.state.items
+        ]
         if not requests:
             return {}
         try:
@@ -272,8 +287,16 @@ class SessionProcessor:
                 cause = session.cause
                 recs[sid] = Recommendations(session.cause_offset, items, version, cause.event_id, cause.ts_ms, now)
                 if log.isEnabledFor(logging.DEBUG):
-                    log.debug("refreshed %s", sid, extra={"event_id": cause.event_id, "session_id": sid,
-                                                          "model_version": version, "items": len(items)})  # fmt: skip
+                    log.debug(
+                        "refreshed %s",
+                        sid,
+                        extra={
+                            "event_id": cause.event_id,
+                            "session_id": sid,
+                            "model_version": version,
+                            "items": len(items),
+                        },
+                    )
         outcome.refreshed += len(recs)
         return recs
 

@@ -15,8 +15,8 @@ from typing import Any
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from stream import metrics
-from stream.config import DEFAULT_FETCH_MAX_WAIT_MS
+from streamrec.stream import metrics
+from streamrec.stream.config import DEFAULT_FETCH_MAX_WAIT_MS
 
 SCHEME = "streamrec"
 fetch_max_wait_ms = DEFAULT_FETCH_MAX_WAIT_MS  # set by stream.app from StreamSettings before the app starts

@@ -130,8 +130,9 @@ def list_versions(registry: Path) -> list[str]:
     """Published versions, oldest first."""
     if not registry.is_dir():
         return []
-    return sorted(p.name for p in registry.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file())  # fmt: skip
+    return sorted(
+        p.name for p in registry.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()
+    )
 
 
 def current_version(registry: Path) -> str:

@@ -13,15 +13,15 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from stream.app import run_worker
-    from stream.config import StreamSettings
+    from streamrec.stream.app import run_worker
+    from streamrec.stream.config import StreamSettings
 
     return run_worker(StreamSettings())
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from serving.config import ServingSettings
-    from serving.server import run_server
+    from streamrec.serving.config import ServingSettings
+    from streamrec.serving.server import run_server
 
     overrides = {k: v for k, v in {"port": args.port, "registry": args.registry}.items() if v is not None}
     return run_server(ServingSettings(**overrides))
@@ -46,7 +46,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
-    from streamrec.stack import scorer_ready
+    from streamrec.devstack.stack import scorer_ready
 
     ok = scorer_ready(args.address)
     print(f"{args.address}: {'SERVING' if ok else 'NOT SERVING'}")
@@ -84,12 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default="127.0.0.1:50051")
     p.set_defaults(handler=_health)
 
-    from bench.cli import register as register_bench
-    from features.cli import register as register_features
-    from loadtest.cli import register as register_loadtest
-    from observe.cli import register as register_observe
+    from streamrec.bench.cli import register as register_bench
+    from streamrec.features.cli import register as register_features
+    from streamrec.loadtest.cli import register as register_loadtest
     from streamrec.model_cli import register as register_model
-    from training.cli import register as register_training
+    from streamrec.observe.cli import register as register_observe
+    from streamrec.training.cli import register as register_training
 
     register_training(sub)
     register_features(sub)

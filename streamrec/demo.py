@@ -14,15 +14,15 @@ from typing import cast
 import grpc
 import redis
 
-from features.session_store import SessionState, session_key
-from loadtest.producer import EventProducer, replay
-from protos import recommender_pb2, recommender_pb2_grpc
 from streamrec.config import EVENTS_TOPIC
+from streamrec.devstack.localstack import LocalStack
+from streamrec.devstack.probe import click, wait_for_refresh
+from streamrec.devstack.stack import StackOptions, start_stack
 from streamrec.errors import StackError
-from streamrec.localstack import LocalStack
-from streamrec.probe import click, wait_for_refresh
-from streamrec.stack import StackOptions, start_stack
-from training.synthetic import SyntheticConfig, generate_time_ordered, make_catalogue
+from streamrec.features.session_store import SessionState, session_key
+from streamrec.protos import recommender_pb2, recommender_pb2_grpc
+from streamrec.stream.producer import EventProducer, replay
+from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered, make_catalogue
 
 SHOWN = 8  # items printed per list
 REPLAY_SEED = 11  # sessions the model has not seen, drawn in the same synthetic world it was trained on
@@ -31,16 +31,23 @@ REPLAY_SEED = 11  # sessions the model has not seen, drawn in the same synthetic
 def run_demo(sessions: int = 2000, epochs: int | None = None) -> int:
     started = time.perf_counter()
     with LocalStack() as stack:
-        print("starting broker and Redis, training a small model, applying the Feast repository, starting scorer "
-              "and worker ...", flush=True)  # fmt: skip
+        print(
+            "starting broker and Redis, training a small model, applying the Feast repository, starting scorer "
+            "and worker ...",
+            flush=True,
+        )
         addresses = start_stack(stack, StackOptions(train_epochs=epochs, feast_apply=True))
-        print(f"stack up in {time.perf_counter() - started:.1f}s: kafka {addresses.kafka}, redis {addresses.redis}, "
-              f"grpc {addresses.grpc}")  # fmt: skip
+        print(
+            f"stack up in {time.perf_counter() - started:.1f}s: kafka {addresses.kafka}, redis {addresses.redis}, "
+            f"grpc {addresses.grpc}"
+        )
         config = SyntheticConfig(n_sessions=sessions, session_seed=REPLAY_SEED)
         events = generate_time_ordered(config)
         result = replay(events, addresses.kafka, EVENTS_TOPIC, rate=None)
-        print(f"replayed {result.sent} events of {sessions} sessions in {result.seconds:.1f}s "
-              f"(checksum {result.checksum[:12]})")  # fmt: skip
+        print(
+            f"replayed {result.sent} events of {sessions} sessions in {result.seconds:.1f}s "
+            f"(checksum {result.checksum[:12]})"
+        )
         client = redis.Redis.from_url(addresses.redis)
         last_event = {e.session_id: e.event_id for e in events}
         demo_sessions = random.Random(REPLAY_SEED).sample(sorted(last_event), 3)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from protos import events_pb2
 from streamrec.errors import InvalidEvent
+from streamrec.protos import events_pb2
 
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase")
 _TO_PROTO = {

@@ -35,8 +35,9 @@ def logging_config(verbose: bool = False) -> dict[str, Any]:
     """A dictConfig for the root logger (also handed to Faust's worker, which otherwise installs its own)."""
     fmt = os.environ.get("STREAMREC_LOG_FORMAT", "text")
     level = "DEBUG" if verbose else os.environ.get("STREAMREC_LOG_LEVEL", "INFO").upper()
-    formatter = ({"()": JsonFormatter} if fmt == "json"
-                 else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"})  # fmt: skip
+    formatter = (
+        {"()": JsonFormatter} if fmt == "json" else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -74,5 +74,6 @@ def channel_credentials(ca: Path | None, cert: Path | None = None, key: Path | N
     """TLS for a client; `cert`/`key` present a client certificate for mutual TLS."""
     if (cert is None) != (key is None):
         raise ConfigError("a client certificate needs both its cert and key file")
-    return grpc.ssl_channel_credentials(root_certificates=_read(ca), private_key=_read(key),
-                                        certificate_chain=_read(cert))  # fmt: skip
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(ca), private_key=_read(key), certificate_chain=_read(cert)
+    )

@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from streamrec.devstack.localstack import LocalStack
+from streamrec.devstack.stack import STACK_FILE, StackAddresses, StackOptions, start_stack
 from streamrec.errors import StackError
-from streamrec.localstack import LocalStack
 from streamrec.signals import stop_on_signals
-from streamrec.stack import STACK_FILE, StackAddresses, StackOptions, start_stack
 
 DETACH_TIMEOUT_S = 300.0  # first start may train a model
 STOP_TIMEOUT_S = 30.0
@@ -26,13 +26,17 @@ def run_foreground(state_dir: Path) -> int:
     stop = stop_on_signals()
     with LocalStack(state_dir=state_dir) as stack:
         addresses = start_stack(stack, StackOptions(registry=state_dir / "registry", feast_apply=True))
-        from observe.web import start_stack_web  # the live page runs on a thread of this supervisor
+        from streamrec.observe.web import start_stack_web  # the live page runs on a thread of this supervisor
 
         web = start_stack_web(addresses)
         addresses.web = web.url
         addresses.write(state_dir)
-        print(json.dumps({"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc,
-                          "web": addresses.web}), flush=True)  # fmt: skip
+        print(
+            json.dumps(
+                {"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc, "web": addresses.web}
+            ),
+            flush=True,
+        )
         try:
             while not stop.wait(0.2):
                 dead = [name for name, service in stack.services.items() if not service.alive()]
@@ -56,14 +60,20 @@ def run_detached(state_dir: Path) -> int:
     with log_path.open("ab") as log:
         supervisor = subprocess.Popen(
             [sys.executable, "-m", "streamrec.cli", "up", "--state-dir", str(state_dir)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + DETACH_TIMEOUT_S
     while time.monotonic() < deadline:
         if stack_file.exists():
             addresses = StackAddresses.read(state_dir)
-            print(json.dumps({"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc,
-                              "web": addresses.web}))  # fmt: skip
+            print(
+                json.dumps(
+                    {"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc, "web": addresses.web}
+                )
+            )
             print(f"live page {addresses.web}/ and storefront {addresses.web}/store")
             print(f"stack running (supervisor pid {supervisor.pid}); stop it: streamrec down --state-dir {state_dir}")
             return 0

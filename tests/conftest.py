@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.localstack import LocalStack
-from streamrec.stack import StackAddresses, StackOptions, start_stack
+from streamrec.devstack.localstack import LocalStack
+from streamrec.devstack.stack import StackAddresses, StackOptions, start_stack
 
 TEST_SESSIONS = 2000  # synthetic sessions the shared test model is trained on
 TEST_EPOCHS = 4
@@ -45,8 +45,8 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
 @pytest.fixture(scope="session")
 def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry with one GRU4Rec version trained on the seeded synthetic clickstream."""
-    from training.synthetic import SyntheticConfig, generate
-    from training.train import train_session_model
+    from streamrec.training.synthetic import SyntheticConfig, generate
+    from streamrec.training.train import train_session_model
 
     registry = tmp_path_factory.mktemp("registry")
     train_session_model(generate(SyntheticConfig(n_sessions=TEST_SESSIONS)), registry, epochs=TEST_EPOCHS)

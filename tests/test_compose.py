@@ -9,28 +9,38 @@ from __future__ import annotations
 import base64
 import re
 import shlex
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from serving.config import DEFAULT_PORT
 from streamrec.cli import build_parser
 from streamrec.config import CoreSettings
 from streamrec.devstack.kafka_dist import kafka_version
+from streamrec.serving.config import DEFAULT_PORT
 from tests.deploy.settings_env import interpolate, parse_env, serving_settings, stream_settings, unknown_names
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 PROFILES = {
     "core": {"kafka", "redis", "feast-apply", "minio", "trainer", "model-publish", "worker", "prometheus", "grafana"},
-    "core-ha": {"kafka-1", "kafka-2", "kafka-3", "redis", "feast-apply", "minio", "trainer", "model-publish",
-                "worker-ha", "prometheus", "grafana"},
+    "core-ha": {
+        "kafka-1",
+        "kafka-2",
+        "kafka-3",
+        "redis",
+        "feast-apply",
+        "minio",
+        "trainer",
+        "model-publish",
+        "worker-ha",
+        "prometheus",
+        "grafana",
+    },
     "edge": {"redis-replica", "scorer"},
     "edge-gpu": {"redis-replica", "scorer-gpu"},
-}  # fmt: skip
+}
 ONE_SHOTS = {"feast-apply", "trainer", "model-publish"}
 DEPLOYMENTS = [["core"], ["core-ha"], ["edge"], ["edge-gpu"], ["core", "edge"], ["core-ha", "edge", "edge-gpu"]]
 WORKERS = ["worker", "worker-ha"]
@@ -189,8 +199,11 @@ def test_the_ha_core_runs_three_brokers_with_replication_factor_three(services: 
     assert len(base64.urlsafe_b64decode(envs[0]["CLUSTER_ID"] + "==")) == 16  # Kafka wants a base64 UUID
     for env in envs:
         assert set(env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")) == voters
-        for key in ("KAFKA_DEFAULT_REPLICATION_FACTOR", "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
-                    "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"):  # fmt: skip
+        for key in (
+            "KAFKA_DEFAULT_REPLICATION_FACTOR",
+            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        ):
             assert env[key] == "3", key
         assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2" and env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
     worker = stream_settings(env_of(services["worker-ha"]))
@@ -223,12 +236,13 @@ def test_variables_have_defaults_and_edge_hosts_can_point_at_a_remote_core() -> 
 
 
 def test_images_hold_every_package_and_run_the_cli() -> None:
-    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
-    packages = {pattern.rstrip("*") for pattern in include["include"]}
+    # the package and every folder it links to (streamrec/stream -> ../stream, ...): a link copied without its
+    # target would install an empty name
+    linked = {p.name for p in (ROOT / "streamrec").iterdir() if p.is_symlink() and p.is_dir()}
     for dockerfile in ("Dockerfile", "Dockerfile.gpu"):
         text = (ROOT / dockerfile).read_text()
         copied = set(re.findall(r"^COPY (\w+) \1$", text, flags=re.MULTILINE))
-        assert copied == packages, dockerfile
+        assert copied == {"streamrec", *linked}, dockerfile
         assert 'ENTRYPOINT ["streamrec"]' in text and re.search(r"^USER \w+", text, flags=re.MULTILINE)
         assert 'pip install ".[s3]"' in text  # s3fs for the model registry
     gpu = (ROOT / "Dockerfile.gpu").read_text()
@@ -237,8 +251,10 @@ def test_images_hold_every_package_and_run_the_cli() -> None:
 
 def test_prometheus_scrapes_the_metrics_ports_and_grafana_finds_its_dashboards(services: dict[str, Any]) -> None:
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    ports = {"worker": stream_settings(env_of(services["worker"])).metrics_port,
-             "scorer": serving_settings(env_of(services["scorer"])).metrics_port}  # fmt: skip
+    ports = {
+        "worker": stream_settings(env_of(services["worker"])).metrics_port,
+        "scorer": serving_settings(env_of(services["scorer"])).metrics_port,
+    }
     scraped = {}
     for job in config["scrape_configs"]:
         for sd in job.get("dns_sd_configs", []):

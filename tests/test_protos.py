@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protos import codegen
+from streamrec.protos import codegen
 
 
 def test_generated_code_is_current() -> None:

@@ -63,8 +63,9 @@ def leftovers(local: Path) -> list[str]:
     return sorted(p.name for p in local.iterdir() if p.name.startswith(".staging"))
 
 
-def test_publish_then_sync_makes_the_version_current_on_the_edge(remote: str, trainer_registry: Path,
-                                                                 edge: Path) -> None:  # fmt: skip
+def test_publish_then_sync_makes_the_version_current_on_the_edge(
+    remote: str, trainer_registry: Path, edge: Path
+) -> None:
     version_dir = make_version(trainer_registry)
     result = sync.publish(version_dir, remote)
     assert result == sync.PublishResult(version_dir.name, uploaded=True)
@@ -83,8 +84,9 @@ def test_an_empty_remote_changes_nothing(remote: str, edge: Path) -> None:
     assert sync.local_current(edge) is None
 
 
-def test_a_corrupted_remote_file_is_rejected_and_never_made_current(remote: str, trainer_registry: Path,
-                                                                    edge: Path) -> None:  # fmt: skip
+def test_a_corrupted_remote_file_is_rejected_and_never_made_current(
+    remote: str, trainer_registry: Path, edge: Path
+) -> None:
     good = make_version(trainer_registry, b"good", when=1_000_000)
     sync.publish(good, remote)
     sync.sync_once(remote, edge)
@@ -127,8 +129,9 @@ def test_current_moves_only_after_the_version_is_verified_and_in_place(
     assert sync.local_current(edge) == new.name
 
 
-def test_rollback_on_the_remote_propagates_to_edges(remote: str, trainer_registry: Path, edge: Path,
-                                                    tmp_path: Path) -> None:  # fmt: skip
+def test_rollback_on_the_remote_propagates_to_edges(
+    remote: str, trainer_registry: Path, edge: Path, tmp_path: Path
+) -> None:
     v1 = make_version(trainer_registry, b"one", when=1_000_000)
     v2 = make_version(trainer_registry, b"two", when=2_000_000)
     sync.publish(v1, remote)
@@ -155,8 +158,9 @@ def test_a_version_without_its_manifest_is_invisible(remote: str, trainer_regist
     assert sync.remote_current(remote) == version_dir.name
 
 
-def test_publish_is_idempotent_and_refuses_other_contents_under_the_same_name(remote: str, trainer_registry: Path,
-                                                                              tmp_path: Path) -> None:  # fmt: skip
+def test_publish_is_idempotent_and_refuses_other_contents_under_the_same_name(
+    remote: str, trainer_registry: Path, tmp_path: Path
+) -> None:
     version_dir = make_version(trainer_registry)
     assert sync.publish(version_dir, remote).uploaded
     assert not sync.publish(version_dir, remote).uploaded
@@ -193,8 +197,9 @@ def test_a_remote_current_that_is_not_a_plain_name_is_rejected(remote: str, edge
         sync.sync_once(remote, edge)
 
 
-def test_a_manifest_naming_files_outside_its_version_is_rejected(remote: str, trainer_registry: Path,
-                                                                 edge: Path) -> None:  # fmt: skip
+def test_a_manifest_naming_files_outside_its_version_is_rejected(
+    remote: str, trainer_registry: Path, edge: Path
+) -> None:
     version_dir = make_version(trainer_registry)
     sync.publish(version_dir, remote)
     manifest_path = remote_dir(remote) / version_dir.name / MANIFEST
@@ -236,8 +241,9 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     return False
 
 
-def test_sync_forever_follows_the_remote_and_survives_bad_uploads(remote: str, trainer_registry: Path,
-                                                                  edge: Path) -> None:  # fmt: skip
+def test_sync_forever_follows_the_remote_and_survives_bad_uploads(
+    remote: str, trainer_registry: Path, edge: Path
+) -> None:
     v1 = make_version(trainer_registry, b"one", when=1_000_000)
     sync.publish(v1, remote)
     stop = threading.Event()
@@ -261,8 +267,9 @@ def test_sync_forever_follows_the_remote_and_survives_bad_uploads(remote: str, t
     assert not thread.is_alive()
 
 
-def test_wait_for_model_uses_a_local_version_when_the_remote_is_broken(remote: str, trainer_registry: Path,
-                                                                       edge: Path) -> None:  # fmt: skip
+def test_wait_for_model_uses_a_local_version_when_the_remote_is_broken(
+    remote: str, trainer_registry: Path, edge: Path
+) -> None:
     version_dir = make_version(trainer_registry)
     sync.publish(version_dir, remote)
     assert sync.wait_for_model(remote, edge, timeout_s=5) == version_dir.name
@@ -277,7 +284,7 @@ def test_wait_for_model_gives_up_when_nothing_arrives(remote: str, edge: Path) -
 
 async def test_a_scorer_hot_reloads_what_the_sync_makes_current(trained_registry: Path, tmp_path: Path) -> None:
     """The real path: trainer registry → remote → edge registry → ModelHolder swap on its next poll."""
-    from serving.model_store import ModelHolder
+    from streamrec.serving.model_store import ModelHolder
 
     remote = str(tmp_path / "remote")
     edge = tmp_path / "edge"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from streamrec.errors import ArtifactError, DataError
 
 if TYPE_CHECKING:  # pandas and the loaders only when a handler runs
-    from training.datasets import Dataset
+    from streamrec.training.datasets import Dataset
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -93,7 +93,7 @@ def _guarded(handler: Handler) -> Handler:
 
 
 def _load(args: argparse.Namespace, name: str) -> Dataset:
-    from training.datasets import load_dataset
+    from streamrec.training.datasets import load_dataset
 
     dataset = load_dataset(name, args.data_dir, args.test_days, args.valid_days)
     _log(f"loaded {dataset.name}: {json.dumps(dataset.report.as_dict())}")
@@ -107,8 +107,8 @@ def _train(args: argparse.Namespace) -> int:
         print(f"{args.out} already holds {list_versions(args.out)[-1]}; nothing to do")
         return 0
     if args.synthetic:
-        from training.synthetic import SyntheticConfig, generate
-        from training.train import TrainConfig, train_session_model
+        from streamrec.training.synthetic import SyntheticConfig, generate
+        from streamrec.training.train import TrainConfig, train_session_model
 
         config = SyntheticConfig(n_items=args.items, n_sessions=args.sessions)
         version_dir = train_session_model(
@@ -119,19 +119,24 @@ def _train(args: argparse.Namespace) -> int:
             source=f"synthetic(n_items={args.items}, n_sessions={args.sessions}, seed={config.seed})",
         )
     else:
-        from training.pipeline import train_on_dataset
+        from streamrec.training.pipeline import train_on_dataset
 
         dataset = _load(args, args.dataset)
         version_dir = train_on_dataset(
-            dataset, args.model or "sasrec", args.out, seed=args.seed, epochs=args.epochs,
-            progress=not args.no_progress, log=_log,
-        )  # fmt: skip
+            dataset,
+            args.model or "sasrec",
+            args.out,
+            seed=args.seed,
+            epochs=args.epochs,
+            progress=not args.no_progress,
+            log=_log,
+        )
     print(version_dir)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from training.evaluate import DEFAULT_MODELS, evaluate_dataset
+    from streamrec.training.evaluate import DEFAULT_MODELS, evaluate_dataset
 
     dataset = _load(args, args.dataset)
     try:
@@ -155,7 +160,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from training.pipeline import export_checkpoint
+    from streamrec.training.pipeline import export_checkpoint
 
     if not args.checkpoint.is_file():
         raise ArtifactError(f"checkpoint {args.checkpoint} does not exist")
@@ -165,8 +170,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m training.cli ...`: the same subcommands without the rest of `streamrec`."""
-    parser = argparse.ArgumentParser(prog="python -m training.cli")
+    """`python -m streamrec.training.cli ...`: the same subcommands without the rest of `streamrec`."""
+    parser = argparse.ArgumentParser(prog="python -m streamrec.training.cli")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return int(args.handler(args))
@@ -179,8 +184,8 @@ if __name__ == "__main__":
 def _train_ranker(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from training.ranker import synthetic_dataset, train_ranker
-    from training.ranker_model import RankerConfig
+    from streamrec.training.ranker import synthetic_dataset, train_ranker
+    from streamrec.training.ranker_model import RankerConfig
 
     cfg = RankerConfig(candidates=args.candidates, seed=args.seed, fit_model=args.fit_model, ablate=tuple(args.ablate))
     if args.epochs:

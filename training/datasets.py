@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from streamrec.errors import DataError
-from training.canonical import LoadReport
-from training.loaders import load_diginetica, load_path, load_taobao, load_yoochoose
-from training.protocol import DAY_MS, ProtocolConfig
+from streamrec.training.canonical import LoadReport
+from streamrec.training.loaders import load_diginetica, load_path, load_taobao, load_yoochoose
+from streamrec.training.protocol import DAY_MS, ProtocolConfig
 
 DEFAULT_DATA_DIR = Path("../shared/data")
 

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from training.baselines import BASELINES
-from training.datasets import Dataset
-from training.metrics import Prefixes, RankResult, all_prefixes, rank_prefixes, summarize
-from training.protocol import Split, make_split
-from training.train import MODEL_PRESETS
+from streamrec.training.baselines import BASELINES
+from streamrec.training.datasets import Dataset
+from streamrec.training.metrics import Prefixes, RankResult, all_prefixes, rank_prefixes, summarize
+from streamrec.training.protocol import Split, make_split
+from streamrec.training.train import MODEL_PRESETS
 
 DEFAULT_MODELS = ("pop", "s-pop", "item-knn", "v-sknn", "gru4rec", "sasrec")
 KNOWN_MODELS = (*BASELINES, *MODEL_PRESETS)
@@ -51,8 +51,8 @@ def best_by_validation(models: dict[str, Any], among: Sequence[str] | None = Non
 def evaluate_neural(
     name: str, split: Split, test: Prefixes, seed: int, progress: bool, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    from training.pipeline import preset  # torch is imported only when a neural model is asked for
-    from training.train import select_and_train, torch_scorer
+    from streamrec.training.pipeline import preset  # torch is imported only when a neural model is asked for
+    from streamrec.training.train import select_and_train, torch_scorer
 
     cfg = preset(name, seed=seed, progress=progress)
 

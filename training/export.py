@@ -19,7 +19,7 @@ from torch import nn
 
 from streamrec import artifact
 from streamrec.artifact import Manifest
-from training.metrics import Prefixes
+from streamrec.training.metrics import Prefixes
 
 MAX_CANDIDATES = 200
 ONNX_OPSET = 18
@@ -112,7 +112,7 @@ def publish_model(
         )
         files = {artifact.MODEL: onnx_path, artifact.VOCABULARY: vocab_path, **(extra_files or {})}
         if variants:
-            from training.variants import build_variants  # onnxruntime is needed only here
+            from streamrec.training.variants import build_variants  # onnxruntime is needed only here
 
             variant_files, summary = build_variants(onnx_path, n_items, metrics, eval_prefixes)
             files |= variant_files

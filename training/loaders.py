@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from streamrec.errors import DataError
-from training.canonical import DEFAULT_GAP_MS, LoadReport, read_parquet, sessionize, to_canonical
+from streamrec.training.canonical import DEFAULT_GAP_MS, LoadReport, read_parquet, sessionize, to_canonical
 
 # Taobao's window is 2017-11-25 .. 2017-12-03 in UTC+8; rows outside it are known noise in the dataset.
 TAOBAO_START_S = 1511539200  # 2017-11-25 00:00 UTC+8
@@ -22,11 +22,20 @@ TAOBAO_END_S = 1512316800  # 2017-12-04 00:00 UTC+8
 # fav (wishlist) has no canonical type; it is an interaction with the item, like a click, so it becomes one.
 TAOBAO_TYPES = {"pv": "view", "fav": "click", "cart": "add_to_cart", "buy": "purchase"}
 COMMON_TYPES = {
-    "view": "view", "pv": "view", "page_view": "view", "detail": "view",
-    "click": "click", "fav": "click",
-    "cart": "add_to_cart", "add_to_cart": "add_to_cart", "addtocart": "add_to_cart",
-    "purchase": "purchase", "buy": "purchase", "order": "purchase", "transaction": "purchase",
-}  # fmt: skip
+    "view": "view",
+    "pv": "view",
+    "page_view": "view",
+    "detail": "view",
+    "click": "click",
+    "fav": "click",
+    "cart": "add_to_cart",
+    "add_to_cart": "add_to_cart",
+    "addtocart": "add_to_cart",
+    "purchase": "purchase",
+    "buy": "purchase",
+    "order": "purchase",
+    "transaction": "purchase",
+}
 
 
 @dataclass(frozen=True)
@@ -116,8 +125,14 @@ def _timestamps_ms(values: pd.Series, time_format: str) -> pd.Series:
 def load_csv(path: Path, mapping: CsvMapping = CsvMapping()) -> tuple[pd.DataFrame, LoadReport]:
     """A shop's event export whose columns `mapping` names; rows of types outside `mapping.types` are counted."""
     raw = _read_text(path, sep=mapping.sep)
-    named = {"item_id": mapping.item, "session_id": mapping.session, "user_id": mapping.user,
-             "category_id": mapping.category, "price": mapping.price, "quantity": mapping.quantity}  # fmt: skip
+    named = {
+        "item_id": mapping.item,
+        "session_id": mapping.session,
+        "user_id": mapping.user,
+        "category_id": mapping.category,
+        "price": mapping.price,
+        "quantity": mapping.quantity,
+    }
     _require(raw, [c for c in [mapping.timestamp, mapping.type, *named.values()] if c], path)
     report = LoadReport(path.name, rows=len(raw))
     frame = pd.DataFrame({field_: raw[col] for field_, col in named.items() if col}, index=raw.index)

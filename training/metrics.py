@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.sequences import pad_right
+from streamrec.training.sequences import pad_right
 
 # scores [B, n_items] for prefixes given as (items [B, T] right-padded with 0, lengths [B])
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]

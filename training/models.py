@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from streamrec.errors import ArtifactError
-from training.gru4rec import GRU4Rec, GRU4RecArgs
-from training.sasrec import SASRec, SASRecArgs
+from streamrec.training.gru4rec import GRU4Rec, GRU4RecArgs
+from streamrec.training.sasrec import SASRec, SASRecArgs
 
 NEURAL_MODELS = ("gru4rec", "sasrec")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from training.repeat import RepeatBias
+from streamrec.training.repeat import RepeatBias
 
 
 class NextItemScoring:

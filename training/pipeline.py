@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from streamrec.errors import ArtifactError, DataError
-from training.canonical import events_sha256
-from training.datasets import Dataset
-from training.export import publish_model
-from training.metrics import all_prefixes, rank_prefixes, summarize
-from training.models import load_checkpoint, save_checkpoint
-from training.plots import plot_validation_curve
-from training.protocol import ProtocolConfig, Split, make_split
-from training.sequences import popular_items
-from training.train import MODEL_PRESETS, TrainConfig, select_and_train, torch_scorer
+from streamrec.training.canonical import events_sha256
+from streamrec.training.datasets import Dataset
+from streamrec.training.export import publish_model
+from streamrec.training.metrics import all_prefixes, rank_prefixes, summarize
+from streamrec.training.models import load_checkpoint, save_checkpoint
+from streamrec.training.plots import plot_validation_curve
+from streamrec.training.protocol import ProtocolConfig, Split, make_split
+from streamrec.training.sequences import popular_items
+from streamrec.training.train import MODEL_PRESETS, TrainConfig, select_and_train, torch_scorer
 
 CHECKPOINT = "model.pt"
 CURVE = "valid_curve.png"
@@ -86,18 +86,33 @@ def train_on_dataset(
             history.loss, history.valid, trained.epochs, f"{model_name} on {dataset.name}", Path(tmp) / CURVE
         )
         checkpoint = save_checkpoint(
-            Path(tmp) / CHECKPOINT, trained.model, cfg.model, model_args,
-            vocabulary=split.vocab.item_ids, popular_items=popular_items(split.train_items),
-            max_seq_len=cfg.max_seq_len, metrics=metrics, data=data_summary(dataset, split),
-            train_config=asdict(cfg), model_name=model_name,
-        )  # fmt: skip
+            Path(tmp) / CHECKPOINT,
+            trained.model,
+            cfg.model,
+            model_args,
+            vocabulary=split.vocab.item_ids,
+            popular_items=popular_items(split.train_items),
+            max_seq_len=cfg.max_seq_len,
+            metrics=metrics,
+            data=data_summary(dataset, split),
+            train_config=asdict(cfg),
+            model_name=model_name,
+        )
         log("exporting ONNX fp32, fp16 and int8")
         return publish_model(
-            registry, trained.model, model_type=cfg.model, model_args=model_args,
-            vocabulary=split.vocab.item_ids, max_seq_len=cfg.max_seq_len,
-            popular=popular_items(split.train_items), data=data_summary(dataset, split), metrics=metrics,
-            extra_files={CHECKPOINT: checkpoint, CURVE: curve}, variants=True, eval_prefixes=test,
-        )  # fmt: skip
+            registry,
+            trained.model,
+            model_type=cfg.model,
+            model_args=model_args,
+            vocabulary=split.vocab.item_ids,
+            max_seq_len=cfg.max_seq_len,
+            popular=popular_items(split.train_items),
+            data=data_summary(dataset, split),
+            metrics=metrics,
+            extra_files={CHECKPOINT: checkpoint, CURVE: curve},
+            variants=True,
+            eval_prefixes=test,
+        )
 
 
 def export_checkpoint(checkpoint: Path, registry: Path, dataset: Dataset | None = None) -> Path:
@@ -114,7 +129,16 @@ def export_checkpoint(checkpoint: Path, registry: Path, dataset: Dataset | None 
         prefixes = all_prefixes(split.test)
         metrics |= summarize(rank_prefixes(torch_scorer(model, meta["max_seq_len"]), prefixes).ranks)
     return publish_model(
-        registry, model, model_type=meta["model_type"], model_args=meta["model_args"], vocabulary=vocabulary,
-        max_seq_len=meta["max_seq_len"], popular=meta.get("popular_items", []), data=meta.get("data", {}),
-        metrics=metrics, extra_files={CHECKPOINT: checkpoint}, variants=True, eval_prefixes=prefixes,
-    )  # fmt: skip
+        registry,
+        model,
+        model_type=meta["model_type"],
+        model_args=meta["model_args"],
+        vocabulary=vocabulary,
+        max_seq_len=meta["max_seq_len"],
+        popular=meta.get("popular_items", []),
+        data=meta.get("data", {}),
+        metrics=metrics,
+        extra_files={CHECKPOINT: checkpoint},
+        variants=True,
+        eval_prefixes=prefixes,
+    )

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from streamrec.errors import DataError
-from training.metrics import all_prefixes
-from training.sequences import Vocabulary, session_sequences
+from streamrec.training.metrics import all_prefixes
+from streamrec.training.sequences import Vocabulary, session_sequences
 
 DAY_MS = 86_400_000
 

@@ -1,7 +1,7 @@
 """Train the second-stage ranker (an MLP over serving/ranking.py's features) and publish it with its session model.
 
-    python -m training.ranker --version REGISTRY/VERSION --dataset yoochoose-100k [--out REGISTRY]
-    python -m training.ranker --version REGISTRY/VERSION --synthetic [--sessions N]
+    python -m streamrec.training.ranker --version REGISTRY/VERSION --dataset yoochoose-100k [--out REGISTRY]
+    python -m streamrec.training.ranker --version REGISTRY/VERSION --synthetic [--sessions N]
 
 Training data are the protocol's *validation* prefixes (training/protocol.py), each with the session model's
 top-K as candidates and the true next item as label; the loss is a softmax over each prefix's candidates
@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from serving.ranking import FEATURES, ITEM_META, RANKER_INFO, RANKER_MODEL, ItemMeta
 from streamrec import artifact
 from streamrec.errors import ArtifactError, DataError
-from training.datasets import Dataset
-from training.metrics import summarize
-from training.ranker_features import (
+from streamrec.features.ranker_inputs import FEATURES, ITEM_META, RANKER_INFO, RANKER_MODEL, ItemMeta
+from streamrec.training.datasets import Dataset
+from streamrec.training.metrics import summarize
+from streamrec.training.ranker_features import (
     RankerData,
     Retriever,
     StreamAggregates,
@@ -40,7 +40,7 @@ from training.ranker_features import (
     item_meta_maps,
     timed_sessions,
 )
-from training.ranker_model import MISS, Log, RankerConfig, export_ranker, fit_selected, onnx_scores, ranks
+from streamrec.training.ranker_model import MISS, Log, RankerConfig, export_ranker, fit_selected, onnx_scores, ranks
 
 RANKER_FORMAT = 1
 
@@ -62,10 +62,10 @@ def validation_retriever(
         return Retriever(version_dir / artifact.MODEL, vocab, manifest.max_seq_len), "published"
     if not can_refit:
         raise ArtifactError(f"{version_dir} has no model.pt checkpoint to refit candidates from")
-    from training.export import export_onnx
-    from training.models import build_model, load_checkpoint
-    from training.sequences import Vocabulary
-    from training.train import TrainConfig, fit
+    from streamrec.training.export import export_onnx
+    from streamrec.training.models import build_model, load_checkpoint
+    from streamrec.training.sequences import Vocabulary
+    from streamrec.training.train import TrainConfig, fit
 
     if fit_model and Path(fit_model).is_file():
         log(f"candidates from the refitted model saved in {fit_model}")
@@ -102,9 +102,12 @@ def paired_gain(base: np.ndarray, new: np.ndarray, data: RankerData, dropped: in
 
 
 def train_ranker(
-    version_dir: Path, dataset: Dataset, registry: Path | None = None, cfg: RankerConfig | None = None,
+    version_dir: Path,
+    dataset: Dataset,
+    registry: Path | None = None,
+    cfg: RankerConfig | None = None,
     log: Log = _log,
-) -> Path:  # fmt: skip
+) -> Path:
     """Train a ranker for the session model in `version_dir` on `dataset`, publish a new version (the session
     model's files plus ranker.onnx, ranker.json and item_meta.json) to `registry` (default: the same one)."""
     start = time.perf_counter()
@@ -116,8 +119,10 @@ def train_ranker(
     meta_maps = item_meta_maps(dataset.events, vocab[1:])
     meta = ItemMeta.from_maps(meta_maps["categories"], meta_maps["prices"])
     valid_prefixes, test_prefixes = all_timed_prefixes(split.valid), all_timed_prefixes(split.test)
-    log(f"{dataset.name}: {len(valid_prefixes)} validation / {len(test_prefixes)} test prefixes; "
-        f"{len(meta_maps['categories'])} items with categories, {len(meta_maps['prices'])} with prices")  # fmt: skip
+    log(
+        f"{dataset.name}: {len(valid_prefixes)} validation / {len(test_prefixes)} test prefixes; "
+        f"{len(meta_maps['categories'])} items with categories, {len(meta_maps['prices'])} with prices"
+    )
     with tempfile.TemporaryDirectory(prefix="streamrec-ranker-") as tmp_name:
         tmp = Path(tmp_name)
         retriever, source = validation_retriever(version_dir, split, cfg.candidates, tmp, log, cfg.fit_model)
@@ -140,23 +145,42 @@ def train_ranker(
             **selection,
             "seconds": round(time.perf_counter() - start, 1),
         }
-        metrics["ratio"] = {k: round(metrics["ranked"][k] / metrics["retrieval"][k], 3)
-                            for k in ("hr@20", "mrr@20") if metrics["retrieval"][k]}  # fmt: skip
+        metrics["ratio"] = {
+            k: round(metrics["ranked"][k] / metrics["retrieval"][k], 3)
+            for k in ("hr@20", "mrr@20")
+            if metrics["retrieval"][k]
+        }
         log(f"test: retrieval {metrics['retrieval']} -> ranked {metrics['ranked']}")
-        return publish_ranker(version_dir, registry or version_dir.parent, ranker_path, meta_maps, metrics,
-                              {"dataset": dataset.name, "config": asdict(cfg)})  # fmt: skip
+        return publish_ranker(
+            version_dir,
+            registry or version_dir.parent,
+            ranker_path,
+            meta_maps,
+            metrics,
+            {"dataset": dataset.name, "config": asdict(cfg)},
+        )
 
 
 def publish_ranker(
-    version_dir: Path, registry: Path, ranker_path: Path, meta_maps: dict[str, Any], metrics: dict[str, Any],
+    version_dir: Path,
+    registry: Path,
+    ranker_path: Path,
+    meta_maps: dict[str, Any],
+    metrics: dict[str, Any],
     about: dict[str, Any],
-) -> Path:  # fmt: skip
+) -> Path:
     """A new version: every file of the source version plus the ranker's; its manifest is the source's with a
     new name and `metrics["ranker"]`."""
     source = artifact.load_manifest(version_dir)
     version = artifact.new_version_name()
-    info = {"format": RANKER_FORMAT, "version": version, "features": list(FEATURES), "retrieval_version":
-            source.version, "metrics": metrics, **about}  # fmt: skip
+    info = {
+        "format": RANKER_FORMAT,
+        "version": version,
+        "features": list(FEATURES),
+        "retrieval_version": source.version,
+        "metrics": metrics,
+        **about,
+    }
     with tempfile.TemporaryDirectory(prefix="streamrec-ranker-publish-") as tmp_name:
         info_path, meta_path = Path(tmp_name) / RANKER_INFO, Path(tmp_name) / ITEM_META
         info_path.write_text(json.dumps(info, indent=2))
@@ -164,17 +188,18 @@ def publish_ranker(
         ours = (RANKER_MODEL, RANKER_INFO, ITEM_META)  # a source that has a ranker already: replaced
         files = {name: version_dir / name for name in source.files if name not in ours}
         files |= {RANKER_MODEL: ranker_path, RANKER_INFO: info_path, ITEM_META: meta_path}
-        manifest = replace(source, version=version, metrics={**source.metrics, "ranker": metrics}, files={},
-                           created_at="")  # fmt: skip
+        manifest = replace(
+            source, version=version, metrics={**source.metrics, "ranker": metrics}, files={}, created_at=""
+        )
         return artifact.publish(registry, files, manifest)
 
 
 def synthetic_dataset(n_sessions: int = 4000, n_items: int = 500, span_days: float = 0.2) -> Dataset:
     """The seeded synthetic clickstream (categories and prices known) with a protocol fitted to its one day."""
-    from training.canonical import LoadReport
-    from training.protocol import ProtocolConfig
-    from training.sequences import events_frame
-    from training.synthetic import SyntheticConfig, generate
+    from streamrec.training.canonical import LoadReport
+    from streamrec.training.protocol import ProtocolConfig
+    from streamrec.training.sequences import events_frame
+    from streamrec.training.synthetic import SyntheticConfig, generate
 
     config = SyntheticConfig(n_items=n_items, n_sessions=n_sessions)
     frame = events_frame(generate(config))
@@ -183,7 +208,7 @@ def synthetic_dataset(n_sessions: int = 4000, n_items: int = 500, span_days: flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.ranker", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m streamrec.training.ranker", description=__doc__.split("\n")[0])
     parser.add_argument("--version", type=Path, required=True, help="the session model's version directory")
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--dataset", help="yoochoose-100k, taobao, diginetica-sample or a data file (as `train`)")
@@ -198,13 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=RankerConfig.epochs)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    cfg = RankerConfig(candidates=args.candidates, epochs=args.epochs, seed=args.seed, fit_model=args.fit_model,
-                       ablate=tuple(args.ablate))  # fmt: skip
+    cfg = RankerConfig(
+        candidates=args.candidates,
+        epochs=args.epochs,
+        seed=args.seed,
+        fit_model=args.fit_model,
+        ablate=tuple(args.ablate),
+    )
     try:
         if args.synthetic:
             dataset = synthetic_dataset(args.sessions, args.items)
         else:
-            from training.datasets import load_dataset
+            from streamrec.training.datasets import load_dataset
 
             dataset = load_dataset(args.dataset, args.data_dir)
         print(train_ranker(args.version, dataset, args.out, cfg))

@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.schema import ITEM_TTL_S
-from serving.item_cache import TRENDING_HALF_LIFE_MS, item_block
-from serving.ranking import FEATURES, MAX_HISTORY, ItemMeta, candidate_features
 from streamrec.errors import DataError
-from training.protocol import ProtocolConfig, make_split, split_by_time
-from training.sequences import SEQUENCE_TYPES, Vocabulary, pad_right
+from streamrec.features.ranker_inputs import FEATURES, MAX_HISTORY, ItemMeta, candidate_features, item_block
+from streamrec.features.schema import ITEM_TTL_S, TRENDING_HALF_LIFE_MS
+from streamrec.training.protocol import ProtocolConfig, make_split, split_by_time
+from streamrec.training.sequences import SEQUENCE_TYPES, Vocabulary, pad_right
 
 KIND = {"view": 0, "click": 1, "add_to_cart": 2, "purchase": 3}
 WEIGHT = (1.0, 1.0, 3.0, 5.0)  # apply_events.lua's WEIGHT, in KIND order
@@ -148,8 +147,9 @@ def _timed(row: tuple[str, list[str], list[int], list[str]], keep: Callable[[str
 
 def _subset(s: TimedSession, keep: Callable[[str], bool]) -> TimedSession:
     idx = [j for j, item in enumerate(s.items) if keep(item)]
-    return TimedSession(s.session_id, [s.items[j] for j in idx], [s.times[j] for j in idx], [s.seen[j] for j in idx],
-                        s.viewed)  # fmt: skip
+    return TimedSession(
+        s.session_id, [s.items[j] for j in idx], [s.times[j] for j in idx], [s.seen[j] for j in idx], s.viewed
+    )
 
 
 def _restricted(sessions: list[TimedSession], known: set[str], min_len: int) -> list[TimedSession]:
@@ -272,5 +272,7 @@ def item_meta_maps(frame: pd.DataFrame, items: list[str]) -> dict[str, dict[str,
     wanted = latest[latest["item_id"].isin(set(items))]
     cats = wanted[wanted["category_id"].astype(str) != ""].groupby("item_id")["category_id"].last()
     prices = wanted[wanted["price"].notna()].groupby("item_id")["price"].last()
-    return {"categories": {str(k): str(v) for k, v in cats.items()},
-            "prices": {str(k): float(v) for k, v in prices.items()}}  # fmt: skip
+    return {
+        "categories": {str(k): str(v) for k, v in cats.items()},
+        "prices": {str(k): float(v) for k, v in prices.items()},
+    }

@@ -19,11 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from serving.item_cache import ITEM_BLOCK
-from serving.ranking import CATEGORY, FEATURES, PRICE, RETRIEVAL, SESSION
 from streamrec.errors import DataError
-from training.metrics import mrr, summarize
-from training.ranker_features import RankerData
+from streamrec.features.ranker_inputs import CATEGORY, FEATURES, ITEM_BLOCK, PRICE, RETRIEVAL, SESSION
+from streamrec.training.metrics import mrr, summarize
+from streamrec.training.ranker_features import RankerData
 
 Log = Callable[[str], None]
 MISS = 1_000_000_000  # the rank of a target that is not among the candidates: beyond any cut-off
@@ -48,8 +47,13 @@ class RankerConfig:
     threads: int = 1  # the MLP is tiny; more threads only contend on a shared machine
 
 
-ABLATION_GROUPS = {"retrieval": RETRIEVAL, "stream": ITEM_BLOCK, "session": SESSION, "category": CATEGORY,
-                   "price": PRICE}  # fmt: skip
+ABLATION_GROUPS = {
+    "retrieval": RETRIEVAL,
+    "stream": ITEM_BLOCK,
+    "session": SESSION,
+    "category": CATEGORY,
+    "price": PRICE,
+}
 
 
 def ignored_columns(ablate: tuple[str, ...]) -> list[int]:
@@ -153,8 +157,10 @@ def fit_selected(data: RankerData, cfg: RankerConfig, log: Log) -> tuple[RankerM
     early = data.take(np.flatnonzero(data.session_index < cut))
     late = data.take(np.flatnonzero(data.session_index >= cut))
     model, epochs = fit_ranker(early, cfg, late, log)
-    holdout = {"retrieval": summarize(ranks(late.retrieval_scores, late.target)),
-               "ranked": summarize(ranks(model_scores(model, late), late.target))}  # fmt: skip
+    holdout = {
+        "retrieval": summarize(ranks(late.retrieval_scores, late.target)),
+        "ranked": summarize(ranks(model_scores(model, late), late.target)),
+    }
     log(f"holdout: retrieval {holdout['retrieval']} -> ranked {holdout['ranked']}; refitting for {epochs} epochs")
     final, _ = fit_ranker(data, replace(cfg, epochs=epochs), None, log)
     return final, {"epochs": epochs, "holdout": holdout, "train_seconds": round(time.perf_counter() - start, 1)}
@@ -165,9 +171,16 @@ def export_ranker(model: RankerMLP, path: Path) -> Path:
     example = torch.zeros(2, int(model.mean.shape[0]))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), (example,), str(path), input_names=["features"], output_names=["scores"],
-                          dynamic_axes={"features": {0: "n"}, "scores": {0: "n"}}, opset_version=ONNX_OPSET,
-                          dynamo=False)  # fmt: skip
+        torch.onnx.export(
+            model.eval(),
+            (example,),
+            str(path),
+            input_names=["features"],
+            output_names=["scores"],
+            dynamic_axes={"features": {0: "n"}, "scores": {0: "n"}},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
     return path
 
 

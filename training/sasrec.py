@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from training.next_item import NextItemScoring
-from training.repeat import RepeatBias
+from streamrec.training.next_item import NextItemScoring
+from streamrec.training.repeat import RepeatBias
 
 
 @dataclass(frozen=True)

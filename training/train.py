@@ -18,11 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from streamrec.events import CanonicalEvent
-from training.canonical import events_sha256
-from training.export import publish_model
-from training.metrics import Prefixes, all_prefixes, rank_prefixes, summarize
-from training.models import build_model
-from training.sequences import (
+from streamrec.training.canonical import events_sha256
+from streamrec.training.export import publish_model
+from streamrec.training.metrics import Prefixes, all_prefixes, rank_prefixes, summarize
+from streamrec.training.models import build_model
+from streamrec.training.sequences import (
     Vocabulary,
     events_frame,
     padded_batches,
@@ -57,8 +57,13 @@ class TrainConfig:
     progress: bool = False  # tqdm bar per epoch
 
     def model_args(self, n_items: int) -> dict[str, Any]:
-        common = {"n_items": n_items, "embedding_dim": self.embedding_dim, "num_layers": self.num_layers,
-                  "dropout": self.dropout, "repeat_bias": self.repeat_bias}  # fmt: skip
+        common = {
+            "n_items": n_items,
+            "embedding_dim": self.embedding_dim,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+            "repeat_bias": self.repeat_bias,
+        }
         if self.model == "gru4rec":
             return common | {"hidden_size": self.hidden_size, "max_len": self.max_seq_len}
         return common | {"num_heads": self.num_heads, "max_len": self.max_seq_len}
@@ -70,9 +75,17 @@ _GRU4REC = TrainConfig(
     model="gru4rec", embedding_dim=100, hidden_size=100, dropout=0.2, lr=0.005, batch_size=32, epochs=10
 )
 _SASREC = TrainConfig(
-    model="sasrec", embedding_dim=64, num_layers=2, num_heads=2, dropout=0.2, lr=0.002, batch_size=64, epochs=10,
-    repeat_bias=True, amp=True,
-)  # fmt: skip
+    model="sasrec",
+    embedding_dim=64,
+    num_layers=2,
+    num_heads=2,
+    dropout=0.2,
+    lr=0.002,
+    batch_size=64,
+    epochs=10,
+    repeat_bias=True,
+    amp=True,
+)
 MODEL_PRESETS: dict[str, TrainConfig] = {
     "gru4rec": _GRU4REC,
     "gru4rec-repeat": replace(_GRU4REC, repeat_bias=True),

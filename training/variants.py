@@ -20,8 +20,8 @@ import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
-from training.metrics import Prefixes, summarize
-from training.sequences import pad_right
+from streamrec.training.metrics import Prefixes, summarize
+from streamrec.training.sequences import pad_right
 
 VARIANT_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 # The CPU provider has no fp16 ScatterElements with reduction=add (the repeat bias); keep it in fp32.

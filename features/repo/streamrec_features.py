@@ -1,7 +1,8 @@
 """The Feast objects of streamrec as module attributes, which is how `feast apply` run in this folder finds them.
 
-Thin on purpose: everything is built by `features.definitions` from `features.schema`, the same code the
-programmatic `streamrec features apply` uses. Batch-source files live under $STREAMREC_FEATURES_STATE_DIR/data.
+Thin on purpose: everything is built by `streamrec.features.definitions` from `streamrec.features.schema`, the
+same code the programmatic `streamrec features apply` uses. Batch-source files live under
+$STREAMREC_FEATURES_STATE_DIR/data.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from features.config import DEFAULT_STATE_DIR, data_dir
-from features.definitions import build_definitions
+from streamrec.features.config import DEFAULT_STATE_DIR, data_dir
+from streamrec.features.definitions import build_definitions
 
 _definitions = build_definitions(data_dir(Path(os.environ.get("STREAMREC_FEATURES_STATE_DIR", DEFAULT_STATE_DIR))))
 

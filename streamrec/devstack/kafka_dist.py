@@ -113,8 +113,16 @@ def _fetch(version: str, dist: KafkaDist) -> None:
     pom = Path(str(resources.files(__package__).joinpath("pom.xml")))
     staging = Path(tempfile.mkdtemp(prefix="libs-", dir=dist.home))
     staging.chmod(0o755)
-    argv = [mvn, "-q", "-B", "-f", str(pom), f"-Dkafka.version={version}", "dependency:copy-dependencies",
-            f"-DoutputDirectory={staging}"]  # fmt: skip
+    argv = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        f"-Dkafka.version={version}",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}",
+    ]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as exc:

@@ -3,7 +3,7 @@
 Every node is broker and controller at once (no ZooKeeper, no separate controllers) and listens on loopback
 only. One node makes the default stack; three make the cluster of the fault tests (replication factor 3,
 `min.insync.replicas` 2). The quorum is static (`controller.quorum.voters`), so one code path serves both.
-Processes are started by `streamrec.localstack.LocalStack`, which owns every child's lifetime.
+Processes are started by `streamrec.devstack.localstack.LocalStack`, which owns every child's lifetime.
 """
 
 from __future__ import annotations
@@ -101,18 +101,36 @@ def prepare_node(dist: KafkaDist, node: KraftNode, voters: Sequence[KraftNode], 
     node.directory.mkdir(parents=True, exist_ok=True)
     lines = [f"{key}={value}" for key, value in node_properties(node, voters).items()]
     node.config_path.write_text("\n".join(lines) + "\n")
-    argv = [java_binary(), *TOOL_JVM_FLAGS, *_class_sharing(dist), "-cp", dist.classpath(),
-            "kafka.tools.StorageTool", "format", "--ignore-formatted", f"--cluster-id={cluster_id}",
-            "-c", str(node.config_path)]  # fmt: skip
+    argv = [
+        java_binary(),
+        *TOOL_JVM_FLAGS,
+        *_class_sharing(dist),
+        "-cp",
+        dist.classpath(),
+        "kafka.tools.StorageTool",
+        "format",
+        "--ignore-formatted",
+        f"--cluster-id={cluster_id}",
+        "-c",
+        str(node.config_path),
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S, check=False)
     if done.returncode != 0:
         raise StackError(f"formatting Kafka storage for node {node.node_id} failed:\n{done.stdout}{done.stderr}")
 
 
 def broker_argv(dist: KafkaDist, node: KraftNode, extra_jvm_flags: Sequence[str] = ()) -> list[str]:
-    return [java_binary(), *JVM_FLAGS, *_class_sharing(dist), *extra_jvm_flags,
-            f"-Dlog4j2.configurationFile={dist.log_config}", "-cp", dist.classpath(),
-            "kafka.Kafka", str(node.config_path)]  # fmt: skip
+    return [
+        java_binary(),
+        *JVM_FLAGS,
+        *_class_sharing(dist),
+        *extra_jvm_flags,
+        f"-Dlog4j2.configurationFile={dist.log_config}",
+        "-cp",
+        dist.classpath(),
+        "kafka.Kafka",
+        str(node.config_path),
+    ]
 
 
 def _class_sharing(dist: KafkaDist) -> list[str]:
@@ -136,7 +154,7 @@ def make_class_archive(dist: KafkaDist) -> None:
     """Record the classes one broker run loads into `dist.class_archive` (set-up; skipped when it exists)."""
     if dist.class_archive.is_file():
         return
-    from streamrec.localstack import free_port, port_open
+    from streamrec.devstack.localstack import free_port, port_open
 
     with tempfile.TemporaryDirectory(prefix="kafka-archive-") as tmp:
         node = KraftNode(1, free_port(), free_port(), Path(tmp))

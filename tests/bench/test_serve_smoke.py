@@ -11,19 +11,35 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from bench.serve import run_serve
-from bench.serve_catalogue import catalogue_registry
 from streamrec.artifact import current_version
+from streamrec.bench.serve import run_serve
+from streamrec.bench.serve_catalogue import catalogue_registry
 from streamrec.errors import ConfigError, ScorerError
 
 CATALOGUE = 300
-FIGURES = [f"{prefix}{name}" for prefix in ("", "echo_", "naive_")
-           for name in ("p50_ms", "p99_ms", "max_rps_p99_under_10ms")]  # fmt: skip
+FIGURES = [
+    f"{prefix}{name}" for prefix in ("", "echo_", "naive_") for name in ("p50_ms", "p99_ms", "max_rps_p99_under_10ms")
+]
 KEYS = {
-    *FIGURES, "p50_ms_refreshed", "p50_over_echo", "rps_over_echo", "rps_over_naive", "model_type", "model_version",
-    "providers", "naive_runs_on", "sessions", "catalogue_items", "data", "inline_share", "refreshed_share",
-    "requests", "load", "levels", "loadavg_1m",
-}  # fmt: skip
+    *FIGURES,
+    "p50_ms_refreshed",
+    "p50_over_echo",
+    "rps_over_echo",
+    "rps_over_naive",
+    "model_type",
+    "model_version",
+    "providers",
+    "naive_runs_on",
+    "sessions",
+    "catalogue_items",
+    "data",
+    "inline_share",
+    "refreshed_share",
+    "requests",
+    "load",
+    "levels",
+    "loadavg_1m",
+}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +86,7 @@ def test_registry_and_catalogue_size_are_exclusive(registry: Path) -> None:
 def test_naive_torch_model_scores_like_the_onnx_model(registry: Path) -> None:
     import torch
 
-    from bench.serve_torch import load_torch_model
+    from streamrec.bench.serve_torch import load_torch_model
 
     version_dir = registry / current_version(registry)
     model, weights = load_torch_model(version_dir)

@@ -10,10 +10,10 @@ from unittest import mock
 
 from pydantic_settings import BaseSettings
 
-from features.config import FeaturesSettings
-from serving.config import ServingSettings
-from stream.config import StreamSettings
 from streamrec.config import CoreSettings
+from streamrec.features.config import FeaturesSettings
+from streamrec.serving.config import ServingSettings
+from streamrec.stream.config import StreamSettings
 
 SETTINGS: list[type[BaseSettings]] = [CoreSettings, StreamSettings, ServingSettings, FeaturesSettings]
 PREFIX = "STREAMREC_"

@@ -14,19 +14,24 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from protos import recommender_pb2
-from serving.config import DEFAULT_PORT
 from streamrec.cli import build_parser
+from streamrec.protos import recommender_pb2
 from streamrec.security import parse_tokens, scopes_of
+from streamrec.serving.config import DEFAULT_PORT
 from tests.deploy.settings_env import parse_env, serving_settings, stream_settings, unknown_names
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 SCORER_SERVICE = recommender_pb2.DESCRIPTOR.services_by_name["Recommender"].full_name
 API_VERSIONS = {
-    "Namespace": "v1", "ConfigMap": "v1", "Secret": "v1", "Service": "v1", "Deployment": "apps/v1",
-    "HorizontalPodAutoscaler": "autoscaling/v2", "PodDisruptionBudget": "policy/v1",
+    "Namespace": "v1",
+    "ConfigMap": "v1",
+    "Secret": "v1",
+    "Service": "v1",
+    "Deployment": "apps/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+    "PodDisruptionBudget": "policy/v1",
     "Kustomization": "kustomize.config.k8s.io/v1beta1",
-}  # fmt: skip
+}
 Doc = dict[str, Any]
 
 
@@ -52,8 +57,9 @@ def of_kind(objects: list[Doc], kind: str) -> list[Doc]:
 
 
 def named(objects: list[Doc], kind: str, namespace: str, name: str) -> Doc:
-    matches = [o for o in of_kind(objects, kind) if o["metadata"]["namespace"] == namespace
-               and o["metadata"]["name"] == name]  # fmt: skip
+    matches = [
+        o for o in of_kind(objects, kind) if o["metadata"]["namespace"] == namespace and o["metadata"]["name"] == name
+    ]
     assert len(matches) == 1, f"{kind} {namespace}/{name}: {len(matches)} found"
     return matches[0]
 
@@ -126,8 +132,12 @@ def test_selectors_match_their_pods(objects: list[Doc]) -> None:
         for obj in of_kind(objects, kind):
             selector = obj["spec"]["selector"]
             selector = selector.get("matchLabels", selector)
-            pods = [d for d in deployments if d["metadata"]["namespace"] == obj["metadata"]["namespace"]
-                    and selects(selector, d["spec"]["template"]["metadata"]["labels"])]  # fmt: skip
+            pods = [
+                d
+                for d in deployments
+                if d["metadata"]["namespace"] == obj["metadata"]["namespace"]
+                and selects(selector, d["spec"]["template"]["metadata"]["labels"])
+            ]
             assert pods, f"{key(obj)} selects no pods"
     for pdb in of_kind(objects, "PodDisruptionBudget"):  # one controller per budget, so maxUnavailable is legal
         selector = pdb["spec"]["selector"]["matchLabels"]
@@ -156,8 +166,13 @@ def test_env_references_exist_and_every_setting_parses(objects: list[Doc]) -> No
 
 
 def test_secrets_hold_what_is_secret_and_the_edge_never_sees_the_pseudonym_key(objects: list[Doc]) -> None:
-    secret_settings = {"STREAMREC_REDIS_URL", "STREAMREC_USER_ID_KEY", "STREAMREC_STREAM_SCORER_TOKEN",
-                       "STREAMREC_SERVING_AUTH_TOKENS", "AWS_SECRET_ACCESS_KEY"}  # fmt: skip
+    secret_settings = {
+        "STREAMREC_REDIS_URL",
+        "STREAMREC_USER_ID_KEY",
+        "STREAMREC_STREAM_SCORER_TOKEN",
+        "STREAMREC_SERVING_AUTH_TOKENS",
+        "AWS_SECRET_ACCESS_KEY",
+    }
     for config_map in of_kind(objects, "ConfigMap"):
         assert not set(config_map["data"]) & secret_settings, key(config_map)
     for deployment, _, env in deployments_with_env(objects):

@@ -19,10 +19,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
-from streamrec.localstack import LocalStack, Service, free_port
-from streamrec.stack import StackOptions, scorer_ready, service_env
+from streamrec.devstack.localstack import LocalStack, Service, free_port
+from streamrec.devstack.stack import StackOptions, scorer_ready, service_env
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
 
 pytestmark = pytest.mark.integration
 
@@ -31,13 +31,20 @@ pytestmark = pytest.mark.integration
 # that reports NOT_SERVING while it drains.
 SERVICE_CONFIG = {
     "loadBalancingConfig": [{"round_robin": {}}],
-    "methodConfig": [{
-        "name": [{"service": "streamrec.v1.Recommender"}],
-        "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
-                        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
-    }],
+    "methodConfig": [
+        {
+            "name": [{"service": "streamrec.v1.Recommender"}],
+            "retryPolicy": {
+                "maxAttempts": 4,
+                "initialBackoff": "0.05s",
+                "maxBackoff": "0.5s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ],
     "healthCheckConfig": {"serviceName": "streamrec.v1.Recommender"},
-}  # fmt: skip
+}
 CALLERS = 4  # concurrent client threads: at most this many calls are in flight when a replica dies
 CALL_TIMEOUT_S = 2.0
 
@@ -80,10 +87,13 @@ def replicas(tmp_path: Path, trained_registry: Path) -> Iterator[list[Replica]]:
         for name in ("scorer-a", "scorer-b"):
             port, metrics_port = free_port(), free_port()
             address = f"127.0.0.1:{port}"
-            env = {**service_env("127.0.0.1:9", redis_url, address, trained_registry, options),
-                   "STREAMREC_SERVING_METRICS_PORT": str(metrics_port)}  # fmt: skip
-            service = stack.python_module(name, ["serve", "--port", str(port)], address,
-                                          lambda a=address: scorer_ready(a), env=env)  # type: ignore[misc]  # fmt: skip
+            env = {
+                **service_env("127.0.0.1:9", redis_url, address, trained_registry, options),
+                "STREAMREC_SERVING_METRICS_PORT": str(metrics_port),
+            }
+            service = stack.python_module(
+                name, ["serve", "--port", str(port)], address, lambda a=address: scorer_ready(a), env=env
+            )  # type: ignore[misc]
             started.append(Replica(service, address, metrics_port))
         yield started
 
@@ -97,8 +107,9 @@ def recommend(stub: recommender_pb2_grpc.RecommenderStub, outcomes: Outcomes) ->
         outcomes.add(exc.code().name)
 
 
-def run_callers(stub: recommender_pb2_grpc.RecommenderStub, outcomes: Outcomes, stop: threading.Event) -> list[
-        threading.Thread]:  # fmt: skip
+def run_callers(
+    stub: recommender_pb2_grpc.RecommenderStub, outcomes: Outcomes, stop: threading.Event
+) -> list[threading.Thread]:
     def loop() -> None:
         while not stop.is_set():
             recommend(stub, outcomes)

@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtest.producer import ReplayResult, replay
 from streamrec.config import EVENTS_TOPIC
+from streamrec.devstack.localstack import LocalStack, Service, free_port
+from streamrec.devstack.stack import StackOptions, create_topics, scorer_ready, service_env
 from streamrec.events import CanonicalEvent
-from streamrec.localstack import LocalStack, Service, free_port
-from streamrec.stack import StackOptions, create_topics, scorer_ready, service_env
+from streamrec.stream.producer import ReplayResult, replay
+from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered
 from tests.integration.harness import Services, applied_total
-from training.synthetic import SyntheticConfig, generate_time_ordered
 
 DAY_MS = 86_400_000
 
@@ -34,13 +34,22 @@ def recent_events(n_sessions: int, session_seed: int, mean_session_length: float
     that replays it would start failing by itself one day. Events dated "now" keep these tests valid.
     """
     start = int(time.time() * 1000) - 2 * DAY_MS
-    config = SyntheticConfig(n_sessions=n_sessions, session_seed=session_seed, start_ms=start,
-                             mean_session_length=mean_session_length)  # fmt: skip
+    config = SyntheticConfig(
+        n_sessions=n_sessions, session_seed=session_seed, start_ms=start, mean_session_length=mean_session_length
+    )
     return generate_time_ordered(config)
 
 
-def start_services(stack: LocalStack, registry: Path, *, redis_appendonly: bool = False, scorer: bool = True,
-                   scorer_metrics_port: int = 0, scorer_address: str = "", brokers: int = 1) -> Services:  # fmt: skip
+def start_services(
+    stack: LocalStack,
+    registry: Path,
+    *,
+    redis_appendonly: bool = False,
+    scorer: bool = True,
+    scorer_metrics_port: int = 0,
+    scorer_address: str = "",
+    brokers: int = 1,
+) -> Services:
     """Kafka (`brokers` nodes; with 3, every topic has 3 replicas, the worker's changelogs too), Redis and
     (unless `scorer` is False) a scorer process; workers are started by the test."""
     project = f"t{uuid.uuid4().hex[:8]}"
@@ -84,7 +93,7 @@ def start_scorer(stack: LocalStack, env: dict[str, str], address: str) -> Servic
 
 
 class ReplayThread:
-    """`loadtest.producer.replay` in a background thread, so the test can inject its fault meanwhile.
+    """`streamrec.stream.producer.replay` in a background thread, so the test can inject its fault meanwhile.
 
     `handed` counts events given to the producer so far (queued, not necessarily delivered); `finished_at` is
     when the replay returned, i.e. every event was delivered or failed.
@@ -173,8 +182,9 @@ def metric(text: str, name: str, labels: dict[str, str] | None = None) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def wait_until_settled(services: Services, items: list[str], expected: int, timeout_s: float,
-                       watch: tuple[Service, ...] = ()) -> int:  # fmt: skip
+def wait_until_settled(
+    services: Services, items: list[str], expected: int, timeout_s: float, watch: tuple[Service, ...] = ()
+) -> int:
     """Poll the applied total until it reaches `expected` and stays put for 2 s; fail early if a watched dies."""
     client = services.client()
     deadline, last, stable_since = time.monotonic() + timeout_s, -1, time.monotonic()
@@ -190,8 +200,9 @@ def wait_until_settled(services: Services, items: list[str], expected: int, time
     return last
 
 
-def wait_applied(services: Services, items: list[str], at_least: int, timeout_s: float,
-                 watch: tuple[Service, ...] = ()) -> int:  # fmt: skip
+def wait_applied(
+    services: Services, items: list[str], at_least: int, timeout_s: float, watch: tuple[Service, ...] = ()
+) -> int:
     """Wait until at least `at_least` events are applied (for starting a fault mid-stream)."""
     client = services.client()
     deadline = time.monotonic() + timeout_s

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.localstack import LocalStack
+from streamrec.devstack.localstack import LocalStack
 from tests.faults.support import (
     ReplayThread,
     partition_leaders,

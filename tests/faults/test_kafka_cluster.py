@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from features.session_store import session_key
+from streamrec.devstack.localstack import LocalStack
 from streamrec.events import CanonicalEvent
-from streamrec.localstack import LocalStack
+from streamrec.features.session_store import session_key
 from tests.faults.support import (
     ReplayThread,
     in_sync_replicas,

@@ -14,10 +14,10 @@ import grpc
 import pytest
 import redis
 
-from features.session_store import session_key
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
-from streamrec.localstack import LocalStack, free_port
+from streamrec.devstack.localstack import LocalStack, free_port
+from streamrec.features.session_store import session_key
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
 from tests.faults.support import (
     ReplayThread,
     metric,
@@ -109,10 +109,19 @@ def test_redis_restart_keeps_state_scorer_degrades_and_worker_loses_nothing(
         final_sessions = session_counts(client, services.project, sorted(truth_sessions))
         channel.close()
 
-    print(json.dumps({"figure": "redis_restart", "outage_s": round(up_at - down_at, 2),
-                      "page_views_during_outage": len(answers),
-                      "restart_to_model_answer_s": round(recovered_s, 2), "worker_batch_retries": retries,
-                      "applied": settled, "expected": len(events)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "figure": "redis_restart",
+                "outage_s": round(up_at - down_at, 2),
+                "page_views_during_outage": len(answers),
+                "restart_to_model_answer_s": round(recovered_s, 2),
+                "worker_batch_retries": retries,
+                "applied": settled,
+                "expected": len(events),
+            }
+        )
+    )
     assert all(a.fallback and a.source == "popularity" and len(a.items) == 10 for a in answers)
     assert not info_down.redis_ok
     assert fallbacks_during - fallbacks_before == len(answers)  # each degraded answer counted, once

@@ -15,10 +15,10 @@ import grpc
 import pytest
 import redis
 
-from features.session_store import SessionState, session_key
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
-from streamrec.localstack import LocalStack
+from streamrec.devstack.localstack import LocalStack
+from streamrec.features.session_store import SessionState, session_key
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
 from tests.faults.support import start_scorer, start_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -31,12 +31,19 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grp
 # gRPC's own retries (transparent, for calls that never reached a server) plus a short reconnect backoff: without
 # it a channel that saw its server die waits up to 120 s before trying the new one
 SERVICE_CONFIG = {
-    "methodConfig": [{
-        "name": [{"service": "streamrec.v1.Recommender"}],
-        "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.05s", "maxBackoff": "0.5s", "backoffMultiplier": 2,
-                        "retryableStatusCodes": ["UNAVAILABLE"]},
-    }]
-}  # fmt: skip
+    "methodConfig": [
+        {
+            "name": [{"service": "streamrec.v1.Recommender"}],
+            "retryPolicy": {
+                "maxAttempts": 5,
+                "initialBackoff": "0.05s",
+                "maxBackoff": "0.5s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
 CHANNEL_OPTIONS = [
     ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
     ("grpc.enable_retries", 1),

@@ -21,9 +21,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
-from streamrec.localstack import LocalStack, Service, free_port
+from streamrec.devstack.localstack import LocalStack, Service, free_port
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
 from tests.faults.support import (
     ReplayThread,
     RssSampler,
@@ -69,12 +69,14 @@ def test_slow_scorer_backpressure_keeps_memory_bounded_and_state_complete(
 
     with LocalStack(state_dir=tmp_path / "stack") as stack, serving(SlowRecommender()) as (address, servicer):
         services = start_services(stack, trained_registry, scorer=False, scorer_address=address)
-        services.env.update({
-            "STREAMREC_STREAM_SCORER_TIMEOUT_S": str(SCORER_TIMEOUT_S),
-            "STREAMREC_STREAM_BATCH_MAX_EVENTS": str(BATCH),
-            "STREAMREC_STREAM_BUFFER_MAX_EVENTS": str(BUFFER),
-            "STREAMREC_STREAM_METRICS_PORT": str(metrics_port),
-        })  # fmt: skip
+        services.env.update(
+            {
+                "STREAMREC_STREAM_SCORER_TIMEOUT_S": str(SCORER_TIMEOUT_S),
+                "STREAMREC_STREAM_BATCH_MAX_EVENTS": str(BATCH),
+                "STREAMREC_STREAM_BUFFER_MAX_EVENTS": str(BUFFER),
+                "STREAMREC_STREAM_METRICS_PORT": str(metrics_port),
+            }
+        )
         result = ReplayThread(events, services.kafka).start().join()  # the whole backlog, before the worker
         worker = services.start_worker("worker")
         sampler = RssSampler({"worker": worker.process.pid}, interval_s=0.25).start()

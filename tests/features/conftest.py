@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from streamrec.localstack import LocalStack
+from streamrec.devstack.localstack import LocalStack
 
 # Rows of every view with the awkward cases: unicode ids, empty arrays, zero counts, negative and large numbers.
 SESSION_ROWS: dict[str, dict[str, Any]] = {
@@ -38,16 +38,30 @@ SESSION_ROWS: dict[str, dict[str, Any]] = {
 }
 ITEM_ROWS: dict[str, dict[str, Any]] = {
     "item-1": {
-        "views_1h": 5, "clicks_1h": 2, "carts_1h": 1, "purchases_1h": 0,
-        "views_24h": 120, "clicks_24h": 30, "carts_24h": 9, "purchases_24h": 2**40,
-        "trending_score": 12.625, "conversion_rate": 0.013333333333333334,
+        "views_1h": 5,
+        "clicks_1h": 2,
+        "carts_1h": 1,
+        "purchases_1h": 0,
+        "views_24h": 120,
+        "clicks_24h": 30,
+        "carts_24h": 9,
+        "purchases_24h": 2**40,
+        "trending_score": 12.625,
+        "conversion_rate": 0.013333333333333334,
     },
     "物品-2": {
-        "views_1h": 0, "clicks_1h": 0, "carts_1h": 0, "purchases_1h": 0,
-        "views_24h": 0, "clicks_24h": 0, "carts_24h": 0, "purchases_24h": 0,
-        "trending_score": 0.0, "conversion_rate": 0.0,
+        "views_1h": 0,
+        "clicks_1h": 0,
+        "carts_1h": 0,
+        "purchases_1h": 0,
+        "views_24h": 0,
+        "clicks_24h": 0,
+        "carts_24h": 0,
+        "purchases_24h": 0,
+        "trending_score": 0.0,
+        "conversion_rate": 0.0,
     },
-}  # fmt: skip
+}
 USER_ROWS: dict[str, dict[str, Any]] = {
     "u-1": {
         "top_categories": ["shoes", "hats", "ünïcode"],

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from features import codec
-from features.config import redis_connection_string
 from streamrec.errors import ConfigError
+from streamrec.features import codec
+from streamrec.features.config import redis_connection_string
 
 # Produced by feast.infra.online_stores.helpers._redis_key / _mmh3 and feast.types.Value.SerializeToString.
 FEAST_KEY_ITEM_E1_P = (

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import redis
 
-from features.online import FeatureLayout
-from features.schema import VIEWS
+from streamrec.features.online import FeatureLayout
+from streamrec.features.schema import VIEWS
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ REPO_DIR = Path(__file__).resolve().parents[2] / "features" / "repo"
 
 @pytest.fixture(scope="module")
 def store(redis_url: str, feast_dir: Path) -> Iterator[Any]:
-    from features.feast_apply import apply
+    from streamrec.features.feast_apply import apply
 
     yield apply("tfeast", redis_url, feast_dir).store
 
@@ -116,7 +116,7 @@ def test_apply_is_idempotent_and_drops_views_no_longer_defined(redis_url: str, t
     from feast import Entity, FeatureView, Field, FileSource, ValueType
     from feast.types import Int64, String
 
-    from features.feast_apply import apply
+    from streamrec.features.feast_apply import apply
 
     first = apply("tstale", redis_url, tmp_path)
     old_entity = Entity(name="shop", join_keys=["shop_id"], value_type=ValueType.STRING)
@@ -136,8 +136,8 @@ def test_feast_cli_repo_matches_the_programmatic_one(
     from feast.repo_config import load_repo_config
     from feast.repo_operations import parse_repo
 
-    from features.config import redis_connection_string
-    from features.feast_apply import repo_config
+    from streamrec.features.config import redis_connection_string
+    from streamrec.features.feast_apply import repo_config
 
     monkeypatch.setenv("STREAMREC_PROJECT", "tcli")
     monkeypatch.setenv("STREAMREC_FEATURES_REDIS_CONNECTION", redis_connection_string(redis_url))
@@ -165,13 +165,13 @@ def test_feast_cli_repo_matches_the_programmatic_one(
 
 
 def programmatic_view(name: str) -> Any:
-    from features.definitions import build_definitions
+    from streamrec.features.definitions import build_definitions
 
     return next(v for v in build_definitions(Path("data")).feature_views if v.name == name)
 
 
 def test_cli_apply_and_yaml(redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from features.cli import register
+    from streamrec.features.cli import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

@@ -11,9 +11,9 @@ import pytest
 import redis
 import redis.asyncio
 
-from features.online import TS_KEY, FeatureLayout
-from features.schema import VIEWS
 from streamrec.errors import ConfigError
+from streamrec.features.online import TS_KEY, FeatureLayout
+from streamrec.features.schema import VIEWS
 
 pytestmark = pytest.mark.integration
 

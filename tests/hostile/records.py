@@ -6,8 +6,8 @@ from typing import cast
 
 from hypothesis import strategies as st
 
-from protos import events_pb2
-from stream.decode import MAX_QUANTITY
+from streamrec.protos import events_pb2
+from streamrec.stream.decode import MAX_QUANTITY
 
 NOW = 1_800_000_000_000
 MAX_BYTES = 16_384
@@ -71,9 +71,13 @@ def quantities() -> st.SearchStrategy[int]:
 @st.composite
 def messages(draw: st.DrawFn) -> events_pb2.Event:
     message = events_pb2.Event(
-        event_id=draw(id_text()), session_id=draw(id_text()), user_id=draw(id_text()), item_id=draw(id_text()),
-        type=cast("events_pb2.EventType", draw(event_types())), ts_ms=draw(timestamps()),
-    )  # fmt: skip
+        event_id=draw(id_text()),
+        session_id=draw(id_text()),
+        user_id=draw(id_text()),
+        item_id=draw(id_text()),
+        type=cast("events_pb2.EventType", draw(event_types())),
+        ts_ms=draw(timestamps()),
+    )
     category = draw(st.none() | id_text())
     if category is not None:
         message.category_id = category

@@ -14,12 +14,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.session_store import Recommendations, SessionState
-from stream.aggregates import AggregateInput, AppliedBatch
-from stream.decode import decode_event
-from stream.processor import Limits, RawRecord, SessionProcessor
 from streamrec.errors import InvalidEvent
 from streamrec.events import CanonicalEvent
+from streamrec.features.session_store import Recommendations, SessionState
+from streamrec.stream.aggregates import AggregateInput, AppliedBatch
+from streamrec.stream.decode import decode_event
+from streamrec.stream.processor import Limits, RawRecord, SessionProcessor
 from tests.hostile.records import NOW, good_event, messages, string_field_bytes
 
 LIMITS = Limits(max_event_bytes=16_384, max_future_skew_ms=600_000, max_event_age_ms=400 * 86_400_000, refresh_k=5)
@@ -66,8 +66,9 @@ class NullStore:
 
 
 def make(dead_letters: RecordingDeadLetters) -> SessionProcessor:
-    return SessionProcessor(DictTable(), dead_letters, FirstItemScorer(), PassAggregates(), NullStore(), LIMITS,
-                            clock_ms=lambda: NOW)  # fmt: skip
+    return SessionProcessor(
+        DictTable(), dead_letters, FirstItemScorer(), PassAggregates(), NullStore(), LIMITS, clock_ms=lambda: NOW
+    )
 
 
 def reason_of(value: bytes | None) -> str | None:

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from protos import events_pb2
-from stream.decode import MAX_ID_CHARS, MAX_PRICE, MAX_QUANTITY, REASONS, decode_event
 from streamrec.errors import InvalidEvent
 from streamrec.events import CanonicalEvent
+from streamrec.protos import events_pb2
+from streamrec.stream.decode import MAX_ID_CHARS, MAX_PRICE, MAX_QUANTITY, REASONS, decode_event
 from tests.hostile.records import (
     AGE_MS,
     MAX_BYTES,
@@ -105,10 +105,16 @@ def check_outcome(message: events_pb2.Event) -> None:
 
 
 FIELD_VALUES: dict[str, st.SearchStrategy[object]] = {
-    "event_id": id_text(), "session_id": id_text(), "user_id": id_text(), "item_id": id_text(),
-    "category_id": id_text(), "type": event_types(), "ts_ms": timestamps(),
-    "price": st.floats(allow_nan=True, allow_infinity=True), "quantity": quantities(),
-}  # fmt: skip
+    "event_id": id_text(),
+    "session_id": id_text(),
+    "user_id": id_text(),
+    "item_id": id_text(),
+    "category_id": id_text(),
+    "type": event_types(),
+    "ts_ms": timestamps(),
+    "price": st.floats(allow_nan=True, allow_infinity=True),
+    "quantity": quantities(),
+}
 
 
 @PROPERTY
@@ -136,8 +142,16 @@ def test_damaged_valid_records_never_escape_the_reasons(noise: bytes, data: st.D
     """A valid record truncated, overwritten or spliced with noise at any position."""
     raw = good_event(category_id="c1", price=9.5, quantity=2).SerializeToString()
     at = data.draw(st.integers(0, len(raw)))
-    damaged = data.draw(st.sampled_from([raw[:at], raw[:at] + noise, raw[:at] + noise + raw[at:],
-                                         raw[:at] + noise[: len(raw) - at] + raw[at + len(noise):]]))  # fmt: skip
+    damaged = data.draw(
+        st.sampled_from(
+            [
+                raw[:at],
+                raw[:at] + noise,
+                raw[:at] + noise + raw[at:],
+                raw[:at] + noise[: len(raw) - at] + raw[at + len(noise) :],
+            ]
+        )
+    )
     outcome = decode(damaged)
     assert isinstance(outcome, CanonicalEvent) or outcome.reason in REASONS
 

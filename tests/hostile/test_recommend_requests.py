@@ -19,15 +19,15 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from features.session_store import SessionState, session_key
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
-from serving import metrics
-from serving.config import MAX_ID_CHARS, MAX_IDS, MAX_K, ServingSettings
-from serving.server import Scorer, create_server
-from serving.validation import recommend_problem
-from stream.adapters import read_scored_items
 from streamrec.config import CoreSettings
+from streamrec.features.session_store import SessionState, session_key
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
+from streamrec.serving import metrics
+from streamrec.serving.config import MAX_ID_CHARS, MAX_IDS, MAX_K, ServingSettings
+from streamrec.serving.server import Scorer, create_server
+from streamrec.serving.validation import recommend_problem
+from streamrec.stream.adapters import read_scored_items
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MAX_MESSAGE_BYTES = 64 * 1024  # small, so that an oversize request is cheap to build
@@ -45,11 +45,12 @@ def requests(draw: st.DrawFn, items: list[str]) -> pb.RecommendRequest:
     many = st.integers(MAX_IDS - 2, MAX_IDS + 2).map(lambda n: [f"x{i}" for i in range(n)])  # around the limit
     excludes = draw(st.one_of(st.lists(ids(items), max_size=12), many))
     return pb.RecommendRequest(
-        session_id=draw(ids(SEEDED)), user_id=draw(st.one_of(st.just(""), ids(["u1"]))),
+        session_id=draw(ids(SEEDED)),
+        user_id=draw(st.one_of(st.just(""), ids(["u1"]))),
         k=draw(st.one_of(st.integers(-2, 25), st.integers(MAX_K - 1, MAX_K + 1), st.integers(-(2**31), 2**31 - 1))),
         context=pb.PageContext(page=draw(ids(["home", "product"])), item_id=draw(ids(items))),
         exclude_item_ids=excludes,
-    )  # fmt: skip
+    )
 
 
 def oracle(request: pb.RecommendRequest) -> str | None:
@@ -60,9 +61,12 @@ def oracle(request: pb.RecommendRequest) -> str | None:
         ("k", not 1 <= request.k <= MAX_K),
         ("context.item_id", len(request.context.item_id) > MAX_ID_CHARS),
         ("context.page", len(request.context.page) > MAX_ID_CHARS),
-        ("exclude_item_ids", len(request.exclude_item_ids) > MAX_IDS
-         or any(not x or len(x) > MAX_ID_CHARS for x in request.exclude_item_ids)),
-    ]  # fmt: skip
+        (
+            "exclude_item_ids",
+            len(request.exclude_item_ids) > MAX_IDS
+            or any(not x or len(x) > MAX_ID_CHARS for x in request.exclude_item_ids),
+        ),
+    ]
     return next((name for name, bad in checks if bad), None)
 
 
@@ -84,13 +88,18 @@ def live_scorer(redis_url: str, trained_registry: Path) -> Iterator[LiveScorer]:
     client = redis.Redis.from_url(redis_url)
     items = json.loads(next(trained_registry.glob("v*/items.json")).read_text())[1:]
     for n, sid in enumerate(SEEDED):
-        state = SessionState(items=items[n : n + 3], purchases=items[n + 3 : n + 4], last_event_id=f"e{n}",
-                             updated_ms=int(time.time() * 1000))  # fmt: skip
+        state = SessionState(
+            items=items[n : n + 3],
+            purchases=items[n + 3 : n + 4],
+            last_event_id=f"e{n}",
+            updated_ms=int(time.time() * 1000),
+        )
         client.set(session_key(project, sid), state.to_json())
     client.close()
     core = CoreSettings(redis_url=redis_url, project=project)
-    serving = ServingSettings(core=core, port=0, registry=trained_registry, reload_interval_s=0,
-                              max_message_bytes=MAX_MESSAGE_BYTES)  # fmt: skip
+    serving = ServingSettings(
+        core=core, port=0, registry=trained_registry, reload_interval_s=0, max_message_bytes=MAX_MESSAGE_BYTES
+    )
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="hostile-scorer", daemon=True)
     thread.start()

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from loadtest.producer import EventProducer
-from protos import events_pb2
-from stream.decode import decode_event
 from streamrec.config import DLQ_TOPIC, EVENTS_TOPIC
+from streamrec.devstack.localstack import LocalStack, Service, free_port
 from streamrec.errors import InvalidEvent
 from streamrec.events import CanonicalEvent
-from streamrec.localstack import LocalStack, Service, free_port
+from streamrec.protos import events_pb2
+from streamrec.stream.decode import decode_event
+from streamrec.stream.producer import EventProducer
 from tests.faults.support import metric, rss_mb, scrape, start_services
 from tests.hostile.records import string_field_bytes
 from tests.integration.harness import Services, applied_total, ground_truth, item_totals
@@ -38,8 +38,13 @@ RSS_GROWTH_MB = 50.0  # the corpus holds ~3 MB of bad bytes; a worker that kept 
 
 def hostile_corpus(now: int, seed: int = 11) -> list[bytes]:
     def event(**kw: object) -> events_pb2.Event:
-        fields: dict[str, object] = {"event_id": uuid.uuid4().hex, "type": 2, "session_id": "hostile",
-                                     "item_id": "i1", "ts_ms": now}  # fmt: skip
+        fields: dict[str, object] = {
+            "event_id": uuid.uuid4().hex,
+            "type": 2,
+            "session_id": "hostile",
+            "item_id": "i1",
+            "ts_ms": now,
+        }
         fields.update(kw)
         return events_pb2.Event(**fields)  # type: ignore[arg-type]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.localstack import LocalStack, free_port
-from streamrec.stack import StackOptions, create_topics, scorer_ready, service_env
+from streamrec.devstack.localstack import LocalStack, free_port
+from streamrec.devstack.stack import StackOptions, create_topics, scorer_ready, service_env
 from tests.integration.harness import Services
 
 
@@ -22,6 +22,11 @@ def services(tmp_path: Path, trained_registry: Path) -> Iterator[Services]:
         create_topics(kafka, 4)
         port = free_port()
         env = service_env(kafka, redis_url, f"127.0.0.1:{port}", trained_registry, StackOptions(project=project))
-        stack.python_module("scorer", ["serve", "--port", str(port)], f"127.0.0.1:{port}",
-                            lambda: scorer_ready(f"127.0.0.1:{port}"), env=env)  # fmt: skip
+        stack.python_module(
+            "scorer",
+            ["serve", "--port", str(port)],
+            f"127.0.0.1:{port}",
+            lambda: scorer_ready(f"127.0.0.1:{port}"),
+            env=env,
+        )
         yield Services(stack, kafka, redis_url, env, project)

@@ -8,10 +8,10 @@ from typing import Any, cast
 
 import redis
 
-from features.session_store import SessionState, session_key
 from streamrec.config import EVENTS_TOPIC
+from streamrec.devstack.localstack import LocalStack, Service
 from streamrec.events import CanonicalEvent
-from streamrec.localstack import LocalStack, Service
+from streamrec.features.session_store import SessionState, session_key
 
 KIND_CODES = {"view": "v", "click": "c", "add_to_cart": "a", "purchase": "p"}
 
@@ -47,8 +47,10 @@ def item_totals(client: redis.Redis, project: str, items: list[str]) -> dict[str
     for item in items:
         pipe.hmget(f"{project}:agg:item:{item}", [f"{k}:all" for k in "vcap"])
     rows = cast(list[list[Any]], pipe.execute())
-    return {item: Counter({k: int(v) for k, v in zip("vcap", row, strict=True) if v}) for item, row in
-            zip(items, rows, strict=True)}  # fmt: skip
+    return {
+        item: Counter({k: int(v) for k, v in zip("vcap", row, strict=True) if v})
+        for item, row in zip(items, rows, strict=True)
+    }
 
 
 def session_counts(client: redis.Redis, project: str, sessions: list[str]) -> Counter[str]:

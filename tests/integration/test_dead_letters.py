@@ -11,11 +11,11 @@ import uuid
 import pytest
 from confluent_kafka import Consumer
 
-from loadtest.producer import EventProducer
-from protos import events_pb2
 from streamrec.config import DLQ_TOPIC, EVENTS_TOPIC
+from streamrec.devstack.localstack import free_port
 from streamrec.events import CanonicalEvent
-from streamrec.localstack import free_port
+from streamrec.protos import events_pb2
+from streamrec.stream.producer import EventProducer
 from tests.integration.harness import Services, applied_total, ground_truth, item_totals
 
 pytestmark = pytest.mark.integration
@@ -23,8 +23,14 @@ pytestmark = pytest.mark.integration
 
 def bad_corpus(now: int) -> list[tuple[bytes, str]]:
     def event(**kw: object) -> bytes:
-        fields: dict[str, object] = {"event_id": uuid.uuid4().hex, "type": "click", "session_id": "bad",
-                                     "user_id": "", "item_id": "i1", "ts_ms": now}  # fmt: skip
+        fields: dict[str, object] = {
+            "event_id": uuid.uuid4().hex,
+            "type": "click",
+            "session_id": "bad",
+            "user_id": "",
+            "item_id": "i1",
+            "ts_ms": now,
+        }
         fields.update(kw)
         return CanonicalEvent(**fields).to_bytes()  # type: ignore[arg-type]
 
@@ -78,8 +84,9 @@ def test_bad_records_are_dead_lettered_with_reasons_and_counted(services: Servic
 
 
 def read_dead_letters(kafka: str, expected: int, timeout_s: float = 30) -> list[tuple[bytes, str]]:
-    consumer = Consumer({"bootstrap.servers": kafka, "group.id": f"dlq-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer = Consumer(
+        {"bootstrap.servers": kafka, "group.id": f"dlq-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
+    )
     consumer.subscribe([DLQ_TOPIC])
     letters: list[tuple[bytes, str]] = []
     deadline = time.monotonic() + timeout_s

@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from loadtest.producer import replay
 from streamrec.events import CanonicalEvent
+from streamrec.stream.producer import replay
+from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered
 from tests.faults.support import wait_until_settled
 from tests.integration.harness import (
     EVENTS_TOPIC,
@@ -22,7 +23,6 @@ from tests.integration.harness import (
     item_totals,
     session_counts,
 )
-from training.synthetic import SyntheticConfig, generate_time_ordered
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -13,14 +13,14 @@ from confluent_kafka import Consumer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from features.session_store import SessionState, session_key
-from loadtest.producer import EventProducer
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
 from streamrec.config import DLQ_TOPIC, EVENTS_TOPIC
-from streamrec.probe import click, wait_for_refresh
-from streamrec.stack import StackAddresses
-from training.synthetic import SyntheticConfig, make_catalogue
+from streamrec.devstack.probe import click, wait_for_refresh
+from streamrec.devstack.stack import StackAddresses
+from streamrec.features.session_store import SessionState, session_key
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
+from streamrec.stream.producer import EventProducer
+from streamrec.training.synthetic import SyntheticConfig, make_catalogue
 
 pytestmark = pytest.mark.integration
 
@@ -106,8 +106,13 @@ def test_malformed_event_goes_to_the_dead_letter_topic(streamrec_stack: StackAdd
     producer.send(session_id, b"\x08\x96\x01 this is not an Event \xff")
     producer.flush(10)
     publish_and_wait(streamrec_stack, store, session_id, "i00001")  # the worker goes on after the bad record
-    consumer = Consumer({"bootstrap.servers": streamrec_stack.kafka, "group.id": f"dlq-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": streamrec_stack.kafka,
+            "group.id": f"dlq-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.subscribe([DLQ_TOPIC])
     found = None
     deadline = time.monotonic() + 30

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from features.session_store import SessionState, session_key
-from loadtest.producer import EventProducer
 from streamrec.config import EVENTS_TOPIC
+from streamrec.devstack.probe import wait_for_refresh
 from streamrec.events import CanonicalEvent
-from streamrec.probe import wait_for_refresh
+from streamrec.features.session_store import SessionState, session_key
+from streamrec.stream.producer import EventProducer
 from tests.integration.harness import Services
 
 pytestmark = pytest.mark.integration

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from features.session_store import SessionState, session_key
-from stream.partitioning import owner_partition
 from streamrec.config import DLQ_TOPIC, EVENTS_TOPIC
-from streamrec.probe import wait_for_refresh
-from streamrec.stack import StackAddresses
+from streamrec.devstack.probe import wait_for_refresh
+from streamrec.devstack.stack import StackAddresses
+from streamrec.features.session_store import SessionState, session_key
+from streamrec.stream.partitioning import owner_partition
 
 KCAT = shutil.which("kcat")
 pytestmark = [
@@ -87,8 +87,7 @@ def test_kcat_reads_dead_letters_with_their_reason(streamrec_stack: StackAddress
     kcat(streamrec_stack.kafka, "-P", "-t", EVENTS_TOPIC, "-k", session_id, str(garbage))
     letters = ""
     for _ in range(30):  # the worker dead-letters it within a second or so; kcat -e reads what is there now
-        letters = kcat(streamrec_stack.kafka, "-C", "-t", DLQ_TOPIC, "-o", "beginning", "-e", "-q",
-                       "-f", "%k\t%h\n")  # fmt: skip
+        letters = kcat(streamrec_stack.kafka, "-C", "-t", DLQ_TOPIC, "-o", "beginning", "-e", "-q", "-f", "%k\t%h\n")
         if session_id in letters:
             break
         subprocess.run(["sleep", "1"], check=True)
@@ -99,7 +98,7 @@ def test_kcat_reads_dead_letters_with_their_reason(streamrec_stack: StackAddress
 
 
 def _event_id(event_file: Path) -> str:
-    from protos import events_pb2
+    from streamrec.protos import events_pb2
 
     event = events_pb2.Event()
     event.ParseFromString(event_file.read_bytes())

@@ -19,12 +19,12 @@ from typing import cast
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from features.session_store import Recommendations, SessionState, recs_key, session_key
-from protos import events_pb2
-from stream.partitioning import owner_partition
 from streamrec.events import CanonicalEvent
+from streamrec.features.session_store import Recommendations, SessionState, recs_key, session_key
+from streamrec.protos import events_pb2
+from streamrec.stream.partitioning import owner_partition
+from streamrec.training.synthetic import SyntheticConfig, make_catalogue
 from tests.integration.harness import EVENTS_TOPIC, Services
-from training.synthetic import SyntheticConfig, make_catalogue
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 4  # the `services` fixture's events topic
@@ -35,8 +35,15 @@ class KeyedProducer:
     """One confluent-kafka producer with `partitioner`; remembers the partition each session's records went to."""
 
     def __init__(self, bootstrap: str, partitioner: str) -> None:
-        self.producer = Producer({"bootstrap.servers": bootstrap, "partitioner": partitioner,
-                                  "enable.idempotence": True, "acks": "all", "linger.ms": 2})  # fmt: skip
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "partitioner": partitioner,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+            }
+        )
         self.placed: dict[str, set[int]] = {}
         self.failed: list[str] = []
         self.sent: list[CanonicalEvent] = []
@@ -49,8 +56,9 @@ class KeyedProducer:
 
     def send(self, events: list[CanonicalEvent]) -> None:
         for event in events:
-            self.producer.produce(EVENTS_TOPIC, key=event.session_id.encode(), value=event.to_bytes(),
-                                  on_delivery=self._delivered)  # fmt: skip
+            self.producer.produce(
+                EVENTS_TOPIC, key=event.session_id.encode(), value=event.to_bytes(), on_delivery=self._delivered
+            )
             self.producer.poll(0)
         self.sent += events
         assert self.producer.flush(30) == 0 and not self.failed, self.failed
@@ -76,8 +84,15 @@ def session_ids(prefix: str, n: int, where: Callable[[str], bool]) -> list[str]:
 
 def events_of(sids: list[str], items: list[str], length: int = EVENTS_PER_SESSION) -> dict[str, list[CanonicalEvent]]:
     now = int(time.time() * 1000)
-    return {sid: [CanonicalEvent(f"{sid}-{n}", "click" if n % 2 else "view", sid, "", items[(s * 7 + n * 3) % 500],
-                                 now - 1000 + n) for n in range(length)] for s, sid in enumerate(sids)}  # fmt: skip
+    return {
+        sid: [
+            CanonicalEvent(
+                f"{sid}-{n}", "click" if n % 2 else "view", sid, "", items[(s * 7 + n * 3) % 500], now - 1000 + n
+            )
+            for n in range(length)
+        ]
+        for s, sid in enumerate(sids)
+    }
 
 
 def interleaved(sessions: dict[str, list[CanonicalEvent]]) -> list[CanonicalEvent]:
@@ -88,8 +103,9 @@ def interleaved(sessions: dict[str, list[CanonicalEvent]]) -> list[CanonicalEven
 
 def forwarded_event_ids(bootstrap: str) -> list[str]:
     """Event ids of the records the worker forwarded (they carry `forwarded_from`), each on its owner partition."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    )
     topic_partitions = [TopicPartition(EVENTS_TOPIC, p, 0) for p in range(PARTITIONS)]
     ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in topic_partitions}
     consumer.assign(topic_partitions)
@@ -136,8 +152,11 @@ def test_both_partitioners_reach_every_session_in_order(services: Services) -> N
     # partition p starts with 80 * p records, so offsets of different partitions are far apart
     fillers = [sid for p in range(PARTITIONS) for sid in session_ids(f"fill{p}", 4 * p, owned_by(p))]
     murmur.send(interleaved(events_of(fillers, items, length=20)))
-    by_crc = events_of(session_ids("crc", 6, lambda sid: crc32_partition(sid) != owner(sid))
-                       + session_ids("crc", 2, lambda sid: crc32_partition(sid) == owner(sid)), items)  # fmt: skip
+    by_crc = events_of(
+        session_ids("crc", 6, lambda sid: crc32_partition(sid) != owner(sid))
+        + session_ids("crc", 2, lambda sid: crc32_partition(sid) == owner(sid)),
+        items,
+    )
     by_murmur = events_of(session_ids("m2", 8, lambda sid: True), items)
     mixed = events_of(session_ids("mix", 6, lambda sid: crc32_partition(sid) != owner(sid)), items)
     worker = services.start_worker("worker-a")

@@ -10,11 +10,11 @@ from typing import Any, cast
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from loadtest.producer import EventProducer
 from streamrec.config import EVENTS_TOPIC
+from streamrec.devstack.probe import wait_for_refresh
 from streamrec.events import CanonicalEvent
 from streamrec.privacy import Pseudonymizer
-from streamrec.probe import wait_for_refresh
+from streamrec.stream.producer import EventProducer
 from tests.integration.harness import Services
 
 pytestmark = pytest.mark.integration

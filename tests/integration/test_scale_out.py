@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from loadtest.producer import replay
+from streamrec.stream.producer import replay
+from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered
 from tests.faults.support import wait_until_settled
 from tests.integration.harness import (
     EVENTS_TOPIC,
@@ -18,7 +19,6 @@ from tests.integration.harness import (
     session_counts,
     worker_partitions,
 )
-from training.synthetic import SyntheticConfig, generate_time_ordered
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +28,9 @@ def test_second_worker_joins_mid_replay_and_state_equals_the_truth(services: Ser
     truth_items, truth_sessions = ground_truth(events)
     items = sorted(truth_items)
     first = services.start_worker("worker-a")
-    replayer = threading.Thread(target=replay, args=(events, services.kafka, EVENTS_TOPIC), kwargs={"rate": 3000},
-                                daemon=True)  # fmt: skip
+    replayer = threading.Thread(
+        target=replay, args=(events, services.kafka, EVENTS_TOPIC), kwargs={"rate": 3000}, daemon=True
+    )
     replayer.start()
     client = services.client()
     while applied_total(client, services.project, items) < len(events) * 0.3:

@@ -15,21 +15,26 @@ import grpc
 import pytest
 import redis
 
-from features.session_store import SessionState, session_key
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
-from serving.config import ServingSettings
-from serving.server import Scorer, create_server
 from streamrec.artifact import load_manifest, new_version_name, publish, set_current
 from streamrec.config import CoreSettings
-from streamrec.localstack import free_port
+from streamrec.devstack.localstack import free_port
+from streamrec.features.session_store import SessionState, session_key
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
+from streamrec.serving.config import ServingSettings
+from streamrec.serving.server import Scorer, create_server
 
 pytestmark = pytest.mark.integration
 
 
 def settings(redis_url: str, project: str, registry: Path, **overrides: Any) -> ServingSettings:
-    return ServingSettings(core=CoreSettings(redis_url=redis_url, project=project), port=0, registry=registry,
-                           reload_interval_s=0.1, **overrides)  # fmt: skip
+    return ServingSettings(
+        core=CoreSettings(redis_url=redis_url, project=project),
+        port=0,
+        registry=registry,
+        reload_interval_s=0.1,
+        **overrides,
+    )
 
 
 def seed_session(redis_url: str, project: str, session_id: str) -> None:
@@ -63,8 +68,9 @@ async def scorer_for(redis_url: str, project: str, registry_copy: Path) -> Async
     started: list[Scorer] = []
 
     async def start(**overrides: Any) -> tuple[Scorer, recommender_pb2_grpc.RecommenderStub]:
-        scorer = await create_server(settings(overrides.pop("redis_url", redis_url), project, registry_copy,
-                                              **overrides))  # fmt: skip
+        scorer = await create_server(
+            settings(overrides.pop("redis_url", redis_url), project, registry_copy, **overrides)
+        )
         started.append(scorer)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{scorer.port}")
         return scorer, recommender_pb2_grpc.RecommenderStub(channel)
@@ -150,10 +156,9 @@ async def test_without_redis_answers_degrade_to_the_snapshot_and_say_so(scorer_f
     reply = await stub.Recommend(pb.RecommendRequest(session_id="s1", k=5), timeout=5)
     assert reply.fallback and reply.source == "popularity" and len(reply.items) == 5
     assert not (await stub.Info(pb.InfoRequest(), timeout=5)).redis_ok
-    from serving import metrics
+    from streamrec.serving import metrics
 
-    assert metrics.REGISTRY.get_sample_value("streamrec_scorer_fallbacks_total",
-                                             {"cause": "redis_unavailable"})  # fmt: skip
+    assert metrics.REGISTRY.get_sample_value("streamrec_scorer_fallbacks_total", {"cause": "redis_unavailable"})
 
 
 async def test_graceful_drain_lets_in_flight_calls_finish(
@@ -172,8 +177,8 @@ async def test_graceful_drain_lets_in_flight_calls_finish(
 async def test_a_version_with_a_ranker_is_served_in_two_stages(
     redis_url: str, project: str, registry_copy: Path
 ) -> None:
-    from training.ranker import synthetic_dataset, train_ranker
-    from training.ranker_model import RankerConfig
+    from streamrec.training.ranker import synthetic_dataset, train_ranker
+    from streamrec.training.ranker_model import RankerConfig
 
     source = registry_copy / sorted(p.name for p in registry_copy.iterdir() if p.name.startswith("v"))[-1]
     train_ranker(source, synthetic_dataset(1500, 500), registry_copy, RankerConfig(epochs=2), log=lambda _: None)

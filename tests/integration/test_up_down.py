@@ -12,16 +12,17 @@ from pathlib import Path
 import grpc
 import pytest
 
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
-from streamrec.stack import StackAddresses
+from streamrec.devstack.stack import StackAddresses
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
 
 pytestmark = pytest.mark.integration
 
 
 def streamrec(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streamrec.cli", *args], capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "streamrec.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def alive(pid: int) -> bool:

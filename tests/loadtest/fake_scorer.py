@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import grpc
 
-from protos import recommender_pb2, recommender_pb2_grpc
+from streamrec.protos import recommender_pb2, recommender_pb2_grpc
 
 S = TypeVar("S", bound=recommender_pb2_grpc.RecommenderServicer)
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from loadtest.cli import register
-from loadtest.schedule import Pace, plan
-from loadtest.sources import DataSpec, load_events
-from protos import events_pb2
 from streamrec.cli import main
-from streamrec.localstack import LocalStack
-from streamrec.stack import create_topics
+from streamrec.devstack.localstack import LocalStack
+from streamrec.devstack.stack import create_topics
+from streamrec.loadtest.cli import register
+from streamrec.loadtest.schedule import Pace, plan
+from streamrec.loadtest.sources import DataSpec, load_events
+from streamrec.protos import events_pb2
 from tests.loadtest.test_report import SCENARIO, _measured
 
 
@@ -50,7 +50,7 @@ def test_missing_data_directory_is_one_line_not_a_traceback(tmp_path: Path, caps
 
 
 def test_compare_prints_both_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from loadtest.report import build_report
+    from streamrec.loadtest.report import build_report
 
     for name, latency in (("a", 4.0), ("b", 6.0)):
         (tmp_path / name).mkdir()
@@ -68,8 +68,21 @@ def test_replay_sends_exactly_what_it_reports(tmp_path: Path, capsys: pytest.Cap
     with LocalStack(state_dir=tmp_path / "stack") as stack:
         kafka = stack.start_broker()
         create_topics(kafka, 4)
-        args = _parser().parse_args(["replay", "--synthetic", "--sessions", "40", "--limit", "150", "--rate", "0",
-                                     "--bootstrap", kafka, "--no-progress"])  # fmt: skip
+        args = _parser().parse_args(
+            [
+                "replay",
+                "--synthetic",
+                "--sessions",
+                "40",
+                "--limit",
+                "150",
+                "--rate",
+                "0",
+                "--bootstrap",
+                kafka,
+                "--no-progress",
+            ]
+        )
         before_ms = int(time.time() * 1000)
         assert args.handler(args) == 0
         summary = json.loads(capsys.readouterr().out)
@@ -83,8 +96,9 @@ def test_replay_sends_exactly_what_it_reports(tmp_path: Path, capsys: pytest.Cap
 
 
 def _consume(kafka: str, expected: int, timeout_s: float = 30.0) -> list[tuple[str, events_pb2.Event]]:
-    consumer = Consumer({"bootstrap.servers": kafka, "group.id": f"t-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer = Consumer(
+        {"bootstrap.servers": kafka, "group.id": f"t-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
+    )
     # assigned, not subscribed: no consumer-group join, which takes seconds on the dev broker
     consumer.assign([TopicPartition("streamrec.events", p, OFFSET_BEGINNING) for p in range(4)])
     out: list[tuple[str, events_pb2.Event]] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtest.histograms import Timeline, decode, encode, merge, new_histogram, record_seconds, summary_ms
+from streamrec.loadtest.histograms import Timeline, decode, encode, merge, new_histogram, record_seconds, summary_ms
 
 
 def test_merging_encoded_histograms_equals_recording_into_one() -> None:
@@ -36,8 +36,14 @@ def test_out_of_range_values_are_clamped_not_lost() -> None:
 
 def test_empty_histogram_summary_is_zeros() -> None:
     assert summary_ms(new_histogram()) == {
-        "count": 0, "p50_ms": 0.0, "p90_ms": 0.0, "p99_ms": 0.0, "p99.9_ms": 0.0, "max_ms": 0.0, "mean_ms": 0.0
-    }  # fmt: skip
+        "count": 0,
+        "p50_ms": 0.0,
+        "p90_ms": 0.0,
+        "p99_ms": 0.0,
+        "p99.9_ms": 0.0,
+        "max_ms": 0.0,
+        "mean_ms": 0.0,
+    }
 
 
 def test_timelines_merge_by_second() -> None:

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from loadtest.fleet import Fleet
-from loadtest.histograms import decode, summary_ms
-from loadtest.loadgen import LoadConfig, PagePlan, run_generator
+from streamrec.loadtest.fleet import Fleet
+from streamrec.loadtest.histograms import decode, summary_ms
+from streamrec.loadtest.loadgen import LoadConfig, PagePlan, run_generator
 from tests.loadtest.fake_scorer import slow_server
 
 SERVICE_S = 0.02

@@ -7,9 +7,9 @@ import time
 import pytest
 import redis
 
-from features.session_store import Recommendations, recs_key
-from loadtest.freshness import FreshnessProbe
-from loadtest.visible import RecommendProbe
+from streamrec.features.session_store import Recommendations, recs_key
+from streamrec.loadtest.freshness import FreshnessProbe
+from streamrec.loadtest.visible import RecommendProbe
 from tests.loadtest.fake_scorer import StateRecommender, serving
 
 pytestmark = pytest.mark.integration

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadtest.compare import compare_rows, render
-from loadtest.fleet import FleetResult
-from loadtest.freshness import FreshnessReport
-from loadtest.histograms import record_seconds
-from loadtest.replayer import ReplayStats
-from loadtest.report import build_report, read_report, summary_lines, write_report
-from loadtest.runner import Measured
-from loadtest.scenario import Scenario
-from loadtest.targets import Target
+from streamrec.loadtest.compare import compare_rows, render
+from streamrec.loadtest.fleet import FleetResult
+from streamrec.loadtest.freshness import FreshnessReport
+from streamrec.loadtest.histograms import record_seconds
+from streamrec.loadtest.replayer import ReplayStats
+from streamrec.loadtest.report import build_report, read_report, summary_lines, write_report
+from streamrec.loadtest.runner import Measured
+from streamrec.loadtest.scenario import Scenario
+from streamrec.loadtest.targets import Target
 
 SCENARIO = Scenario.model_validate({"name": "unit", "duration_s": 3, "warmup_s": 1, "replay": {"rate": 10}})
 
@@ -29,9 +29,19 @@ def _measured(latency_ms: float) -> Measured:
     load.codes["UNAVAILABLE"] += 2
     replay = ReplayStats(sent=30, delivered=30, seconds=3.0, checksum="ab" * 32, per_second=[10, 10, 10])
     fresh = FreshnessReport([5.0, 7.0, 9.0], missing=1, sent_at=[101.0, 102.0, 103.0])
-    return Measured(Target("local", "k:1", "redis://r", "g:1", "p"), replay, load, fresh,
-                    FreshnessReport([6.0, 8.0]), {"calls": 9, "errors": {}, "sources": {"refreshed": 2}}, 4, 30, 7,
-                    {"start": [1.0, 1.0, 1.0], "end": [2.0, 1.5, 1.0]}, start=100.0)  # fmt: skip
+    return Measured(
+        Target("local", "k:1", "redis://r", "g:1", "p"),
+        replay,
+        load,
+        fresh,
+        FreshnessReport([6.0, 8.0]),
+        {"calls": 9, "errors": {}, "sources": {"refreshed": 2}},
+        4,
+        30,
+        7,
+        {"start": [1.0, 1.0, 1.0], "end": [2.0, 1.5, 1.0]},
+        start=100.0,
+    )
 
 
 def test_report_figures_files_and_summary(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadtest.runner import Sampler
 from streamrec.events import CanonicalEvent
+from streamrec.loadtest.runner import Sampler
 
 
 class _Probe:

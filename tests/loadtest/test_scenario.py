@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.scenario import Scenario, load_scenario, with_overrides
 from streamrec.errors import ConfigError
+from streamrec.loadtest.scenario import Scenario, load_scenario, with_overrides
 
 SCENARIOS = sorted(Path("scenarios").glob("*.yaml"))
 

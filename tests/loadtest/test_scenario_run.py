@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.cli import main
+from streamrec.loadtest.cli import main
 
 pytestmark = pytest.mark.integration
 
@@ -17,8 +17,14 @@ def test_smoke_scenario_runs_and_reports(tmp_path: Path, trained_registry: Path,
     code = main(["loadtest", "run", "scenarios/smoke.yaml", "--out", str(out), "--registry", str(trained_registry)])
     printed = capsys.readouterr().out
     assert code == 0
-    assert {p.name for p in out.iterdir()} >= {"report.json", "report.md", "latency.png", "throughput.png",
-                                              "freshness.png", "freshness_time.png"}  # fmt: skip
+    assert {p.name for p in out.iterdir()} >= {
+        "report.json",
+        "report.md",
+        "latency.png",
+        "throughput.png",
+        "freshness.png",
+        "freshness_time.png",
+    }
     report = json.loads((out / "report.json").read_text())
     replay, rec, fresh = report["replay"], report["recommend"], report["freshness"]
     assert replay["sent"] == report["plan"]["events"] == 1200  # 200 events/s for 6 s

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.schedule import Pace, plan
-from loadtest.sources import DataSpec, load_events, resolve_files
 from streamrec.errors import ConfigError, DataError
 from streamrec.events import CanonicalEvent
+from streamrec.loadtest.schedule import Pace, plan
+from streamrec.loadtest.sources import DataSpec, load_events, resolve_files
 
 DATA_DIR = Path("../shared/data")
 
@@ -86,7 +86,7 @@ def test_yoochoose_test_day_loads_in_time_order() -> None:
 def test_page_views_go_to_sessions_active_in_the_window() -> None:
     import random
 
-    from loadtest.loadgen import PagePlan
+    from streamrec.loadtest.loadgen import PagePlan
 
     pages = PagePlan([0.0, 1.0, 50.0, 51.0], ["a", "b", "c", "d"], ["i1", "i2", "i3", "i4"], window_s=10.0)
     rng = random.Random(0)

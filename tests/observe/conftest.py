@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from observe.config import Targets, targets_from_stack
-from streamrec.localstack import LocalStack, free_port
-from streamrec.stack import StackAddresses, StackOptions, start_stack
+from streamrec.devstack.localstack import LocalStack, free_port
+from streamrec.devstack.stack import StackAddresses, StackOptions, start_stack
+from streamrec.observe.config import Targets, targets_from_stack
 
 
 @dataclass
@@ -38,6 +38,7 @@ def observed_stack(tmp_path_factory: pytest.TempPathFactory, trained_registry: P
         env.undo()
         targets = targets_from_stack(dataclasses.asdict(addresses))
         if not targets.worker_metrics:
-            targets = dataclasses.replace(targets, worker_metrics=(f"127.0.0.1:{worker_port}",),
-                                          scorer_metrics=(f"127.0.0.1:{scorer_port}",))  # fmt: skip
+            targets = dataclasses.replace(
+                targets, worker_metrics=(f"127.0.0.1:{worker_port}",), scorer_metrics=(f"127.0.0.1:{scorer_port}",)
+            )
         yield ObservedStack(stack, addresses, targets)

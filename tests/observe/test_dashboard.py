@@ -15,8 +15,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from serving import metrics as serving_metrics
-from stream import metrics as stream_metrics
+from streamrec.serving import metrics as serving_metrics
+from streamrec.stream import metrics as stream_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/grafana/dashboards/streamrec.json"
@@ -120,8 +120,12 @@ def test_scrape_targets_match_compose() -> None:
         "STREAMREC_STREAM_METRICS_PORT": "streamrec-worker",
         "STREAMREC_SERVING_METRICS_PORT": "streamrec-scorer",
     }
-    exposed = {name: (job, int(env[var])) for name, service in services.items()
-               for var, job in variables.items() if var in (env := service.get("environment") or {})}  # fmt: skip
+    exposed = {
+        name: (job, int(env[var]))
+        for name, service in services.items()
+        for var, job in variables.items()
+        if var in (env := service.get("environment") or {})
+    }
     if not exposed:
         pytest.skip("docker-compose.yml sets no metrics port yet (snippet in docs/observability.md)")
     assert exposed == scrape_ports()

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from observe import scrape
-from observe.live import Inputs, LiveFigures, Rate, Window
-from observe.tail import TokenBucket
+from streamrec.observe import scrape
+from streamrec.observe.live import Inputs, LiveFigures, Rate, Window
+from streamrec.observe.tail import TokenBucket
 
 TEXT = """# HELP streamrec_scorer_request_seconds Handler time by RPC
 # TYPE streamrec_scorer_request_seconds histogram
@@ -80,8 +80,15 @@ def test_figures_tick_into_a_series() -> None:
     figures.record_freshness(None, 104.0)
     figures.record_recommend(2.0, 104.0)
     figures.tick(Inputs(produced_total=0, processed_total=0.0, processed_source="metrics"), 104.0)
-    point = figures.tick(Inputs(produced_total=50, processed_total=40.0, processed_source="metrics",
-                                server_buckets={0.001: 1.0, math.inf: 1.0}), 106.0)  # fmt: skip
+    point = figures.tick(
+        Inputs(
+            produced_total=50,
+            processed_total=40.0,
+            processed_source="metrics",
+            server_buckets={0.001: 1.0, math.inf: 1.0},
+        ),
+        106.0,
+    )
     assert point["produced_per_s"] == 25.0 and point["processed_per_s"] == 20.0
     assert point["freshness_p50_ms"] == 25.0 and point["freshness_n"] == 4
     assert point["recommend_p50_ms"] == 2.0

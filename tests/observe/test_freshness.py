@@ -8,8 +8,8 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from features.session_store import Recommendations, recs_key
-from observe.freshness import FreshnessTracker, Pending, latency_ms, visible
+from streamrec.features.session_store import Recommendations, recs_key
+from streamrec.observe.freshness import FreshnessTracker, Pending, latency_ms, visible
 
 pytestmark = pytest.mark.integration  # a real redis-server (tests/conftest.py)
 

@@ -9,20 +9,24 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from observe.checks import DEGRADED, UP, check_scorer
-from observe.config import Credentials, Targets
-from serving.config import ServingSettings
-from serving.server import create_server
 from streamrec.config import CoreSettings
+from streamrec.observe.checks import DEGRADED, UP, check_scorer
+from streamrec.observe.config import Credentials, Targets
+from streamrec.serving.config import ServingSettings
+from streamrec.serving.server import create_server
 
 pytestmark = pytest.mark.integration
 TOKENS = {"ops-token": ["admin"], "shop-token": ["recommend"]}
 
 
 async def test_info_needs_the_admin_scope(redis_url: str, project: str, trained_registry: Path) -> None:
-    settings = ServingSettings(core=CoreSettings(redis_url=SecretStr(redis_url), project=project), port=0,
-                               registry=trained_registry, reload_interval_s=0,
-                               auth_tokens=SecretStr(json.dumps(TOKENS)))  # fmt: skip
+    settings = ServingSettings(
+        core=CoreSettings(redis_url=SecretStr(redis_url), project=project),
+        port=0,
+        registry=trained_registry,
+        reload_interval_s=0,
+        auth_tokens=SecretStr(json.dumps(TOKENS)),
+    )
     scorer = await create_server(settings)
     address = f"127.0.0.1:{scorer.port}"
     try:

@@ -1,6 +1,6 @@
 """`streamrec status` against a real local stack: all up with lag per partition, then a stopped scorer fails it.
 
-The command runs as a process (`python -m observe.cli status`, the same handler `streamrec status` calls).
+The command runs as a process (`python -m streamrec.observe.cli status`, the same handler `streamrec status` calls).
 The last test stops the scorer, so it stays last in this module.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from loadtest.producer import EventProducer
-from observe.config import Targets
 from streamrec.config import EVENTS_TOPIC
 from streamrec.events import CanonicalEvent
+from streamrec.observe.config import Targets
+from streamrec.stream.producer import EventProducer
 from tests.observe.conftest import ObservedStack
 
 pytestmark = pytest.mark.integration
@@ -26,8 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def status(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "observe.cli", "status", *args], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "streamrec.observe.cli", "status", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
 
 
 def address_args(targets: Targets) -> list[str]:
@@ -79,8 +84,15 @@ def test_all_up_with_lag_per_partition(observed_stack: ObservedStack) -> None:
 def test_table_shows_every_component_and_partition(observed_stack: ObservedStack) -> None:
     done = status(*address_args(observed_stack.targets))
     assert done.returncode == 0, done.stdout + done.stderr
-    for needle in ("broker", "redis", "workers", "scorer", "PARTITION", "status: all up",
-                   observed_stack.addresses.grpc):  # fmt: skip
+    for needle in (
+        "broker",
+        "redis",
+        "workers",
+        "scorer",
+        "PARTITION",
+        "status: all up",
+        observed_stack.addresses.grpc,
+    ):
         assert needle in done.stdout, done.stdout
 
 

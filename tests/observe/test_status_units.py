@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from observe.checks import DEGRADED, DOWN, UP, Component, StackStatus, check_redis, check_workers
-from observe.cli import register, resolve_targets
-from observe.config import Targets, read_stack_file, redact, targets_from_stack
-from observe.kafka_lag import BrokerReport, partition_lag
-from observe.report import EXIT_DOWN, EXIT_LAGGING, EXIT_OK, exit_code, render_table, to_json
 from streamrec.errors import ConfigError
+from streamrec.observe.checks import DEGRADED, DOWN, UP, Component, StackStatus, check_redis, check_workers
+from streamrec.observe.cli import register, resolve_targets
+from streamrec.observe.config import Targets, read_stack_file, redact, targets_from_stack
+from streamrec.observe.kafka_lag import BrokerReport, partition_lag
+from streamrec.observe.report import EXIT_DOWN, EXIT_LAGGING, EXIT_OK, exit_code, render_table, to_json
 
 pytestmark = pytest.mark.integration  # the heartbeat tests use a real redis-server (tests/conftest.py)
 
@@ -30,8 +30,12 @@ def test_partition_lag() -> None:
 def status_of(*states: str, lag: int = 0) -> StackStatus:
     names = ["broker", "redis", "workers", "scorer"]
     components = [Component(n, s, f"{n} is {s}") for n, s in zip(names, states, strict=False)]
-    broker = BrokerReport(ok=True, group="p.streamrec-worker", group_state="stable",
-                          partitions=[partition_lag(0, 10, 0, 10 + lag), partition_lag(1, 5, 0, 5)])  # fmt: skip
+    broker = BrokerReport(
+        ok=True,
+        group="p.streamrec-worker",
+        group_state="stable",
+        partitions=[partition_lag(0, 10, 0, 10 + lag), partition_lag(1, 5, 0, 5)],
+    )
     return StackStatus(components, broker, 0)
 
 
@@ -56,9 +60,17 @@ def test_table_and_json() -> None:
 
 
 def test_targets_from_a_stack_file(tmp_path: Path) -> None:
-    data = {"kafka": "k:1", "redis": "redis://r:2/0", "grpc": "g:3", "project": "p", "registry": "/reg",
-            "pid": 1, "state_dir": str(tmp_path), "processes": {},
-            "metrics": {"worker": "127.0.0.1:9", "worker-1": "127.0.0.1:10", "scorer": "127.0.0.1:11"}}  # fmt: skip
+    data = {
+        "kafka": "k:1",
+        "redis": "redis://r:2/0",
+        "grpc": "g:3",
+        "project": "p",
+        "registry": "/reg",
+        "pid": 1,
+        "state_dir": str(tmp_path),
+        "processes": {},
+        "metrics": {"worker": "127.0.0.1:9", "worker-1": "127.0.0.1:10", "scorer": "127.0.0.1:11"},
+    }
     targets = targets_from_stack(data)
     assert targets.worker_metrics == ("127.0.0.1:9", "127.0.0.1:10") and targets.scorer_metrics == ("127.0.0.1:11",)
     assert targets.group == "p.streamrec-worker"

@@ -16,21 +16,22 @@ from pathlib import Path
 import pytest
 
 from streamrec.cli import build_parser
-from streamrec.stack import StackAddresses
+from streamrec.devstack.stack import StackAddresses
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def streamrec(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streamrec.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "streamrec.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 def test_console_script_has_status_and_web() -> None:
     parser = build_parser()
     for command in (["status", "--json"], ["web", "--port", "0"]):
-        assert parser.parse_args(command).handler.__module__ == "observe.cli"
+        assert parser.parse_args(command).handler.__module__ == "streamrec.observe.cli"
 
 
 def test_up_serves_the_live_page_and_status_sees_everything(trained_registry: Path, tmp_path: Path) -> None:

@@ -18,12 +18,16 @@ from typing import Any
 
 import pytest
 
-from observe.config import ObserveSettings, Targets
-from observe.web import STATIC, WebServer, start_stack_web, start_web
-from streamrec.localstack import free_port
+from streamrec.devstack.localstack import free_port
+from streamrec.observe.config import ObserveSettings, Targets
+from streamrec.observe.web import STATIC, WebServer, start_stack_web, start_web
 
-DEAD = Targets(kafka=f"127.0.0.1:{free_port()}", redis=f"redis://127.0.0.1:{free_port()}/0",
-               grpc=f"127.0.0.1:{free_port()}", project="nothing")  # fmt: skip
+DEAD = Targets(
+    kafka=f"127.0.0.1:{free_port()}",
+    redis=f"redis://127.0.0.1:{free_port()}/0",
+    grpc=f"127.0.0.1:{free_port()}",
+    project="nothing",
+)
 QUIET = ObserveSettings(check_timeout_s=0.5, recommend_probes_per_s=0)
 
 
@@ -81,13 +85,26 @@ def test_a_busy_port_falls_back_to_a_free_one() -> None:
 
 def test_web_command_runs_until_terminated(tmp_path: Path) -> None:
     """`streamrec web` as its own process: prints where it listens, serves, and stops on SIGTERM."""
-    argv = [sys.executable, "-m", "observe.cli", "web", "--port", "0", "--kafka", DEAD.kafka, "--redis", DEAD.redis,
-            "--grpc", DEAD.grpc]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "streamrec.observe.cli",
+        "web",
+        "--port",
+        "0",
+        "--kafka",
+        DEAD.kafka,
+        "--redis",
+        DEAD.redis,
+        "--grpc",
+        DEAD.grpc,
+    ]
     env = {**os.environ, "STREAMREC_OBSERVE_RECOMMEND_PROBES_PER_S": "0"}
     stderr_path = tmp_path / "web.stderr"
     with stderr_path.open("w") as stderr:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
-                                   cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=Path(__file__).resolve().parents[2]
+        )
 
     def log_tail() -> str:
         return "\n".join(stderr_path.read_text().splitlines()[-20:])

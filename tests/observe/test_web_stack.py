@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from loadtest.producer import replay
-from observe.config import ObserveSettings
-from observe.web import WebServer, start_web
 from streamrec.config import EVENTS_TOPIC
+from streamrec.observe.config import ObserveSettings
+from streamrec.observe.web import WebServer, start_web
+from streamrec.stream.producer import replay
+from streamrec.training.synthetic import SyntheticConfig, generate
 from tests.observe.browser import headless_chromium
 from tests.observe.conftest import ObservedStack
-from training.synthetic import SyntheticConfig, generate
 
 pytestmark = pytest.mark.integration
 

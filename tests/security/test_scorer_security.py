@@ -15,13 +15,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
-from protos import recommender_pb2 as pb
-from protos import recommender_pb2_grpc
-from serving.config import ServingSettings
-from serving.server import Scorer, create_server
 from streamrec.config import CoreSettings
-from streamrec.localstack import LocalStack, free_port
+from streamrec.devstack.localstack import LocalStack, free_port
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
 from streamrec.security import channel_credentials
+from streamrec.serving.config import ServingSettings
+from streamrec.serving.server import Scorer, create_server
 from tests.security.certs import Certs, make_certs
 
 pytestmark = pytest.mark.integration
@@ -33,8 +33,13 @@ async def start(redis_url: str, project: str, trained_registry: Path) -> AsyncIt
     scorers: list[Scorer] = []
 
     async def _start(**overrides: Any) -> Scorer:
-        settings = ServingSettings(core=CoreSettings(redis_url=SecretStr(redis_url), project=project), port=0,
-                                   registry=trained_registry, reload_interval_s=0, **overrides)  # fmt: skip
+        settings = ServingSettings(
+            core=CoreSettings(redis_url=SecretStr(redis_url), project=project),
+            port=0,
+            registry=trained_registry,
+            reload_interval_s=0,
+            **overrides,
+        )
         scorer = await create_server(settings)
         scorers.append(scorer)
         return scorer
@@ -53,9 +58,11 @@ async def test_tokens_and_scopes(start: Callable[..., Any]) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{scorer.port}") as channel:
         stub = recommender_pb2_grpc.RecommenderStub(channel)
         request = pb.RecommendRequest(session_id="s", k=3)
-        for metadata, code in [((), grpc.StatusCode.UNAUTHENTICATED),
-                               (bearer("forged"), grpc.StatusCode.UNAUTHENTICATED),
-                               (bearer("worker-secret-token"), grpc.StatusCode.PERMISSION_DENIED)]:  # fmt: skip
+        for metadata, code in [
+            ((), grpc.StatusCode.UNAUTHENTICATED),
+            (bearer("forged"), grpc.StatusCode.UNAUTHENTICATED),
+            (bearer("worker-secret-token"), grpc.StatusCode.PERMISSION_DENIED),
+        ]:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.Recommend(request, metadata=metadata, timeout=5)
             assert info.value.code() == code
@@ -78,8 +85,7 @@ async def test_tls_and_mutual_tls(start: Callable[..., Any], tmp_path: Path) -> 
         with pytest.raises(grpc.aio.AioRpcError):  # plaintext to a TLS port never gets an answer
             await recommender_pb2_grpc.RecommenderStub(channel).Recommend(request, timeout=2)
 
-    mtls = await start(tls_cert_file=certs.server_cert, tls_key_file=certs.server_key,
-                       tls_client_ca_file=certs.ca)  # fmt: skip
+    mtls = await start(tls_cert_file=certs.server_cert, tls_key_file=certs.server_key, tls_client_ca_file=certs.ca)
     async with grpc.aio.secure_channel(f"127.0.0.1:{mtls.port}", channel_credentials(certs.ca)) as channel:
         with pytest.raises(grpc.aio.AioRpcError):  # no client certificate
             await recommender_pb2_grpc.RecommenderStub(channel).Recommend(request, timeout=2)
@@ -95,14 +101,26 @@ def test_secrets_never_reach_the_logs(tmp_path: Path, trained_registry: Path) ->
         kafka = stack.start_broker()
         redis_url = stack.start_redis(password=secrets["redis"])
         port = free_port()
-        env = {"STREAMREC_KAFKA_BOOTSTRAP": kafka, "STREAMREC_REDIS_URL": redis_url, "STREAMREC_PROJECT": "sec",
-               "STREAMREC_SCORER_ADDRESS": f"127.0.0.1:{port}", "STREAMREC_SERVING_REGISTRY": str(trained_registry),
-               "STREAMREC_SERVING_AUTH_TOKENS": json.dumps(TOKENS), "STREAMREC_STREAM_SCORER_TOKEN": secrets["token"],
-               "STREAMREC_USER_ID_KEY": secrets["user_key"], "STREAMREC_STREAM_SESSION_TIMEOUT_S": "6"}  # fmt: skip
-        from streamrec.stack import scorer_ready
+        env = {
+            "STREAMREC_KAFKA_BOOTSTRAP": kafka,
+            "STREAMREC_REDIS_URL": redis_url,
+            "STREAMREC_PROJECT": "sec",
+            "STREAMREC_SCORER_ADDRESS": f"127.0.0.1:{port}",
+            "STREAMREC_SERVING_REGISTRY": str(trained_registry),
+            "STREAMREC_SERVING_AUTH_TOKENS": json.dumps(TOKENS),
+            "STREAMREC_STREAM_SCORER_TOKEN": secrets["token"],
+            "STREAMREC_USER_ID_KEY": secrets["user_key"],
+            "STREAMREC_STREAM_SESSION_TIMEOUT_S": "6",
+        }
+        from streamrec.devstack.stack import scorer_ready
 
-        stack.python_module("scorer", ["-v", "serve", "--port", str(port)], f"127.0.0.1:{port}",
-                            lambda: scorer_ready(f"127.0.0.1:{port}"), env=env)  # fmt: skip
+        stack.python_module(
+            "scorer",
+            ["-v", "serve", "--port", str(port)],
+            f"127.0.0.1:{port}",
+            lambda: scorer_ready(f"127.0.0.1:{port}"),
+            env=env,
+        )
         worker = stack.python_module("worker", ["-v", "worker"], kafka, lambda: True, env=env)
         time.sleep(8)  # joined, connected, logged its start-up at debug level
         assert worker.alive(), worker.log_tail()

@@ -28,11 +28,19 @@ def test_bad_token_configuration_is_a_clear_error_without_the_secret(spec: str) 
 
 
 def test_kafka_sasl_settings_pass_through_and_stay_secret() -> None:
-    core = CoreSettings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
-                        kafka_sasl_username="svc", kafka_sasl_password=SecretStr("hunter2"))  # fmt: skip
+    core = CoreSettings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="svc",
+        kafka_sasl_password=SecretStr("hunter2"),
+    )
     config = confluent_security(core)
-    assert config == {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "svc",
-                      "sasl.password": "hunter2"}  # fmt: skip
+    assert config == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "svc",
+        "sasl.password": "hunter2",
+    }
     assert "hunter2" not in repr(core) and "hunter2" not in str(core.model_dump())
     assert confluent_security(CoreSettings()) == {"security.protocol": "PLAINTEXT"}
 

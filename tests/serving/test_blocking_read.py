@@ -7,11 +7,11 @@ from pathlib import Path
 
 import redis
 
-from features.session_store import SessionState, session_key
-from serving.blocking_read import BlockingReader
-from serving.session_reader import SessionReader
+from streamrec.devstack.localstack import LocalStack
 from streamrec.fastredis import FastRedis
-from streamrec.localstack import LocalStack
+from streamrec.features.session_store import SessionState, session_key
+from streamrec.serving.blocking_read import BlockingReader
+from streamrec.serving.session_reader import SessionReader
 
 PROJECT = "t"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import redis
 import redis.asyncio as aioredis
 
-from serving.popularity import PopularitySource
-from streamrec.localstack import free_port
+from streamrec.devstack.localstack import free_port
+from streamrec.serving.popularity import PopularitySource
 
 
 async def test_a_young_stream_trends_few_items_and_popularity_fills_the_rest(redis_url: str, project: str) -> None:

@@ -13,33 +13,30 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from features.session_store import SessionState
-from serving.item_cache import ITEM_BLOCK, TRENDING_HALF_LIFE_MS, UNKNOWN_ROW, ItemFeatureCache, item_block
-from serving.ranking import (
-    FEATURES,
-    ITEM_META,
-    RANKER_INFO,
-    RANKER_MODEL,
-    ItemMeta,
-    Rerankers,
-    candidate_features,
-    load_reranker,
-)
-from stream.adapters import RedisStateStore
-from stream.aggregates import TRENDING_HALF_LIFE_MS as STREAM_HALF_LIFE_MS
-from stream.aggregates import AggregateApplier, AggregateInput
 from streamrec import artifact
 from streamrec.errors import ArtifactError
 from streamrec.fastredis import FastRedis
-from training.ranker_features import StreamAggregates
-from training.sequences import events_frame
-from training.synthetic import SyntheticConfig, generate_time_ordered
+from streamrec.features.ranker_inputs import (
+    FEATURES,
+    ITEM_BLOCK,
+    ITEM_META,
+    RANKER_INFO,
+    RANKER_MODEL,
+    UNKNOWN_ROW,
+    ItemMeta,
+    candidate_features,
+    item_block,
+)
+from streamrec.features.session_store import SessionState
+from streamrec.serving.item_cache import ItemFeatureCache
+from streamrec.serving.ranking import Rerankers, load_reranker
+from streamrec.stream.adapters import RedisStateStore
+from streamrec.stream.aggregates import AggregateApplier, AggregateInput
+from streamrec.training.ranker_features import StreamAggregates
+from streamrec.training.sequences import events_frame
+from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered
 
 HOUR = 3_600_000
-
-
-def test_half_life_is_the_streams() -> None:
-    assert TRENDING_HALF_LIFE_MS == STREAM_HALF_LIFE_MS
 
 
 async def _replay_and_read(url: str, project: str, events: list, items: list[str]) -> tuple[np.ndarray, int]:
@@ -66,8 +63,9 @@ def test_online_item_features_equal_the_offline_definition(redis_url: str, proje
     items = sorted({e.item_id for e in events}) + ["never-seen"]
     online, now_ms = asyncio.run(_replay_and_read(redis_url, project, events[:cut], items))
     assert now_ms == events[cut - 1].ts_ms  # the watermark: the stream's event-time "now"
-    offline_rows = StreamAggregates(events_frame(events)).rows_at(np.array(items, dtype=object),
-                                                                  np.full(len(items), events[cut].ts_ms))  # fmt: skip
+    offline_rows = StreamAggregates(events_frame(events)).rows_at(
+        np.array(items, dtype=object), np.full(len(items), events[cut].ts_ms)
+    )
     offline = item_block(*offline_rows, now_ms)
     np.testing.assert_allclose(online, offline, rtol=1e-6, atol=1e-6)
     assert (online[:, :8] > 0).any() and (online[:, 9] > 0).any()  # counts and conversions were compared
@@ -91,8 +89,9 @@ def test_candidate_features_by_hand() -> None:
     np.testing.assert_allclose(col["category_share"], [0.75, 0.75, 0.75, 0.0])
     np.testing.assert_array_equal(col["price_known"], [1, 1, 0, 0])
     session_mean = math.log1p((9.0 + 9.0 + 19.0) / 3)  # known prices of the history: a, a, c
-    np.testing.assert_allclose(col["log_price_ratio"], [math.log1p(19) - session_mean, math.log1p(9) - session_mean,
-                                                        0, 0], rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        col["log_price_ratio"], [math.log1p(19) - session_mean, math.log1p(9) - session_mean, 0, 0], rtol=1e-5
+    )
     np.testing.assert_array_equal(x[:, 3 : 3 + len(ITEM_BLOCK)], rows)
 
 
@@ -101,11 +100,14 @@ def _linear_ranker(path: Path, weights: dict[str, float]) -> Path:
     w = np.array([[weights.get(name, 0.0)] for name in FEATURES], dtype=np.float32)
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["features", "w"], ["m"]), helper.make_node("Squeeze", ["m", "axis"], ["scores"])],
-        "linear", [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", len(FEATURES)])],
+        "linear",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["n", len(FEATURES)])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n"])],
-        [helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel()), helper.make_tensor("axis", TensorProto.INT64,
-                                                                                              [1], [1])],
-    )  # fmt: skip
+        [
+            helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel()),
+            helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
+        ],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     return path
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from features.session_store import Recommendations, SessionState
-from serving.recommender import Answer, Candidates, Policy, Popular, recommend, score_sessions
-from serving.rules import apply_rules
+from streamrec.features.session_store import Recommendations, SessionState
+from streamrec.serving.recommender import Answer, Candidates, Policy, Popular, recommend, score_sessions
+from streamrec.serving.rules import apply_rules
 
 POPULAR = Popular(["p1", "p2", "p3", "p4", "p5"], from_stream=True)
 
@@ -22,16 +22,25 @@ class FakeModel:
 
     async def many(self, histories: list[list[str]], limit: int) -> list[Candidates]:
         self.calls += 1
-        return [None if h[0] == "unknown" else [(f"{h[-1]}-next{n}", 1 - n / 10) for n in range(8)][:limit]
-                for h in histories]  # fmt: skip
+        return [
+            None if h[0] == "unknown" else [(f"{h[-1]}-next{n}", 1 - n / 10) for n in range(8)][:limit]
+            for h in histories
+        ]
 
 
 def state(items: list[str], last_event: str = "e9", purchases: list[str] | None = None) -> SessionState:
     return SessionState(items=items, purchases=purchases or [], last_event_id=last_event, updated_ms=1000)
 
 
-def answer(model: FakeModel, k: int, st: SessionState | None, refreshed: Recommendations | None = None,
-           excludes: set[str] | None = None, now: int = 1500, policy: Policy | None = None) -> Answer:  # fmt: skip
+def answer(
+    model: FakeModel,
+    k: int,
+    st: SessionState | None,
+    refreshed: Recommendations | None = None,
+    excludes: set[str] | None = None,
+    now: int = 1500,
+    policy: Policy | None = None,
+) -> Answer:
     return asyncio.run(recommend(model, POPULAR, k, excludes or set(), st, refreshed, now, policy or Policy()))
 
 
@@ -93,9 +102,9 @@ def test_session_of_unknown_items_falls_back() -> None:
 def test_gpu_providers_take_the_fp16_variant_and_a_missing_gpu_is_an_error() -> None:
     import pytest
 
-    from serving.runtime import choose_providers, model_file_for
     from streamrec.artifact import Manifest
     from streamrec.errors import ScorerError
+    from streamrec.serving.runtime import choose_providers, model_file_for
 
     manifest = Manifest("v", "gru4rec", {}, 3, 5, 2, files={"model.onnx": "a", "model.fp16.onnx": "b"})
     assert model_file_for("CUDAExecutionProvider", manifest) == "model.fp16.onnx"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.runtime import ModelRuntime, pad, width_groups
 from streamrec.artifact import current_version
+from streamrec.serving.runtime import ModelRuntime, pad, width_groups
 
 
 def test_width_groups_bound_the_padding_and_skip_empty_histories() -> None:

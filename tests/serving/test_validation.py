@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from protos import recommender_pb2 as pb
-from serving.validation import recommend_problem, score_problem
+from streamrec.protos import recommender_pb2 as pb
+from streamrec.serving.validation import recommend_problem, score_problem
 
 
 def req(**kw: object) -> pb.RecommendRequest:

@@ -13,8 +13,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from stream.aggregates import TRENDING_HALF_LIFE_MS, AggregateApplier, AggregateInput
 from streamrec.fastredis import FastRedis
+from streamrec.features.schema import TRENDING_HALF_LIFE_MS
+from streamrec.stream.aggregates import AggregateApplier, AggregateInput
 
 HOUR = 3_600_000
 KINDS = ["view", "click", "add_to_cart", "purchase"]
@@ -44,8 +45,17 @@ def random_stream(seed: int, n: int) -> list[AggregateInput]:
         partition = rng.randrange(3)
         # mostly moving forward over 30 hours, with events up to 2 hours out of order and some far too late
         ts = base + step * 30 * HOUR // n - rng.choice([0, 0, 0, rng.randrange(2 * HOUR), 26 * HOUR])
-        events.append(AggregateInput(partition, offsets[partition], f"i{rng.randrange(6)}", rng.choice(KINDS), ts,
-                                     f"c{rng.randrange(3)}", rng.choice(["", "u1", "u2"])))  # fmt: skip
+        events.append(
+            AggregateInput(
+                partition,
+                offsets[partition],
+                f"i{rng.randrange(6)}",
+                rng.choice(KINDS),
+                ts,
+                f"c{rng.randrange(3)}",
+                rng.choice(["", "u1", "u2"]),
+            )
+        )
         offsets[partition] += 1
     return events
 
@@ -125,8 +135,12 @@ def _stored(url: str, project: str) -> dict[str, object]:
     out: dict[str, object] = {}
     for key in client.scan_iter(f"{project}:*"):
         kind = client.type(key)
-        value = {"hash": client.hgetall, "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
-                 "list": lambda k: client.lrange(k, 0, -1), "string": client.get}[kind](key)  # type: ignore[index]  # fmt: skip
+        value = {
+            "hash": client.hgetall,
+            "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+            "list": lambda k: client.lrange(k, 0, -1),
+            "string": client.get,
+        }[kind](key)  # type: ignore[index]
         out[key.removeprefix(project)] = value
     client.close()
     return out

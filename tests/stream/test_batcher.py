@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from stream.batcher import SmartBatcher
+from streamrec.stream.batcher import SmartBatcher
 
 
 async def test_lone_items_go_alone_and_batches_grow_while_one_is_in_flight() -> None:
@@ -117,8 +117,9 @@ async def test_a_backlog_upstream_makes_even_small_batches_linger() -> None:
     async def handle(batch: list[int]) -> None:
         seen.append(batch)
 
-    batcher = SmartBatcher(handle, max_batch=100, max_buffer=1000, linger_s=0.2, linger_from=50,
-                           backlog=waiting_upstream.__getitem__)  # fmt: skip
+    batcher = SmartBatcher(
+        handle, max_batch=100, max_buffer=1000, linger_s=0.2, linger_from=50, backlog=waiting_upstream.__getitem__
+    )
     await batcher.add(0)  # nothing behind it: goes at once
     await batcher.drain()
     await batcher.add(1)  # 500 behind it: waits, and what arrives meanwhile joins it
@@ -134,8 +135,9 @@ async def test_a_linger_ends_once_a_whole_batch_is_buffered() -> None:
     async def handle(batch: list[int]) -> None:
         seen.append(batch)
 
-    batcher = SmartBatcher(handle, max_batch=3, max_buffer=10, linger_s=30.0, linger_from=10,
-                           backlog=lambda item: 1000 if item < 3 else 0)  # fmt: skip
+    batcher = SmartBatcher(
+        handle, max_batch=3, max_buffer=10, linger_s=30.0, linger_from=10, backlog=lambda item: 1000 if item < 3 else 0
+    )
     await batcher.add(0)
     await asyncio.sleep(0)
     for n in (1, 2, 3):

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from stream.adapters import DEAD_LETTER_HEADROOM_BYTES, TopicDeadLetters
-from stream.config import StreamSettings
-from stream.processor import RawRecord
 from streamrec.config import DLQ_MAX_MESSAGE_BYTES
+from streamrec.stream.adapters import DEAD_LETTER_HEADROOM_BYTES, TopicDeadLetters
+from streamrec.stream.config import StreamSettings
+from streamrec.stream.processor import RawRecord
 
 KAFKA_DEFAULT_MAX_BYTES = 1_048_588  # the largest record batch Apache Kafka's default broker settings accept
 DEFAULT_LIMIT = StreamSettings.model_fields["producer_max_request_bytes"].default

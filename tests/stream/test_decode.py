@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from protos import events_pb2
-from stream.decode import decode_event
 from streamrec.errors import InvalidEvent
 from streamrec.events import CanonicalEvent
+from streamrec.protos import events_pb2
+from streamrec.stream.decode import decode_event
 
 NOW = 1_800_000_000_000
 
@@ -17,8 +17,15 @@ def decode(raw: bytes | None, max_bytes: int = 4096) -> CanonicalEvent:
 
 
 def good(**overrides: object) -> CanonicalEvent:
-    fields = {"event_id": "e1", "type": "click", "session_id": "s1", "user_id": "", "item_id": "i1",
-              "ts_ms": NOW - 1000, "price": 9.5}  # fmt: skip
+    fields = {
+        "event_id": "e1",
+        "type": "click",
+        "session_id": "s1",
+        "user_id": "",
+        "item_id": "i1",
+        "ts_ms": NOW - 1000,
+        "price": 9.5,
+    }
     fields.update(overrides)
     return CanonicalEvent(**fields)  # type: ignore[arg-type]
 

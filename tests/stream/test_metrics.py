@@ -9,17 +9,21 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream import metrics
-from stream.metrics import AgeHistogram
-from stream.transport import observe_fetched
+from streamrec.stream import metrics
+from streamrec.stream.metrics import AgeHistogram
+from streamrec.stream.transport import observe_fetched
 
 BUCKETS = (0.005, 0.01, 0.05, 1.0)
 
 
 def samples(registry: CollectorRegistry) -> list[tuple[str, dict[str, str], float]]:
     text = generate_latest(registry).decode()
-    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples
-            if not s.name.endswith("_created")]  # fmt: skip
+    return [
+        (s.name, s.labels, s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.name.endswith("_created")
+    ]
 
 
 def test_age_histogram_matches_prometheus_histogram() -> None:

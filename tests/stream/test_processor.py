@@ -7,11 +7,11 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from features.session_store import MAX_SESSION_ITEMS, Recommendations, SessionState
-from stream.aggregates import AggregateInput, AppliedBatch
-from stream.processor import Limits, RawRecord, SessionProcessor
 from streamrec.errors import ScorerError
 from streamrec.events import CanonicalEvent
+from streamrec.features.session_store import MAX_SESSION_ITEMS, Recommendations, SessionState
+from streamrec.stream.aggregates import AggregateInput, AppliedBatch
+from streamrec.stream.processor import Limits, RawRecord, SessionProcessor
 
 NOW = 1_800_000_000_000
 LIMITS = Limits(max_event_bytes=4096, max_future_skew_ms=60_000, max_event_age_ms=86_400_000, refresh_k=5)
@@ -97,8 +97,9 @@ def click(sid: str, n: int, item: str, kind: str = "click", offset: int | None =
 
 def make(scorer: EchoScorer | None = None) -> tuple[SessionProcessor, DictTable, RecordingDeadLetters, MemoryStore]:
     table, dlq, writer = DictTable(), RecordingDeadLetters(), MemoryStore()
-    processor = SessionProcessor(table, dlq, scorer or EchoScorer(), CountingAggregates(), writer, LIMITS,
-                                 clock_ms=lambda: NOW)  # fmt: skip
+    processor = SessionProcessor(
+        table, dlq, scorer or EchoScorer(), CountingAggregates(), writer, LIMITS, clock_ms=lambda: NOW
+    )
     return processor, table, dlq, writer
 
 

@@ -10,10 +10,10 @@ import pytest
 import redis
 from aiokafka.partitioner import DefaultPartitioner
 
-from features.session_store import PUT_IF_NEWER, SessionState
-from stream.partitioning import murmur2, owner_partition
-from stream.processor import Forward, RawRecord, SessionProcessor
 from streamrec.events import CanonicalEvent
+from streamrec.features.session_store import PUT_IF_NEWER, SessionState
+from streamrec.stream.partitioning import murmur2, owner_partition
+from streamrec.stream.processor import Forward, RawRecord, SessionProcessor
 from tests.stream.test_processor import NOW, CountingAggregates, DictTable, MemoryStore, make
 
 PARTITIONS = 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from features.session_store import SessionState, partition_and_update
+from streamrec.features.session_store import SessionState, partition_and_update
 
 
 def test_partition_and_update_are_read_from_the_head_of_the_json() -> None:

@@ -13,16 +13,17 @@ import pandas as pd
 import pytest
 import torch
 
-from features.session_store import SessionState
-from serving.item_cache import ItemFeatureCache
-from serving.ranking import FEATURES, ITEM_META, RANKER_INFO, RANKER_MODEL, load_reranker
-from stream.processor import apply_event
 from streamrec import artifact
 from streamrec.events import CanonicalEvent
-from training.protocol import ProtocolConfig
-from training.ranker import RankerConfig, synthetic_dataset, train_ranker
-from training.ranker_features import RankerData, StreamAggregates, all_timed_prefixes, timed_sessions
-from training.ranker_model import RankerMLP, export_ranker, onnx_scores, ranks
+from streamrec.features.ranker_inputs import FEATURES, ITEM_META, RANKER_INFO, RANKER_MODEL
+from streamrec.features.session_store import SessionState
+from streamrec.serving.item_cache import ItemFeatureCache
+from streamrec.serving.ranking import load_reranker
+from streamrec.stream.processor import apply_event
+from streamrec.training.protocol import ProtocolConfig
+from streamrec.training.ranker import RankerConfig, synthetic_dataset, train_ranker
+from streamrec.training.ranker_features import RankerData, StreamAggregates, all_timed_prefixes, timed_sessions
+from streamrec.training.ranker_model import RankerMLP, export_ranker, onnx_scores, ranks
 
 MIN = 60_000
 HOUR = 60 * MIN
@@ -30,16 +31,36 @@ T0 = 1_800_000_000_000 - 1_800_000_000_000 % HOUR  # an hour boundary, so bucket
 
 
 def _frame(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
-    return pd.DataFrame([{"event_id": f"e{n}", "type": kind, "session_id": "s", "user_id": "", "item_id": item,
-                          "category_id": "", "price": math.nan, "quantity": 1, "ts_ms": ts}
-                         for n, (item, kind, ts) in enumerate(rows)])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "event_id": f"e{n}",
+                "type": kind,
+                "session_id": "s",
+                "user_id": "",
+                "item_id": item,
+                "category_id": "",
+                "price": math.nan,
+                "quantity": 1,
+                "ts_ms": ts,
+            }
+            for n, (item, kind, ts) in enumerate(rows)
+        ]
+    )
 
 
 def test_item_rows_as_the_stream_holds_them_before_a_time() -> None:
-    aggregates = StreamAggregates(_frame([
-        ("a", "view", T0), ("a", "purchase", T0 + 10 * MIN), ("a", "view", T0 + 2 * HOUR),
-        ("a", "click", T0 + 3 * HOUR), ("b", "view", T0),
-    ]))  # fmt: skip
+    aggregates = StreamAggregates(
+        _frame(
+            [
+                ("a", "view", T0),
+                ("a", "purchase", T0 + 10 * MIN),
+                ("a", "view", T0 + 2 * HOUR),
+                ("a", "click", T0 + 3 * HOUR),
+                ("b", "view", T0),
+            ]
+        )
+    )
     items = np.array(["a", "a", "a", "b", "zzz"], dtype=object)
     times = np.array([T0 + 10 * MIN, T0 + 3 * HOUR, T0 + 3 * HOUR + 1, T0 + 49 * HOUR, T0 + HOUR])
     raw, row_ts, known = aggregates.rows_at(items, times)

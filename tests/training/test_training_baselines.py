@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.baselines import VSKNN, ItemKNN, Pop, SessionPop
-from training.metrics import all_prefixes, rank_prefixes, summarize
-from training.protocol import ProtocolConfig, make_split
-from training.sequences import events_frame
-from training.synthetic import SyntheticConfig, generate
+from streamrec.training.baselines import VSKNN, ItemKNN, Pop, SessionPop
+from streamrec.training.metrics import all_prefixes, rank_prefixes, summarize
+from streamrec.training.protocol import ProtocolConfig, make_split
+from streamrec.training.sequences import events_frame
+from streamrec.training.synthetic import SyntheticConfig, generate
 
 SESSIONS = [np.array(s) for s in ([1, 2, 3], [1, 2], [2, 3], [4, 1, 2], [3, 3, 5])]
 N_ITEMS = 6

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import eval_models
+from streamrec.bench import eval_models
 
 
 def test_bench_without_data_prints_one_skipped_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from training import cli
+    from streamrec.training import cli
 
     parser = argparse.ArgumentParser(prog="streamrec")
     cli.register(parser.add_subparsers(dest="command", required=True))

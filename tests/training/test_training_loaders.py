@@ -8,8 +8,16 @@ from pathlib import Path
 import pandas as pd
 
 from streamrec.events import COLUMNS
-from training.canonical import read_parquet, sessionize, write_parquet
-from training.loaders import CsvMapping, load_csv, load_diginetica, load_path, load_taobao, load_yoochoose, sniff
+from streamrec.training.canonical import read_parquet, sessionize, write_parquet
+from streamrec.training.loaders import (
+    CsvMapping,
+    load_csv,
+    load_diginetica,
+    load_path,
+    load_taobao,
+    load_yoochoose,
+    sniff,
+)
 
 
 def _write(path: Path, text: str) -> Path:
@@ -83,8 +91,17 @@ def test_generic_csv_with_the_rees46_layout(tmp_path: Path) -> None:
 
 def test_generic_csv_without_sessions_is_sessionised_by_user(tmp_path: Path) -> None:
     path = _write(tmp_path / "x.csv", "ts;uid;sku\n1000;u1;a\n2000;u1;b\n99999999;u1;c\n1500;u2;a\n")
-    mapping = CsvMapping(item="sku", timestamp="ts", type=None, session=None, user="uid", category=None, price=None,
-                         time_format="unix_ms", sep=";")  # fmt: skip
+    mapping = CsvMapping(
+        item="sku",
+        timestamp="ts",
+        type=None,
+        session=None,
+        user="uid",
+        category=None,
+        price=None,
+        time_format="unix_ms",
+        sep=";",
+    )
     events, report = load_csv(path, mapping)
     assert report.kept == 4
     assert events["session_id"].tolist() == ["u1-1", "u1-1", "u1-2", "u2-1"]

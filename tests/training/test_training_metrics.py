@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import all_prefixes, hit_rate, mrr, ndcg, rank_prefixes, summarize, target_ranks
+from streamrec.training.metrics import all_prefixes, hit_rate, mrr, ndcg, rank_prefixes, summarize, target_ranks
 
 
 def test_ranks_count_strictly_higher_scores_and_ignore_padding() -> None:

@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from training.export import export_onnx
-from training.gru4rec import GRU4Rec, GRU4RecArgs
-from training.models import build_model, load_checkpoint, save_checkpoint
-from training.repeat import RepeatBias
-from training.sasrec import SASRec, SASRecArgs
-from training.sequences import padded_batches, session_parallel_batches
-from training.train import TrainConfig, fit
+from streamrec.training.export import export_onnx
+from streamrec.training.gru4rec import GRU4Rec, GRU4RecArgs
+from streamrec.training.models import build_model, load_checkpoint, save_checkpoint
+from streamrec.training.repeat import RepeatBias
+from streamrec.training.sasrec import SASRec, SASRecArgs
+from streamrec.training.sequences import padded_batches, session_parallel_batches
+from streamrec.training.train import TrainConfig, fit
 
 N_ITEMS = 300
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from streamrec import artifact
-from training.export import export_onnx
-from training.gru4rec import GRU4Rec, GRU4RecArgs
-from training.synthetic import SyntheticConfig, generate, make_catalogue
-from training.train import train_session_model
+from streamrec.training.export import export_onnx
+from streamrec.training.gru4rec import GRU4Rec, GRU4RecArgs
+from streamrec.training.synthetic import SyntheticConfig, generate, make_catalogue
+from streamrec.training.train import train_session_model
 
 SMALL = SyntheticConfig(n_items=120, n_sessions=1500, seed=3)
 

@@ -11,14 +11,14 @@ import onnxruntime as ort
 import pytest
 
 from streamrec import artifact
-from training import cli
-from training.canonical import write_parquet
-from training.datasets import Dataset, load_dataset
-from training.evaluate import evaluate_dataset
-from training.pipeline import CHECKPOINT, CURVE, export_checkpoint, train_on_dataset
-from training.sequences import events_frame
-from training.synthetic import SyntheticConfig, generate
-from training.variants import VARIANT_FILES
+from streamrec.training import cli
+from streamrec.training.canonical import write_parquet
+from streamrec.training.datasets import Dataset, load_dataset
+from streamrec.training.evaluate import evaluate_dataset
+from streamrec.training.pipeline import CHECKPOINT, CURVE, export_checkpoint, train_on_dataset
+from streamrec.training.sequences import events_frame
+from streamrec.training.synthetic import SyntheticConfig, generate
+from streamrec.training.variants import VARIANT_FILES
 
 CONFIG = SyntheticConfig(n_items=80, n_sessions=600, seed=5)
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from streamrec.errors import DataError
-from training.protocol import DAY_MS, ProtocolConfig, make_split
+from streamrec.training.protocol import DAY_MS, ProtocolConfig, make_split
 
 HOUR = 3_600_000
 
@@ -16,9 +16,19 @@ def _frame(sessions: dict[str, tuple[int, list[str]]]) -> pd.DataFrame:
     rows = []
     for hour, (sid, (day, items)) in enumerate(sessions.items(), start=8):
         for pos, item in enumerate(items):
-            rows.append({"event_id": f"{sid}-{pos}", "type": "click", "session_id": sid, "user_id": "",
-                         "item_id": item, "category_id": "", "price": None, "quantity": 1,
-                         "ts_ms": day * DAY_MS + hour * HOUR + pos * 60_000})  # fmt: skip
+            rows.append(
+                {
+                    "event_id": f"{sid}-{pos}",
+                    "type": "click",
+                    "session_id": sid,
+                    "user_id": "",
+                    "item_id": item,
+                    "category_id": "",
+                    "price": None,
+                    "quantity": 1,
+                    "ts_ms": day * DAY_MS + hour * HOUR + pos * 60_000,
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -9,11 +9,11 @@ from typing import cast
 
 import redis
 
-from features.session_store import Recommendations, recs_key
-from loadtest.producer import EventProducer
 from streamrec.config import EVENTS_TOPIC
 from streamrec.errors import StackError
 from streamrec.events import CanonicalEvent
+from streamrec.features.session_store import Recommendations, recs_key
+from streamrec.stream.producer import EventProducer
 
 
 def wait_for_refresh(

@@ -214,9 +214,18 @@ class LocalStack:
         data_dir = self.state_dir / f"redis-{port}"
         data_dir.mkdir(exist_ok=True)
         argv = [
-            redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "yes" if appendonly else "no", "--dir", str(data_dir),
-        ]  # fmt: skip
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if appendonly else "no",
+            "--dir",
+            str(data_dir),
+        ]
         if password:
             argv += ["--requirepass", password]
         self.spawn("redis", argv, f"127.0.0.1:{port}", lambda: _redis_ready(port, password))
@@ -229,8 +238,15 @@ class LocalStack:
         self.stop_service("redis")
         self.start_redis(port, appendonly=appendonly, password=password)
 
-    def python_module(self, name: str, module_args: Sequence[str], address: str, ready: Callable[[], bool],
-                      env: dict[str, str] | None = None, timeout_s: float = 60.0) -> Service:  # fmt: skip
+    def python_module(
+        self,
+        name: str,
+        module_args: Sequence[str],
+        address: str,
+        ready: Callable[[], bool],
+        env: dict[str, str] | None = None,
+        timeout_s: float = 60.0,
+    ) -> Service:
         """Start one of our own entry points (`streamrec <module_args>`) with this interpreter."""
         argv = [sys.executable, "-m", "streamrec.cli", *module_args]
         return self.spawn(name, argv, address, ready, env=env, timeout_s=timeout_s)

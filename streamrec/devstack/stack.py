@@ -11,8 +11,8 @@ from pathlib import Path
 
 from streamrec.artifact import list_versions
 from streamrec.config import EVENTS_TOPIC
+from streamrec.devstack.localstack import LocalStack, free_port
 from streamrec.errors import StackError
-from streamrec.localstack import LocalStack, free_port
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ class StackOptions:
 def ensure_model(registry: Path, options: StackOptions) -> None:
     if list_versions(registry):
         return
-    from training.synthetic import SyntheticConfig, generate
-    from training.train import train_session_model
+    from streamrec.training.synthetic import SyntheticConfig, generate
+    from streamrec.training.train import train_session_model
 
     log.info("no model in %s: training one on synthetic sessions", registry)
     events = generate(SyntheticConfig(n_sessions=options.train_sessions))
@@ -99,18 +99,28 @@ def start_stack(stack: LocalStack, options: StackOptions = StackOptions()) -> St
     env = service_env(kafka, redis_url, grpc_address, registry, options)
     metrics = {name: f"127.0.0.1:{free_port()}" for name in ["scorer", *worker_names(options.workers)]}
     scorer_env = {**env, "STREAMREC_SERVING_METRICS_PORT": metrics["scorer"].rsplit(":", 1)[1]}
-    stack.python_module("scorer", ["serve", "--port", str(grpc_port)], grpc_address, lambda: scorer_ready(grpc_address),
-                        env=scorer_env)  # fmt: skip
+    stack.python_module(
+        "scorer", ["serve", "--port", str(grpc_port)], grpc_address, lambda: scorer_ready(grpc_address), env=scorer_env
+    )
     for name in worker_names(options.workers):
-        worker_env = {**env, "STREAMREC_STREAM_DATA_DIR": str(stack.state_dir / name),
-                      "STREAMREC_STREAM_METRICS_PORT": metrics[name].rsplit(":", 1)[1]}  # fmt: skip
+        worker_env = {
+            **env,
+            "STREAMREC_STREAM_DATA_DIR": str(stack.state_dir / name),
+            "STREAMREC_STREAM_METRICS_PORT": metrics[name].rsplit(":", 1)[1],
+        }
         stack.python_module(name, ["worker"], kafka, lambda: True, env=worker_env)
     wait_worker_ready(stack, kafka, redis_url, options.project)
     return StackAddresses(
-        kafka=kafka, redis=redis_url, grpc=grpc_address, registry=str(registry), project=options.project,
-        pid=os.getpid(), state_dir=str(stack.state_dir),
-        processes={name: s.process.pid for name, s in stack.services.items()}, metrics=metrics,
-    )  # fmt: skip
+        kafka=kafka,
+        redis=redis_url,
+        grpc=grpc_address,
+        registry=str(registry),
+        project=options.project,
+        pid=os.getpid(),
+        state_dir=str(stack.state_dir),
+        processes={name: s.process.pid for name, s in stack.services.items()},
+        metrics=metrics,
+    )
 
 
 def worker_names(workers: int) -> list[str]:
@@ -119,7 +129,7 @@ def worker_names(workers: int) -> list[str]:
 
 def apply_feature_repo(project: str, redis_url: str, state_dir: Path) -> None:
     """`feast apply` for this stack, so Feast clients (`feast` CLI, SDK) can read the online features."""
-    from features.feast_apply import apply
+    from streamrec.features.feast_apply import apply
 
     log.info("applying the Feast repository (registry in %s)", state_dir)
     apply(project, redis_url, state_dir)
@@ -159,14 +169,20 @@ def scorer_ready(address: str) -> bool:
 
 def wait_worker_ready(stack: LocalStack, kafka: str, redis_url: str, project: str, timeout_s: float = 90.0) -> None:
     """Send a probe event and wait until the worker has refreshed its session: the whole path works."""
-    from streamrec.probe import probe_session
+    from streamrec.devstack.probe import probe_session
 
     def all_alive() -> bool:
         return all(service.alive() for service in stack.services.values())
 
     try:
-        probe_session(kafka, redis_url, project, f"__probe__-{uuid.uuid4().hex[:8]}", timeout_s=timeout_s,
-                      still_worth_waiting=all_alive)  # fmt: skip
+        probe_session(
+            kafka,
+            redis_url,
+            project,
+            f"__probe__-{uuid.uuid4().hex[:8]}",
+            timeout_s=timeout_s,
+            still_worth_waiting=all_alive,
+        )
     except StackError:
         dead = [s for s in stack.services.values() if not s.alive()]
         if dead:
