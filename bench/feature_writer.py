@@ -1,9 +1,9 @@
 """Benchmark: online feature rows/s of `streamrec.features.online` vs. Feast's own writes, same rows, same redis-server.
 
-Prints one JSON line. The figure is `FeatureLayout.add_row` + pipeline execute (batches of --batch rows); the
+Prints one JSON line. The figure is `FeatureLayout.row_commands` + pipeline execute (batches of --batch rows); the
 baselines are `FeatureStore.write_to_online_store` and `FeatureStore.push(to=ONLINE)` over DataFrames built
 beforehand (their construction is not timed, which favours Feast). As a side figure it also times reading
---read-ids item rows per request with `read_rows` vs. `get_online_features`.
+--read-ids item rows per request with `read_commands` + `decode_rows` vs. `get_online_features`.
 
     .venv/bin/python bench/feature_writer.py [--rows 2000] [--batch 500]
 """
@@ -28,6 +28,7 @@ import redis
 from streamrec.devstack.localstack import LocalStack
 from streamrec.features.online import FeatureLayout
 from streamrec.features.schema import VIEWS
+from streamrec.redis import execute_sync, sync_client
 
 PROJECT = "benchfeatures"
 EVENT_TS_MS = 1_704_164_645_678
@@ -91,7 +92,8 @@ def write_fast(client: redis.Redis, rows: Rows, batch: int, prefix: str) -> floa
     for lo in range(0, len(flat), batch):
         with client.pipeline(transaction=False) as pipe:
             for view, entity_id, values in flat[lo : lo + batch]:
-                layout.add_row(pipe, view, entity_id, values, EVENT_TS_MS)
+                for command in layout.row_commands(view, entity_id, values, EVENT_TS_MS):
+                    pipe.execute_command(*command)
             pipe.execute()
     return time.perf_counter() - start
 
@@ -135,7 +137,7 @@ def run(n: int, batch: int, read_ids: int, repeat: int) -> dict[str, Any]:
     with LocalStack() as stack, tempfile.TemporaryDirectory() as state:
         url = stack.start_redis()
         store = apply(PROJECT, url, Path(state)).store
-        client = redis.Redis.from_url(url)
+        client = sync_client(url)
         wtos_batches, push_batches = frames(rows, batch, "wtos:"), frames(rows, batch, "push:")
         fast_s = write_fast(client, rows, batch, "fast:")
         wtos_s = write_feast(lambda view, frame: store.write_to_online_store(view, frame), wtos_batches)
@@ -145,7 +147,13 @@ def run(n: int, batch: int, read_ids: int, repeat: int) -> dict[str, Any]:
         ids = [f"fast:item-{i}" for i in range(min(read_ids, n))]
         layout = FeatureLayout(PROJECT)
         refs = [f"item_features:{name}" for name, _ in VIEWS["item_features"].features]
-        fast_read = read_latency_ms(lambda e: layout.read_rows(client, "item_features", e), ids, repeat)
+        fast_read = read_latency_ms(
+            lambda e: layout.decode_rows(
+                "item_features", execute_sync(client, layout.read_commands("item_features", e))
+            ),
+            ids,
+            repeat,
+        )
         feast_read = read_latency_ms(
             lambda e: store.get_online_features(features=refs, entity_rows=[{"item_id": i} for i in e]).to_dict(),
             ids,
@@ -155,7 +163,7 @@ def run(n: int, batch: int, read_ids: int, repeat: int) -> dict[str, Any]:
     fast, wtos, push = total / fast_s, total / wtos_s, total / push_s
     return {
         "bench": "feature_writer",
-        "figure": "online feature rows/s (add_row + pipeline execute)",
+        "figure": "online feature rows/s (row_commands + pipeline execute)",
         "value": round(fast),
         "baseline": "Feast FeatureStore.write_to_online_store",
         "baseline_value": round(wtos),

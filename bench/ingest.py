@@ -32,6 +32,7 @@ from streamrec.devstack.localstack import LocalStack, free_port
 from streamrec.devstack.stack import StackOptions, create_topics, scorer_ready, service_env
 from streamrec.errors import ConfigError
 from streamrec.loadtest.cpu import CpuMeter
+from streamrec.redis import sync_client
 from streamrec.stream.producer import replay
 from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered
 
@@ -133,7 +134,7 @@ def worker_rate(
     env["STREAMREC_STREAM_DATA_DIR"] = str(stack.state_dir / f"bench-worker-{project}")
     stack.python_module("bench-worker", ["worker"], kafka, lambda: True, env=env)
     meter = CpuMeter({name.removeprefix("bench-"): service.process.pid for name, service in stack.services.items()})
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         rate = _watch_progress(client, f"{project}:agg:offsets:{EVENTS_TOPIC}", expected, on_first=meter.start)
         return rate, meter.stop()

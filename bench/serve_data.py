@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import redis
 
 from streamrec.features.online import FeatureLayout
 from streamrec.features.schema import MAX_RECENT_ITEMS
 from streamrec.features.session_store import SESSION_TTL_S, Recommendations, SessionState, recs_key, session_key
+from streamrec.redis import sync_client
 
 SESSION_SEED = 61  # synthetic sessions drawn in the training world, but not the ones it was trained on
 MIN_KNOWN_SHARE = 0.9  # below this share of synthetic sessions with a known item, sample the vocabulary instead
@@ -79,7 +79,7 @@ def seed_sessions(redis_url: str, project: str, sessions: Sessions) -> None:
     """Write each session's state (no refreshed list, so ours scores it inline) and its Feast feature row."""
     now = int(time.time() * 1000)
     layout = FeatureLayout(project)
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         pipe = client.pipeline(transaction=False)
         for offset, (sid, s) in enumerate(sessions.by_id.items()):
@@ -98,8 +98,7 @@ def seed_sessions(redis_url: str, project: str, sessions: Sessions) -> None:
                 purchase_count=len(s.purchases),
             )
             pipe.set(session_key(project, sid), state.to_json(), ex=SESSION_TTL_S)
-            layout.add_row(
-                pipe,
+            for command in layout.row_commands(
                 "session_features",
                 sid,
                 {
@@ -112,7 +111,8 @@ def seed_sessions(redis_url: str, project: str, sessions: Sessions) -> None:
                     "purchase_count": state.purchase_count,
                 },
                 now,
-            )
+            ):
+                pipe.execute_command(*command)
             if len(pipe) >= PIPELINE_ROWS:
                 pipe.execute()
         pipe.execute()
@@ -124,7 +124,7 @@ def seed_refreshed(redis_url: str, project: str, sessions: Sessions, items: list
     """Write a current refreshed list (caused by the session's last event) for every session: the cache-hit path."""
     now = int(time.time() * 1000)
     ranked = [(item, 1.0 / (rank + 1)) for rank, item in enumerate(items)]
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         pipe = client.pipeline(transaction=False)
         for offset, sid in enumerate(sessions.by_id):

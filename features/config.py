@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streamrec.config import CoreSettings
 from streamrec.errors import ConfigError
 from streamrec.features.schema import USER_TTL_S
+from streamrec.redis import RedisTarget
 
 DEFAULT_STATE_DIR = Path(".streamrec/features")
 REGISTRY_FILE = "registry.db"
@@ -46,25 +46,7 @@ def check_project(project: str) -> str:
 
 def redis_connection_string(redis_url: str) -> str:
     """`redis://[user:pass@]host:port/db` → Feast's `host:port,db=N[,username=..][,password=..][,ssl=true]`."""
-    parts = urlsplit(redis_url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ConfigError(f"expected a redis:// or rediss:// URL with a host, got {redis_url!r}")
-    db_text = parts.path.lstrip("/") or parse_qs(parts.query).get("db", ["0"])[0]
-    if not db_text.isdigit():
-        raise ConfigError(f"database in {redis_url!r} must be a number")
-    if ":" in parts.hostname:  # Feast splits host from port on ':' and so cannot take an IPv6 address
-        raise ConfigError(f"Feast's Redis connection string cannot carry the IPv6 host in {redis_url!r}")
-    items = [f"{parts.hostname}:{parts.port or 6379}", f"db={int(db_text)}"]
-    if parts.username:
-        items.append(f"username={unquote(parts.username)}")
-    if parts.password:
-        items.append(f"password={unquote(parts.password)}")
-    if parts.scheme == "rediss":
-        items.append("ssl=true")
-    # Feast splits the string on ',' and '=' without any quoting, so such characters cannot be passed through.
-    if any("," in item for item in items) or any(item.count("=") > 1 for item in items[1:]):
-        raise ConfigError("Feast's Redis connection string cannot carry ',' or '=' inside a user name or password")
-    return ",".join(items)
+    return RedisTarget.from_url(redis_url).feast_connection_string()
 
 
 def registry_path(state_dir: Path) -> Path:

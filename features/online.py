@@ -3,13 +3,13 @@
 No Feast import (it costs seconds): keys, hashed field names and values are encoded by `streamrec.features.codec` from
 `streamrec.features.schema`, and a test proves the bytes against `FeatureStore.get_online_features` and `push`.
 
-Writing queues commands on a pipeline you own, so it works the same for `redis.Redis` and `redis.asyncio.Redis`
-and batches with your other writes:
+The layout produces the Redis commands and decodes their replies; the caller runs them with the rest of its
+pipeline on streamrec.redis's client (or `execute_sync` for redis-py in tools and tests):
 
     layout = FeatureLayout(project)
-    pipe = client.pipeline(transaction=False)
-    layout.add_row(pipe, "item_features", item_id, {"views_1h": 3, ...}, event_ts_ms)
-    pipe.execute()                      # or: await pipe.execute()
+    commands = layout.row_commands("item_features", item_id, {"views_1h": 3, ...}, event_ts_ms)
+    await client.execute([*commands, *other_commands])
+    rows = await layout.read_rows(client, "item_features", [item_id])
 
 Each row is one HSET (the given features and `_ts:{view}`) and one EXPIRE of the view's TTL. Like Feast's
 `skip_dedup` mode, the last write wins whatever its event time; the stream worker writes a key in event order.
@@ -25,6 +25,7 @@ from typing import Any
 from streamrec.errors import ConfigError
 from streamrec.features import codec
 from streamrec.features.schema import VIEWS, ViewSpec
+from streamrec.redis import Command, FastRedis
 
 TS_KEY = "_event_ts_ms"  # added to decoded rows when asked for: the row's event time in ms since the epoch
 
@@ -84,36 +85,36 @@ class FeatureLayout:
         return self._view(view).key(entity_id)
 
     # -- writing -------------------------------------------------------------------------------------------
-    def add_row(self, pipe: Any, view: str, entity_id: str, values: dict[str, Any], event_ts_ms: int) -> None:
-        """Queue one row's HSET and EXPIRE on `pipe`; features absent from `values` keep their stored value."""
+    def row_commands(self, view: str, entity_id: str, values: dict[str, Any], event_ts_ms: int) -> list[Command]:
+        """One row's HSET and EXPIRE; features absent from `values` keep their stored value."""
         layout = self._view(view)
         key = layout.key(entity_id)
-        mapping: dict[bytes, bytes] = {layout.ts_field: codec.encode_timestamp_ms(event_ts_ms)}
+        hset: list[bytes] = [layout.ts_field, codec.encode_timestamp_ms(event_ts_ms)]
         writers = layout.writers
         for name, value in values.items():
             try:
                 field, encode = writers[name]
             except KeyError:
                 raise ConfigError(f"{view} has no feature {name!r}") from None
-            mapping[field] = encode(value)
-        pipe.hset(key, mapping=mapping)
+            hset += (field, encode(value))
         # Feast's own reads ignore TTLs on Redis; the expiry bounds memory and drops rows past the view's TTL
         # (counted from the last write, so a replay of old events is not deleted on arrival).
-        pipe.expire(key, layout.spec.ttl_s)
+        return [("HSET", key, *hset), ("EXPIRE", key, layout.spec.ttl_s)]
 
     # -- reading -------------------------------------------------------------------------------------------
-    def add_reads(self, pipe: Any, view: str, entity_ids: Sequence[str], features: Sequence[str] | None = None) -> None:
-        """Queue one HMGET per entity on `pipe`; pass the replies, in order, to `decode_rows`."""
+    def read_commands(
+        self, view: str, entity_ids: Sequence[str], features: Sequence[str] | None = None
+    ) -> list[Command]:
+        """One HMGET per entity; pass the replies, in order, to `decode_rows`."""
         layout = self._view(view)
         fields = layout.plan(features).fields
         key = layout.key
-        for entity_id in entity_ids:
-            pipe.hmget(key(entity_id), fields)
+        return [("HMGET", key(entity_id), *fields) for entity_id in entity_ids]
 
     def decode_rows(
         self,
         view: str,
-        replies: Sequence[Sequence[bytes | None]],
+        replies: Sequence[Any],  # HMGET replies: lists of values or None
         features: Sequence[str] | None = None,
         with_ts: bool = False,
     ) -> list[dict[str, Any] | None]:
@@ -131,30 +132,14 @@ class FeatureLayout:
             rows.append(row)
         return rows
 
-    def read_rows(
+    async def read_rows(
         self,
-        client: Any,
+        client: FastRedis,
         view: str,
         entity_ids: Sequence[str],
-        features: list[str] | None = None,
+        features: Sequence[str] | None = None,
         with_ts: bool = False,
     ) -> list[dict[str, Any] | None]:
-        """One pipelined round trip for many entities of `view` (sync `redis.Redis`)."""
-        with client.pipeline(transaction=False) as pipe:
-            self.add_reads(pipe, view, entity_ids, features)
-            replies = pipe.execute()
-        return self.decode_rows(view, replies, features, with_ts)
-
-    async def read_rows_async(
-        self,
-        client: Any,
-        view: str,
-        entity_ids: Sequence[str],
-        features: list[str] | None = None,
-        with_ts: bool = False,
-    ) -> list[dict[str, Any] | None]:
-        """As `read_rows`, for `redis.asyncio.Redis`."""
-        async with client.pipeline(transaction=False) as pipe:
-            self.add_reads(pipe, view, entity_ids, features)
-            replies = await pipe.execute()
+        """One pipelined round trip for many entities of `view`."""
+        replies = await client.execute(self.read_commands(view, entity_ids, features))
         return self.decode_rows(view, replies, features, with_ts)

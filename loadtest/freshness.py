@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import numpy as np
-import redis
 
 from streamrec.features.session_store import Recommendations, recs_key
 from streamrec.loadtest.probe_thread import ProbeThread
+from streamrec.redis import sync_client
 
 
 @dataclass
@@ -47,7 +47,7 @@ class FreshnessReport:
 class FreshnessProbe(ProbeThread[tuple[str, float, int]]):  # session -> (event_id, sent_at, sequence)
     def __init__(self, redis_url: str, project: str, poll_s: float = 0.0005, relative_step: float = 0.0) -> None:
         super().__init__("freshness-probe")
-        self.client = redis.Redis.from_url(redis_url)
+        self.client = sync_client(redis_url)
         self.project = project
         self.poll_s = poll_s
         self.relative_step = relative_step

@@ -17,6 +17,7 @@ from streamrec.observe.config import Targets, redact
 from streamrec.observe.kafka_lag import BrokerReport, check_broker
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
+from streamrec.redis import sync_client
 
 UP, DEGRADED, DOWN = "up", "degraded", "down"  # degraded: works, but something an operator should look at
 
@@ -45,7 +46,7 @@ class StackStatus:
 
 
 def check_redis(url: str, timeout_s: float) -> Component:
-    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    client = sync_client(url, timeout_s)
     try:
         client.ping()
         memory: dict[str, Any] = client.info("memory")  # type: ignore[assignment]  # sync client: a dict
@@ -68,7 +69,7 @@ def check_redis(url: str, timeout_s: float) -> Component:
 
 def heartbeats(url: str, project: str, timeout_s: float) -> list[dict[str, Any]]:
     """The live workers' heartbeats (`{project}:workers:{host}-{pid}`, TTL 3 s): id, pid, partitions, age."""
-    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    client = sync_client(url, timeout_s)
     try:
         keys = sorted(client.scan_iter(match=f"{project}:workers:*", count=100))
         values: list[bytes | None] = client.mget(keys) if keys else []  # type: ignore[assignment]

@@ -6,13 +6,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamrec.config import EVENTS_TOPIC, CoreSettings, confluent_security
+from streamrec.redis import redact_url
 
 DEFAULT_WEB_PORT = 8088
 WORKER_APP_ID = "streamrec-worker"  # stream/config.py's default app id; the consumer group is "{project}.{app_id}"
@@ -79,11 +79,7 @@ def credentials_from_environment(
 
 def redact(url: str) -> str:
     """A URL fit to print: its password (Redis AUTH) replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    return redact_url(url)
 
 
 @dataclass(frozen=True)

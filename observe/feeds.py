@@ -20,8 +20,6 @@ from typing import Any
 
 import aiohttp
 import grpc
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from streamrec.observe import scrape
 from streamrec.observe.checks import StackStatus, collect
@@ -31,6 +29,7 @@ from streamrec.observe.live import Inputs, LiveFigures
 from streamrec.observe.report import to_json
 from streamrec.observe.storefront import Storefront
 from streamrec.observe.tail import TailReader
+from streamrec.redis import FastRedis, RedisError
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 3.0
@@ -52,7 +51,7 @@ class Feeds:
     async def start(self) -> None:
         """Open the clients and start the loops; call in the event loop that will serve the page."""
         loop, opened = asyncio.get_running_loop(), self._opened
-        self.redis = aioredis.from_url(self.targets.redis, socket_timeout=2, socket_connect_timeout=2)
+        self.redis = FastRedis(self.targets.redis, connect_timeout_s=2)
         opened.push_async_callback(self.redis.aclose)
         # the page's own Recommend calls go to the first scorer named; status checks every one
         self.channel = self.targets.credentials.aio_channel(self.targets.grpc.split(",")[0].strip())

@@ -49,7 +49,7 @@ class FreshnessTracker:
     """Runs in the web server's event loop; `expect` is called there, `offer` from the tail thread."""
 
     def __init__(self, client: Any, project: str, timeout_s: float, record: Callable[[float | None], None]) -> None:
-        self.client = client  # redis.asyncio.Redis
+        self.client = client  # streamrec.redis.FastRedis
         self.project = project
         self.timeout_s = timeout_s
         self.record = record  # called with a latency in ms, or None for a sample never seen
@@ -83,7 +83,7 @@ class FreshnessTracker:
 
     async def _check_once(self) -> None:
         batch = list(self.pending.values())
-        raws = await self.client.mget([recs_key(self.project, p.session_id) for p in batch])
+        raws = await self.client.mget(*[recs_key(self.project, p.session_id) for p in batch])
         now_ms = time.time() * 1000
         for pending, raw in zip(batch, raws, strict=True):
             recs = Recommendations.from_json(raw) if raw else None

@@ -22,11 +22,11 @@ from typing import Any
 
 import grpc
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from streamrec.observe.config import ObserveSettings, Targets, targets_from_stack
 from streamrec.observe.feeds import Feeds
 from streamrec.observe.storefront import valid_id
+from streamrec.redis import RedisError
 from streamrec.signals import stop_on_signals
 
 log = logging.getLogger(__name__)

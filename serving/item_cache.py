@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.fastredis import Command, RedisReplyError
 from streamrec.features.online import FeatureLayout
 from streamrec.features.ranker_inputs import UNKNOWN_ROW, item_block, rows_to_raw
+from streamrec.redis import RedisError
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,8 @@ class ItemFeatureCache:
             )
             members = [m.decode() if isinstance(m, bytes) else str(m) for m in trending]
             items = list(dict.fromkeys([*members, *self.wanted()]))
-            reads = _ReadRecorder()
-            self.layout.add_reads(reads, "item_features", items)
-            replies = await self.client.execute(reads.commands)  # one pipelined round trip for every row
-            rows = self.layout.decode_rows("item_features", replies, with_ts=True)
-        except (RedisReplyError, OSError) as exc:
+            rows = await self.layout.read_rows(self.client, "item_features", items, with_ts=True)
+        except (RedisError, OSError) as exc:
             if self.redis_ok:
                 log.warning("item features unavailable, ranking with the last snapshot: %s", exc)
             self.redis_ok = False
@@ -132,13 +129,3 @@ class ItemFeatureCache:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-
-class _ReadRecorder:
-    """The pipeline method FeatureLayout.add_reads uses, recording raw HMGETs for FastRedis."""
-
-    def __init__(self) -> None:
-        self.commands: list[Command] = []
-
-    def hmget(self, key: bytes, fields: Sequence[bytes]) -> None:
-        self.commands.append(("HMGET", key, *fields))

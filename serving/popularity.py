@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
-from redis.exceptions import RedisError
-
+from streamrec.redis import FastRedis, RedisError
 from streamrec.serving import metrics
 
 log = logging.getLogger(__name__)
@@ -21,7 +19,7 @@ TRENDING_SIZE = 500
 
 
 class PopularitySource:
-    def __init__(self, client: Any, project: str, initial: list[str], refresh_s: float = 1.0) -> None:
+    def __init__(self, client: FastRedis, project: str, initial: list[str], refresh_s: float = 1.0) -> None:
         self.client = client
         self.key = f"{project}:agg:trending"
         self.initial = list(initial)
@@ -33,8 +31,8 @@ class PopularitySource:
 
     async def refresh(self) -> None:
         try:
-            members = await self.client.zrevrange(self.key, 0, TRENDING_SIZE - 1)
-        except (RedisError, OSError) as exc:
+            [reply] = await self.client.execute([("ZREVRANGE", self.key, 0, TRENDING_SIZE - 1)])
+        except (RedisError, OSError, TimeoutError) as exc:
             if self.redis_ok:
                 log.warning("trending items unavailable, serving the last snapshot: %s", exc)
             self.redis_ok = False
@@ -44,8 +42,9 @@ class PopularitySource:
             log.info("trending items readable again")
         self.redis_ok = True
         metrics.REDIS_UP.set(1)
+        members: list[bytes] = reply  # type: ignore[assignment]  # ZREVRANGE answers a list of members
         if members:
-            trending = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+            trending = [m.decode() for m in members]
             # a young stream trends a handful of items: training popularity fills the rest of the list
             known = set(trending)
             self.items = trending + [item for item in self.initial if item not in known]

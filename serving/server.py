@@ -13,19 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import redis.asyncio as aioredis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from streamrec.errors import ConfigError
-from streamrec.fastredis import FastRedis
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
+from streamrec.redis import FastRedis, RedisTarget
 from streamrec.security import parse_tokens, server_credentials
 from streamrec.serving import metrics, recommender
 from streamrec.serving.auth import TokenAuthInterceptor
 from streamrec.serving.batching import InferenceBatcher
-from streamrec.serving.blocking_read import BlockingReader
 from streamrec.serving.config import ServingSettings
 from streamrec.serving.item_cache import ItemFeatureCache
 from streamrec.serving.model_store import ModelHolder
@@ -39,7 +37,8 @@ from streamrec.serving.validation import Undecodable, lenient, recommend_problem
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
 HEALTH_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-# measured here: with one client a call came 0.50-0.74 ms after the last left (p10-p90), with eight 0.14-0.27 ms
+# A call is "alone" (and may read Redis in place) when the last one left longer ago than this: between one
+# client's sequential calls the gap is longer, under concurrent load shorter (docs/benchmarks.md, "Serving").
 IDLE_BEFORE_ALONE_S = 0.00025
 
 
@@ -272,24 +271,21 @@ def add_recommender(service: RecommenderService, server: grpc.aio.Server) -> Non
 async def create_server(settings: ServingSettings, holder: ModelHolder | None = None) -> Scorer:
     """Build and start the scorer; returns it with its bound port (port 0 in settings picks a free one)."""
     holder = holder or ModelHolder(settings.registry, settings.providers, settings.ort_threads, settings.model_version)
-    client = aioredis.from_url(
-        settings.core.redis_url.get_secret_value(),
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
-    )
-    session_client = FastRedis(settings.core.redis_url.get_secret_value(), settings.redis_timeout_s)
+    target = RedisTarget.from_url(settings.core.redis_url.get_secret_value())
+    session_client = FastRedis(target, settings.redis_timeout_s)
     reader = SessionReader(
         session_client,
         settings.core.project,
-        BlockingReader.like(session_client, settings.blocking_read_timeout_ms / 1000),
+        session_client.blocking_reader(settings.blocking_read_timeout_ms / 1000),
     )
     popularity = PopularitySource(
-        client, settings.core.project, holder.runtime.manifest.popular_items, settings.trending_refresh_s
+        FastRedis(target, settings.redis_timeout_s),
+        settings.core.project,
+        holder.runtime.manifest.popular_items,
+        settings.trending_refresh_s,
     )
     batcher = InferenceBatcher(settings.max_batch, settings.max_wait_ms / 1000)
-    item_cache = ItemFeatureCache(
-        FastRedis(settings.core.redis_url.get_secret_value()), settings.core.project, settings.trending_refresh_s
-    )
+    item_cache = ItemFeatureCache(FastRedis(target), settings.core.project, settings.trending_refresh_s)
     rerankers = Rerankers(item_cache)
     rerankers.get(holder.registry / holder.runtime.version)  # the served version's ranker, loaded up front
     service = RecommenderService(holder, reader, popularity, batcher, settings, rerankers)

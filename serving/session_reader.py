@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
-from redis.exceptions import RedisError
 
 from streamrec.features.session_store import Recommendations, SessionState, recs_key, session_key
+from streamrec.redis import BlockingReader, FastRedis, RedisError
 from streamrec.serving import metrics
-from streamrec.serving.blocking_read import BlockingReader
 
 log = logging.getLogger(__name__)
 READ_IN_PLACE = metrics.SESSION_READS.labels("in_place")
@@ -18,14 +15,14 @@ READ_AWAITED = metrics.SESSION_READS.labels("awaited")
 
 
 class SessionReader:
-    """Redis trouble (down, slow past the budget) reads as "no state" plus a log line and a gauge, never an
-    error to the storefront: the answer then comes from popularity with fallback=true."""
+    """Redis trouble (down, slow past the budget, an error reply such as NOAUTH or LOADING) reads as "no state"
+    plus a log line and a gauge, never an error to the storefront: the answer then comes from popularity with
+    fallback=true."""
 
-    def __init__(self, client: Any, project: str, blocking: BlockingReader | None = None) -> None:
-        # `client` needs `mget(*keys)` and `aclose()`: streamrec.fastredis.FastRedis in the scorer
+    def __init__(self, client: FastRedis, project: str, blocking: BlockingReader | None = None) -> None:
         self.client = client
         self.project = project
-        self.blocking = blocking  # for a request that is alone (serving/blocking_read.py)
+        self.blocking = blocking  # for a request that is alone (streamrec/redis/blocking.py)
         self.redis_ok = True
 
     async def read(self, session_id: str, timeout_s: float, alone: bool = False) -> Read:

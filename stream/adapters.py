@@ -11,7 +11,6 @@ from pydantic import SecretStr
 
 from streamrec.channels import scorer_channel_options
 from streamrec.errors import ScorerError
-from streamrec.fastredis import Command, FastRedis, Script, execute_with_scripts
 from streamrec.features.online import FeatureLayout
 from streamrec.features.session_store import (
     PUT_IF_NEWER,
@@ -22,6 +21,7 @@ from streamrec.features.session_store import (
     session_key,
 )
 from streamrec.protos import recommender_pb2, recommender_pb2_grpc
+from streamrec.redis import Command, FastRedis, Script, execute_with_scripts
 from streamrec.stream.aggregates import AppliedBatch
 from streamrec.stream.processor import RawRecord
 
@@ -61,17 +61,16 @@ class RedisStateStore:
         commands += [
             put([recs_key(self.project, sid)], [rec.to_json(), rec.offset, self.ttl_s]) for sid, rec in recs.items()
         ]
-        pipe = CommandRecorder(commands)
-        self._add_feature_rows(pipe, states, aggregates)
+        commands += self._feature_rows(states, aggregates)
         await execute_with_scripts(self.client, commands, [self.put_if_newer])
 
-    def _add_feature_rows(self, pipe: Any, states: dict[str, SessionState], aggregates: AppliedBatch) -> None:
-        add = self.features.add_row
+    def _feature_rows(self, states: dict[str, SessionState], aggregates: AppliedBatch) -> list[Command]:
+        row = self.features.row_commands
+        commands: list[Command] = []
         for sid, state in states.items():
-            add(pipe, "session_features", sid, session_row(state), state.last_ts_ms)
+            commands += row("session_features", sid, session_row(state), state.last_ts_ms)
         for item, agg in aggregates.items.items():
-            add(
-                pipe,
+            commands += row(
                 "item_features",
                 item,
                 {**agg.windows, "trending_score": agg.trending_score, "conversion_rate": agg.conversion_rate},
@@ -79,25 +78,13 @@ class RedisStateStore:
             )
         for user, uagg in aggregates.users.items():
             top = uagg.top_categories()
-            row = {
+            features = {
                 "top_categories": [c for c, _ in top],
                 "top_category_counts": [n for _, n in top],
                 "purchase_history": uagg.purchases,
             }
-            add(pipe, "user_features", user, row, aggregates.watermark_ms)
-
-
-class CommandRecorder:
-    """The two pipeline methods FeatureLayout.add_row uses, recording raw commands for FastRedis."""
-
-    def __init__(self, commands: list[Command]) -> None:
-        self.commands = commands
-
-    def hset(self, key: bytes, mapping: dict[bytes, bytes]) -> None:
-        self.commands.append(("HSET", key, *(part for pair in mapping.items() for part in pair)))
-
-    def expire(self, key: bytes, seconds: int) -> None:
-        self.commands.append(("EXPIRE", key, seconds))
+            commands += row("user_features", user, features, aggregates.watermark_ms)
+        return commands
 
 
 def session_row(state: SessionState) -> dict[str, Any]:

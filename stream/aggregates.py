@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamrec.fastredis import FastRedis, Script, execute_with_scripts
 from streamrec.features.schema import TRENDING_HALF_LIFE_MS
+from streamrec.redis import FastRedis, Script, execute_with_scripts
 
 SCRIPT = (Path(__file__).parent / "lua" / "apply_events.lua").read_text()
 KIND_CODES = {"view": "v", "click": "c", "add_to_cart": "a", "purchase": "p"}

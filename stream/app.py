@@ -17,9 +17,9 @@ import faust
 import grpc
 
 from streamrec.config import CoreSettings
-from streamrec.fastredis import FastRedis, RedisReplyError
 from streamrec.features.session_store import partition_and_update
 from streamrec.privacy import Pseudonymizer
+from streamrec.redis import FastRedis, RedisError
 from streamrec.security import channel_credentials
 from streamrec.stream import metrics, transport
 from streamrec.stream.adapters import GrpcScorer, RedisStateStore, TopicDeadLetters
@@ -128,10 +128,10 @@ def tune_gc(gen0_threshold: int) -> None:
     """Move what start-up built out of the collector's sight, and collect young objects less often.
 
     A worker allocates and frees many short-lived containers per record (Faust's events and messages, our
-    batches); with Python's default threshold of 700 it ran ~80 young collections a second, each scanning the
-    events in flight, and every full collection walked Faust's, gRPC's and the modules' long-lived objects:
-    7-9% of the worker's CPU in all (docs/benchmarks.md). Session state is held as bytes, which the collector
-    does not track at all.
+    batches); with Python's default threshold of 700 it ran young collections many times a second, each
+    scanning the events in flight, and every full collection walked Faust's, gRPC's and the modules'
+    long-lived objects (the cost: docs/benchmarks.md, "a throttled machine"). Session state is held as bytes,
+    which the collector does not track at all.
     """
     gc.collect()
     gc.freeze()
@@ -244,7 +244,7 @@ def create_app(settings: StreamSettings) -> faust.App:
         try:
             key = f"{core.project}:workers:{worker_id}"
             await redis_client.execute([("SET", key, value, "EX", int(HEARTBEAT_S * 3))])
-        except (RedisReplyError, OSError) as exc:  # Redis down or loading: the batch retry reports it; skip a beat
+        except (RedisError, OSError) as exc:  # Redis down or loading: the batch retry reports it; skip a beat
             log.debug("heartbeat not written: %s", exc)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type, untyped-decorator]
@@ -295,7 +295,7 @@ async def process_with_retry(processor: SessionProcessor, records: list[RawRecor
         started = time.perf_counter()
         try:
             outcome = await processor.process(records)
-        except (RedisReplyError, OSError) as exc:  # OSError covers ConnectionError
+        except (RedisError, OSError) as exc:  # OSError covers ConnectionError
             metrics.RETRIES.inc()
             log.warning("batch of %d failed (%s); retrying in %.1fs", len(records), exc, delay)
             await asyncio.sleep(delay)

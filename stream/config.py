@@ -10,11 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamrec.config import DLQ_MAX_MESSAGE_BYTES, CoreSettings
 
-# Freshness depends on this number, so we set it on purpose (Faust hardcodes 1500 ms; aiokafka's default is
-# 500 ms, p50 130 ms delivery on the dev broker). On the dev broker a consumer's waiting fetches cost CPU that
-# grows with the stored batches: at 1,000 events/s for 30 s, freshness p99 was 196-212 ms with 5 ms, 179 ms
-# with 10, 73-110 ms with 20 and 89 ms with 40 (docs/benchmarks.md). Apache Kafka answers a waiting fetch as
-# soon as data arrives, so there the wait only paces idle polling.
+# Freshness depends on this number, so we set it on purpose rather than take Faust's hardcoded 1500 ms or
+# aiokafka's 500 ms. Apache Kafka answers a waiting fetch as soon as data arrives, so the wait only paces idle
+# polling; shorter waits cost broker CPU (the figures for each value: docs/benchmarks.md, "Freshness").
 DEFAULT_FETCH_MAX_WAIT_MS = 20
 
 

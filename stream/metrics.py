@@ -44,9 +44,9 @@ _AGE_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0
 class AgeHistogram:
     """A Prometheus histogram of record ages, observed a batch at a time: a bisect per record, no lock.
 
-    prometheus_client's Histogram takes a lock and walks the buckets per value (~1 µs); two per record were
-    ~1.5% of the worker's CPU. Each has one writer (the event loop; for FETCHED, Faust's consumer thread); a
-    scrape reads the counts as they stand.
+    prometheus_client's Histogram takes a lock and walks the buckets per value, a visible share of the
+    worker's CPU at two per record (docs/benchmarks.md). Each has one writer (the event loop; for FETCHED,
+    Faust's consumer thread); a scrape reads the counts as they stand.
     """
 
     def __init__(self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry):

@@ -7,7 +7,10 @@ StreamrecError
 │   └── ChecksumMismatch   a file's sha256 differs from its manifest entry
 ├── InvalidEvent           an event failed decoding or validation; `.reason` is the dead-letter reason
 ├── DataError              an input data file cannot be read into canonical events
-└── ScorerError            the scorer cannot answer (no model loaded, runtime failure)
+├── ScorerError            the scorer cannot answer (no model loaded, runtime failure)
+└── RedisError             Redis did not do what was asked (streamrec.redis)
+    ├── RedisUnavailable   no connection: refused, lost, timed out, failing fast after a failure
+    └── RedisReplyError    Redis answered with an error; `.code` is its first word (NOAUTH, LOADING, ...)
 """
 
 from __future__ import annotations
@@ -48,3 +51,19 @@ class DataError(StreamrecError):
 
 class ScorerError(StreamrecError):
     """The scorer cannot answer."""
+
+
+class RedisError(StreamrecError):
+    """Redis did not do what was asked."""
+
+
+class RedisUnavailable(RedisError, ConnectionError):
+    """No connection to Redis. Also a ConnectionError (an OSError), as a socket failure would be."""
+
+
+class RedisReplyError(RedisError):
+    """Redis answered a command with an error reply."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = message.split(" ", 1)[0]  # NOAUTH, WRONGPASS, NOPERM, LOADING, NOSCRIPT, WRONGTYPE, ...

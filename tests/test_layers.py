@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
             "streamrec.privacy",
             "streamrec.logs",
             "streamrec.signals",
-            "streamrec.fastredis",
+            "streamrec.redis",
             "streamrec.artifact",
             "streamrec.registry_sync",
         ),

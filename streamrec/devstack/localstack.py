@@ -207,9 +207,16 @@ class LocalStack:
     def kafka_nodes(self) -> list[Service]:
         return [service for name, service in self.services.items() if name.startswith(KAFKA_SERVICE)]
 
-    def start_redis(self, port: int | None = None, appendonly: bool = False, password: str | None = None) -> str:
+    def start_redis(
+        self,
+        port: int | None = None,
+        appendonly: bool = False,
+        password: str | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> str:
         """A redis-server that keeps nothing on disk unless `appendonly` (then a restart on the same port finds
-        its data again); `password` turns AUTH on. Returns its redis:// URL (with the password, if any)."""
+        its data again); `password` turns AUTH on; `extra_args` are more redis-server options (TLS, say).
+        Returns its redis:// URL (with the password, if any)."""
         port = port or free_port()
         data_dir = self.state_dir / f"redis-{port}"
         data_dir.mkdir(exist_ok=True)
@@ -228,6 +235,7 @@ class LocalStack:
         ]
         if password:
             argv += ["--requirepass", password]
+        argv += extra_args
         self.spawn("redis", argv, f"127.0.0.1:{port}", lambda: _redis_ready(port, password))
         auth = f":{password}@" if password else ""
         return f"redis://{auth}127.0.0.1:{port}/0"

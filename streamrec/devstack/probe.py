@@ -13,6 +13,7 @@ from streamrec.config import EVENTS_TOPIC
 from streamrec.errors import StackError
 from streamrec.events import CanonicalEvent
 from streamrec.features.session_store import Recommendations, recs_key
+from streamrec.redis import sync_client
 from streamrec.stream.producer import EventProducer
 
 
@@ -58,7 +59,7 @@ def probe_session(
     still_worth_waiting: Callable[[], bool] = lambda: True,
 ) -> float:
     """Send a click for `session_id`, wait for its refresh; return produce-to-visible latency in ms."""
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     producer = EventProducer(kafka, EVENTS_TOPIC)
     try:
         event = click(session_id, item_id)

@@ -18,6 +18,7 @@ import redis
 
 from streamrec.features.online import FeatureLayout
 from streamrec.features.schema import VIEWS
+from tests.features.layout_io import add_row, read_rows
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +59,7 @@ def write_fast(client: redis.Redis, view: str, rows: dict[str, dict[str, Any]]) 
     layout = FeatureLayout("tfeast")
     with client.pipeline(transaction=False) as pipe:
         for entity_id, values in rows.items():
-            layout.add_row(pipe, view, entity_id, values, EVENT_TS_MS)
+            add_row(layout, pipe, view, entity_id, values, EVENT_TS_MS)
         pipe.execute()
 
 
@@ -71,7 +72,7 @@ def test_feast_reads_exactly_what_the_fast_writer_wrote(store: Any, client: redi
     assert from_feast == list(written.values())
     for got, want in zip(from_feast, written.values(), strict=True):  # ints stay ints, floats floats
         assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in want.items()}
-    assert FeatureLayout("tfeast").read_rows(client, view, ids) == from_feast
+    assert read_rows(FeatureLayout("tfeast"), client, view, ids) == from_feast
     # The expiry we add does not hide anything from Feast.
     assert all(client.ttl(FeatureLayout("tfeast").redis_key(view, e)) > 0 for e in ids)
 
@@ -92,7 +93,7 @@ def test_read_rows_decodes_what_feast_pushed(store: Any, client: redis.Redis, ro
     pushed = prefixed(rows, view, "feast-push:")
     push_with_feast(store, view, pushed)
     ids = [*pushed, "feast-push:absent"]
-    read = FeatureLayout("tfeast").read_rows(client, view, ids, with_ts=True)
+    read = read_rows(FeatureLayout("tfeast"), client, view, ids, with_ts=True)
     assert read == [{**values, "_event_ts_ms": EVENT_TS_MS} for values in pushed.values()] + [None]
 
 
@@ -101,7 +102,7 @@ def test_write_to_online_store_is_read_back(store: Any, client: redis.Redis, row
     frame["event_timestamp"] = pd.Timestamp(EVENT_TS_MS, unit="ms", tz="UTC")
     store.write_to_online_store("item_features", frame)
     ids = ["wtos:" + e for e in rows["item_features"]]
-    assert FeatureLayout("tfeast").read_rows(client, "item_features", ids) == list(rows["item_features"].values())
+    assert read_rows(FeatureLayout("tfeast"), client, "item_features", ids) == list(rows["item_features"].values())
 
 
 def test_offline_store_reads_the_batch_files_apply_created(store: Any) -> None:

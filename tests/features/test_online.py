@@ -1,4 +1,4 @@
-"""The fast reader/writer against a real redis-server: round trips, partial rows, expiry, async, errors."""
+"""FeatureLayout's commands against a real redis-server: round trips, partial rows, expiry, the engines' client."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 import redis
-import redis.asyncio
 
 from streamrec.errors import ConfigError
 from streamrec.features.online import TS_KEY, FeatureLayout
 from streamrec.features.schema import VIEWS
+from streamrec.redis import FastRedis
+from tests.features.layout_io import add_row, read_rows
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,7 @@ def write_all(client: redis.Redis, layout: FeatureLayout, rows: Rows, ts_ms: int
     with client.pipeline(transaction=False) as pipe:
         for view, view_rows in rows.items():
             for entity_id, values in view_rows.items():
-                layout.add_row(pipe, view, entity_id, values, ts_ms)
+                add_row(layout, pipe, view, entity_id, values, ts_ms)
         pipe.execute()
 
 
@@ -35,7 +36,7 @@ def test_round_trip_of_every_view(client: redis.Redis, project: str, view: str, 
     layout = FeatureLayout(project)
     write_all(client, layout, rows)
     ids = [*rows[view], "never-written"]
-    read = layout.read_rows(client, view, ids)
+    read = read_rows(layout, client, view, ids)
     assert read == [*rows[view].values(), None]
     first = read[0]
     assert first is not None
@@ -45,7 +46,7 @@ def test_round_trip_of_every_view(client: redis.Redis, project: str, view: str, 
 def test_selected_features_and_timestamp(client: redis.Redis, project: str, rows: Rows) -> None:
     layout = FeatureLayout(project)
     write_all(client, layout, rows)
-    read = layout.read_rows(client, "item_features", ["item-1"], ["trending_score", "views_1h"], with_ts=True)
+    read = read_rows(layout, client, "item_features", ["item-1"], ["trending_score", "views_1h"], with_ts=True)
     assert read == [{"trending_score": 12.625, "views_1h": 5, TS_KEY: EVENT_TS_MS}]
 
 
@@ -53,9 +54,9 @@ def test_partial_row_keeps_other_features_and_none_clears(client: redis.Redis, p
     layout = FeatureLayout(project)
     write_all(client, layout, rows)
     with client.pipeline(transaction=False) as pipe:
-        layout.add_row(pipe, "session_features", "s-1", {"event_count": 4, "last_category": None}, EVENT_TS_MS + 1)
+        add_row(layout, pipe, "session_features", "s-1", {"event_count": 4, "last_category": None}, EVENT_TS_MS + 1)
         pipe.execute()
-    [row] = layout.read_rows(client, "session_features", ["s-1"], with_ts=True)
+    [row] = read_rows(layout, client, "session_features", ["s-1"], with_ts=True)
     assert row is not None
     assert row == {**rows["session_features"]["s-1"], "event_count": 4, "last_category": None, TS_KEY: EVENT_TS_MS + 1}
 
@@ -63,9 +64,9 @@ def test_partial_row_keeps_other_features_and_none_clears(client: redis.Redis, p
 def test_nan_reads_back_as_none(client: redis.Redis, project: str) -> None:
     layout = FeatureLayout(project)
     with client.pipeline(transaction=False) as pipe:
-        layout.add_row(pipe, "item_features", "nan", {"trending_score": math.nan}, EVENT_TS_MS)
+        add_row(layout, pipe, "item_features", "nan", {"trending_score": math.nan}, EVENT_TS_MS)
         pipe.execute()
-    [row] = layout.read_rows(client, "item_features", ["nan"], ["trending_score"])
+    [row] = read_rows(layout, client, "item_features", ["nan"], ["trending_score"])
     assert row == {"trending_score": None}
 
 
@@ -80,19 +81,21 @@ def test_keys_expire_after_the_view_ttl(client: redis.Redis, project: str, view:
 
 def test_projects_do_not_collide(client: redis.Redis, project: str, rows: Rows) -> None:
     write_all(client, FeatureLayout(project), rows)
-    assert FeatureLayout(project + "x").read_rows(client, "user_features", list(rows["user_features"])) == [None] * 2
+    assert read_rows(FeatureLayout(project + "x"), client, "user_features", list(rows["user_features"])) == [None] * 2
 
 
-def test_async_client_writes_and_reads(redis_url: str, project: str, rows: Rows) -> None:
+def test_the_engines_client_writes_and_reads(redis_url: str, project: str, rows: Rows) -> None:
     async def main() -> list[dict[str, Any] | None]:
         layout = FeatureLayout(project)
-        client = redis.asyncio.Redis.from_url(redis_url)
+        client = FastRedis(redis_url)
         try:
-            async with client.pipeline(transaction=False) as pipe:
-                for entity_id, values in rows["user_features"].items():
-                    layout.add_row(pipe, "user_features", entity_id, values, EVENT_TS_MS)
-                await pipe.execute()
-            return await layout.read_rows_async(client, "user_features", list(rows["user_features"]))
+            commands = [
+                command
+                for entity_id, values in rows["user_features"].items()
+                for command in layout.row_commands("user_features", entity_id, values, EVENT_TS_MS)
+            ]
+            await client.execute(commands)
+            return await layout.read_rows(client, "user_features", list(rows["user_features"]))
         finally:
             await client.aclose()
 
@@ -101,13 +104,12 @@ def test_async_client_writes_and_reads(redis_url: str, project: str, rows: Rows)
 
 def test_unknown_views_and_features_are_config_errors(client: redis.Redis, project: str) -> None:
     layout = FeatureLayout(project)
-    with client.pipeline(transaction=False) as pipe:
-        with pytest.raises(ConfigError, match="unknown feature view"):
-            layout.add_row(pipe, "nope", "x", {}, 0)
-        with pytest.raises(ConfigError, match="no feature"):
-            layout.add_row(pipe, "item_features", "x", {"views_7d": 1}, 0)
+    with pytest.raises(ConfigError, match="unknown feature view"):
+        layout.row_commands("nope", "x", {}, 0)
+    with pytest.raises(ConfigError, match="no feature"):
+        layout.row_commands("item_features", "x", {"views_7d": 1}, 0)
     with pytest.raises(ConfigError, match="no features"):
-        layout.read_rows(client, "item_features", ["x"], ["views_7d"])
+        read_rows(layout, client, "item_features", ["x"], ["views_7d"])
 
 
 def test_online_path_never_imports_feast() -> None:

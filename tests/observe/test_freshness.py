@@ -6,10 +6,10 @@ import asyncio
 import time
 
 import pytest
-import redis.asyncio as aioredis
 
 from streamrec.features.session_store import Recommendations, recs_key
 from streamrec.observe.freshness import FreshnessTracker, Pending, latency_ms, visible
+from streamrec.redis import FastRedis
 
 pytestmark = pytest.mark.integration  # a real redis-server (tests/conftest.py)
 
@@ -31,7 +31,7 @@ async def test_visible_and_latency_rules() -> None:
 
 
 async def test_tracker_follows_events_to_their_refresh(redis_url: str, project: str) -> None:
-    client = aioredis.from_url(redis_url)
+    client = FastRedis(redis_url)
     recorded: list[float | None] = []
     tracker = FreshnessTracker(client, project, timeout_s=0.5, record=recorded.append)
     runner = asyncio.create_task(tracker.run())
@@ -41,8 +41,8 @@ async def test_tracker_follows_events_to_their_refresh(redis_url: str, project: 
         tracker.offer("s2", "e7", sent, offset=7)
         missing = tracker.expect("s3", "never", sent)
         await asyncio.sleep(0.05)
-        await client.set(recs_key(project, "s1"), recs("e1", 3, time.time() * 1000).to_json())
-        await client.set(recs_key(project, "s2"), recs("e9", 9, time.time() * 1000).to_json())
+        await client.execute([("SET", recs_key(project, "s1"), recs("e1", 3, time.time() * 1000).to_json())])
+        await client.execute([("SET", recs_key(project, "s2"), recs("e9", 9, time.time() * 1000).to_json())])
         assert 40 <= await asyncio.wait_for(seen, 2) < 1000
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(missing, 2)

@@ -15,7 +15,6 @@ from onnx import TensorProto, helper
 
 from streamrec import artifact
 from streamrec.errors import ArtifactError
-from streamrec.fastredis import FastRedis
 from streamrec.features.ranker_inputs import (
     FEATURES,
     ITEM_BLOCK,
@@ -28,6 +27,7 @@ from streamrec.features.ranker_inputs import (
     item_block,
 )
 from streamrec.features.session_store import SessionState
+from streamrec.redis import FastRedis
 from streamrec.serving.item_cache import ItemFeatureCache
 from streamrec.serving.ranking import Rerankers, load_reranker
 from streamrec.stream.adapters import RedisStateStore

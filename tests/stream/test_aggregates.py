@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from streamrec.fastredis import FastRedis
 from streamrec.features.schema import TRENDING_HALF_LIFE_MS
+from streamrec.redis import FastRedis
 from streamrec.stream.aggregates import AggregateApplier, AggregateInput
 
 HOUR = 3_600_000

@@ -1,9 +1,9 @@
 """A lone page view reads its session from Redis with one blocking call, without leaving the event loop.
 
 Awaiting the read suspends the handler, and grpc.aio then needs more loop iterations (and its poller thread) to
-resume it and send the answer. Measured with one client (bench serve's sequential run): Recommend took 0.85 ms
-p50 awaiting the read and 0.72 ms reading in place. While other calls are in flight the loop must stay free for
-them, so only a request that is alone reads here; the others await the asynchronous client.
+resume it and send the answer, which costs a lone client a sizeable part of its latency (docs/benchmarks.md,
+"A lone request reads in place"). While other calls are in flight the loop must stay free for them, so only a
+request that is alone reads here; the others await the asynchronous client.
 
 A blocking read must never stall the server: it waits at most `timeout_s` (a few milliseconds), and on any
 trouble (timeout, closed connection, error reply) the socket is dropped, the caller reads asynchronously within
@@ -21,7 +21,9 @@ import time
 
 import hiredis
 
-from streamrec.fastredis import Command, FastRedis, RedisReplyError, pack
+from streamrec.errors import RedisReplyError
+from streamrec.redis.resp import Command, pack
+from streamrec.redis.target import RedisTarget
 
 log = logging.getLogger(__name__)
 RECV_BYTES = 65536
@@ -51,11 +53,11 @@ class BlockingReader:
         self.dropped = 0  # sockets given up after a failed read
 
     @classmethod
-    def like(cls, client: FastRedis, timeout_s: float) -> BlockingReader | None:
-        """One for the same server as `client`; None where it cannot be (TLS: a blocking TLS read is not short)."""
-        if client.ssl is not None or timeout_s <= 0:
+    def for_target(cls, target: RedisTarget, timeout_s: float) -> BlockingReader | None:
+        """One for `target`; None where it cannot be (TLS: a blocking TLS read is not short; a zero timeout)."""
+        if target.tls or timeout_s <= 0:
             return None
-        return cls(client.host, client.port, client.setup_commands(), timeout_s)
+        return cls(target.host, target.port, list(target.setup_commands()), timeout_s)
 
     def mget(self, keys: tuple[str, ...]) -> list[bytes | None] | None:
         """The values, or None when this path cannot answer now (the caller then reads asynchronously)."""

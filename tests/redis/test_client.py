@@ -11,7 +11,7 @@ import redis
 
 from streamrec.devstack.localstack import LocalStack
 from streamrec.errors import ConfigError
-from streamrec.fastredis import FastRedis, RedisReplyError, Script, execute_with_scripts, pack
+from streamrec.redis import FastRedis, RedisReplyError, Script, execute_with_scripts, pack
 
 
 async def test_mget_with_password_and_database_and_many_concurrent_calls(tmp_path: Path) -> None:

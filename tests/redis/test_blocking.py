@@ -8,9 +8,8 @@ from pathlib import Path
 import redis
 
 from streamrec.devstack.localstack import LocalStack
-from streamrec.fastredis import FastRedis
 from streamrec.features.session_store import SessionState, session_key
-from streamrec.serving.blocking_read import BlockingReader
+from streamrec.redis import BlockingReader, FastRedis
 from streamrec.serving.session_reader import SessionReader
 
 PROJECT = "t"
@@ -18,7 +17,7 @@ PROJECT = "t"
 
 def _reader(url: str, timeout_s: float = 0.005) -> SessionReader:
     client = FastRedis(url, retry_after_s=0.05)
-    blocking = BlockingReader.like(client, timeout_s)
+    blocking = client.blocking_reader(timeout_s)
     assert blocking is not None
     blocking.retry_after_s = 0.05
     return SessionReader(client, PROJECT, blocking)
@@ -93,5 +92,5 @@ async def test_redis_down_answers_without_state_and_the_reader_comes_back(tmp_pa
 
 
 def test_tls_and_a_zero_timeout_turn_the_blocking_path_off() -> None:
-    assert BlockingReader.like(FastRedis("rediss://127.0.0.1:6390"), 0.003) is None
-    assert BlockingReader.like(FastRedis("redis://127.0.0.1:6390"), 0.0) is None
+    assert FastRedis("rediss://127.0.0.1:6390").blocking_reader(0.003) is None
+    assert FastRedis("redis://127.0.0.1:6390").blocking_reader(0.0) is None

@@ -1,11 +1,13 @@
-"""A minimal pipelined asyncio Redis client for hot paths: one connection, hiredis parsing, FIFO replies.
+"""The asyncio Redis client of the engines: one pipelined connection, hiredis parsing, FIFO replies.
 
-redis-py's asyncio client spends about 0.2-0.7 ms of Python per command here; the scorer needs one MGET per
-page view and the worker a handful of pipelined commands per batch, and this client does each round trip in
-tens of microseconds. It supports redis:// and rediss:// URLs with credentials (AUTH, SELECT), pipelines
-(`execute`), Lua scripts by sha with a fallback on NOSCRIPT, and reconnects on the next call after a failure
-(failing fast for `retry_after_s` meanwhile, so an outage costs callers no connect timeouts). Error replies
-raise `RedisReplyError`; connection trouble raises `ConnectionError`.
+Built for the hot paths: the scorer makes one MGET per page view and the worker a few pipelines of about a
+thousand commands per batch, and this client spends tens of microseconds of Python on each round trip where
+redis-py's asyncio client spends several hundred (docs/benchmarks.md, "Redis client"). It speaks to the
+`RedisTarget` of a URL (credentials, database, TLS), runs pipelines (`execute`) and Lua scripts by sha with a
+reload on NOSCRIPT, and reconnects on the next call after a failure, failing fast for `retry_after_s`
+meanwhile so an outage costs callers no connect timeouts. An error reply raises RedisReplyError; no connection
+raises RedisUnavailable (both RedisError, in streamrec's error tree). `blocking_reader` gives the blocking
+read mode of the same target (streamrec/redis/blocking.py).
 """
 
 from __future__ import annotations
@@ -13,37 +15,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
-import ssl
 import time
-from urllib.parse import unquote, urlparse
 
 import hiredis
 
-from streamrec.errors import ConfigError
-
-Command = tuple[bytes | str | int | float, ...]
-
-
-class RedisReplyError(Exception):
-    """Redis answered a command with an error."""
-
-
-def _encode(arg: bytes | str | int | float) -> bytes:
-    if isinstance(arg, bytes):
-        return arg
-    if isinstance(arg, str):
-        return arg.encode()
-    return repr(arg).encode() if isinstance(arg, float) else str(arg).encode()
-
-
-def pack(command: Command) -> bytes:
-    """One command in RESP. hiredis does it in C (half the cost); it refuses other types than str, int, float
-    and bytes (bool, numpy integers), which are then encoded here."""
-    try:
-        return hiredis.pack_command(command)  # type: ignore[arg-type]  # its stub types the tuple as one element
-    except TypeError:
-        args = [_encode(a) for a in command]
-        return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args)
+from streamrec.errors import RedisReplyError, RedisUnavailable
+from streamrec.redis.blocking import BlockingReader
+from streamrec.redis.resp import Command, pack
+from streamrec.redis.target import RedisTarget
 
 
 class _Pending:
@@ -84,12 +63,12 @@ class _Protocol(asyncio.Protocol):
         while self.waiters:
             pending = self.waiters.popleft()
             if not pending.future.done():
-                pending.future.set_exception(ConnectionError(f"redis connection lost: {exc!r}"))
+                pending.future.set_exception(RedisUnavailable(f"redis connection lost: {exc!r}"))
 
     def send(self, commands: list[Command]) -> asyncio.Future[list[object]]:
         """Write every command in one go; the future gets their replies, in order."""
         if self.transport is None or self.lost:
-            raise ConnectionError("redis connection is closed")
+            raise RedisUnavailable("redis connection is closed")
         future: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
         self.waiters.append(_Pending(future, len(commands)))
         self.transport.write(b"".join([pack(command) for command in commands]))
@@ -97,16 +76,9 @@ class _Protocol(asyncio.Protocol):
 
 
 class FastRedis:
-    def __init__(self, url: str, connect_timeout_s: float = 0.5, retry_after_s: float = 0.5) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("redis", "rediss"):
-            raise ConfigError(f"unsupported Redis URL scheme {parsed.scheme!r}")
-        self.host = parsed.hostname or "127.0.0.1"
-        self.port = parsed.port or 6379
-        self.username = unquote(parsed.username) if parsed.username else None
-        self.password = unquote(parsed.password) if parsed.password else None
-        self.db = int(parsed.path.lstrip("/") or 0)
-        self.ssl = ssl.create_default_context() if parsed.scheme == "rediss" else None
+    def __init__(self, target: str | RedisTarget, connect_timeout_s: float = 0.5, retry_after_s: float = 0.5) -> None:
+        self.target = target if isinstance(target, RedisTarget) else RedisTarget.from_url(target)
+        self.ssl = self.target.ssl_context()
         self.connect_timeout_s = connect_timeout_s
         self.retry_after_s = retry_after_s
         self._protocol: _Protocol | None = None
@@ -117,7 +89,7 @@ class FastRedis:
         if self._protocol is not None and not self._protocol.lost:
             return self._protocol
         if time.monotonic() - self._failed_at < self.retry_after_s:
-            raise ConnectionError("redis unavailable (recent connection failure)")
+            raise RedisUnavailable(f"redis at {self.target.address} unavailable (recent connection failure)")
         self._connecting = self._connecting or asyncio.Lock()
         async with self._connecting:
             if self._protocol is not None and not self._protocol.lost:
@@ -126,25 +98,24 @@ class FastRedis:
                 self._protocol = await asyncio.wait_for(self._connect(), self.connect_timeout_s)
             except (OSError, TimeoutError) as exc:
                 self._failed_at = time.monotonic()
-                raise ConnectionError(f"cannot connect to redis at {self.host}:{self.port}: {exc!r}") from None
+                raise RedisUnavailable(f"cannot connect to redis at {self.target.address}: {exc!r}") from None
+            except RedisReplyError:  # AUTH or SELECT refused: as unusable as a refused connection, and as loud
+                self._failed_at = time.monotonic()
+                raise
             return self._protocol
 
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(_Protocol, self.host, self.port, ssl=self.ssl)
-        setup = self.setup_commands()
+        _, protocol = await loop.create_connection(_Protocol, self.target.host, self.target.port, ssl=self.ssl)
+        setup: list[Command] = list(self.target.setup_commands())
         if setup:
-            _raise_errors(await protocol.send(setup))
+            try:
+                _raise_errors(await protocol.send(setup))
+            except RedisReplyError:
+                if protocol.transport is not None:
+                    protocol.transport.close()
+                raise
         return protocol
-
-    def setup_commands(self) -> list[Command]:
-        """What a new connection sends first: AUTH with the URL's credentials, SELECT of its database."""
-        setup: list[Command] = []
-        if self.password is not None:
-            setup.append(("AUTH", self.username, self.password) if self.username else ("AUTH", self.password))
-        if self.db:
-            setup.append(("SELECT", self.db))
-        return setup
 
     async def execute(self, commands: list[Command], raise_errors: bool = True) -> list[object]:
         """Send a pipeline of commands in one write and return the replies in order."""
@@ -154,9 +125,17 @@ class FastRedis:
         replies = await protocol.send(commands)
         return _raise_errors(replies) if raise_errors else replies
 
+    async def get(self, key: str) -> bytes | None:
+        [reply] = await self.execute([("GET", key)])
+        return reply  # type: ignore[return-value]
+
     async def mget(self, *keys: str) -> list[bytes | None]:
         [reply] = await self.execute([("MGET", *keys)])
         return reply  # type: ignore[return-value]
+
+    def blocking_reader(self, timeout_s: float) -> BlockingReader | None:
+        """The blocking read mode for the same target; None where it cannot be (TLS, or a zero timeout)."""
+        return BlockingReader.for_target(self.target, timeout_s)
 
     async def aclose(self) -> None:
         if self._protocol is not None and self._protocol.transport is not None:
