@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamrec.features.online import FeatureLayout
-from streamrec.features.schema import MAX_RECENT_ITEMS
-from streamrec.features.session_store import SESSION_TTL_S, Recommendations, SessionState, recs_key, session_key
+from streamrec.features.schema import MAX_RECENT_ITEMS, SESSION_TTL_S
+from streamrec.features.session_store import Recommendations, SessionState, recs_key, session_key
 from streamrec.redis import sync_client
 
 SESSION_SEED = 61  # synthetic sessions drawn in the training world, but not the ones it was trained on

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from streamrec.artifact import ITEM_META
 from streamrec.features.online import TS_KEY
 from streamrec.features.schema import ITEM_FEATURES, ITEM_TTL_S, MAX_RECENT_ITEMS, TRENDING_HALF_LIFE_MS
 
 RANKER_MODEL = "ranker.onnx"
 RANKER_INFO = "ranker.json"
-ITEM_META = "item_meta.json"  # {"categories": {item: category}, "prices": {item: price}} (serving/runtime.py too)
 MAX_HISTORY = MAX_RECENT_ITEMS  # the stream keeps a session's last viewed items, this many
 
 RAW_FEATURES = tuple(name for name, _ in ITEM_FEATURES.features)  # the row as the worker writes it

@@ -23,7 +23,7 @@ from typing import Literal
 Kind = Literal["string", "int64", "double", "string_list", "int64_list"]
 
 DAY_S = 24 * 3600
-SESSION_TTL_S = DAY_S  # no real session lasts a day; matches features.session_store.SESSION_TTL_S
+SESSION_TTL_S = DAY_S  # no real session lasts a day; also the TTL of the session state and its list
 ITEM_TTL_S = 2 * DAY_S  # the widest window is 24 h; one more day keeps quiet items' last counts readable
 USER_TTL_S = 30 * DAY_S  # a month of a returning user's tastes and purchases
 

@@ -2,7 +2,7 @@
 
 Keys (all under the project namespace, so tests and tenants never collide):
 
-    {project}:session:{session_id}   JSON SessionState, TTL `SESSION_TTL_S`
+    {project}:session:{session_id}   JSON SessionState, TTL `SESSION_TTL_S` (features/schema.py)
     {project}:recs:{session_id}      JSON Recommendations, TTL `SESSION_TTL_S`
 
 The worker writes both; the scorer reads both with one MGET per page view.
@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 
 import orjson
+
+from streamrec.features.schema import MAX_RECENT_ITEMS
 
 # Set a key only if the stored value's leading {"offset":N} is not newer: a worker that lost its partition in a
 # rebalance and still finishes a batch cannot overwrite what the partition's new owner wrote since. Offsets of
@@ -33,8 +35,7 @@ return 1
 
 # The start of SessionState.to_json: offset, partition, updated_ms (field order is part of the layout)
 STATE_HEAD = re.compile(rb'^\{"offset":-?\d+,"partition":(-?\d+),"updated_ms":(\d+)')
-SESSION_TTL_S = 24 * 3600  # a day: longer than any real session, short enough to bound memory
-MAX_SESSION_ITEMS = 50
+MAX_SESSION_ITEMS = MAX_RECENT_ITEMS  # the session's viewed items, carts and purchases are capped alike
 
 
 def session_key(project: str, session_id: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from streamrec.artifact import MODEL, Manifest, load_vocabulary, verify
+from streamrec.artifact import ITEM_META, MODEL, Manifest, load_vocabulary, verify
 from streamrec.errors import ScorerError
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,6 @@ def pad(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     return items, np.array([len(seq) for seq in sequences], dtype=np.int64)
 
 
-ITEM_META = "item_meta.json"
 FP16_MODEL = "model.fp16.onnx"
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 

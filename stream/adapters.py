@@ -12,9 +12,9 @@ from pydantic import SecretStr
 from streamrec.channels import scorer_channel_options
 from streamrec.errors import ScorerError
 from streamrec.features.online import FeatureLayout
+from streamrec.features.schema import SESSION_TTL_S
 from streamrec.features.session_store import (
     PUT_IF_NEWER,
-    SESSION_TTL_S,
     Recommendations,
     SessionState,
     recs_key,

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamrec.features.schema import TRENDING_HALF_LIFE_MS
+from streamrec.features.schema import ITEM_TTL_S, MAX_RECENT_ITEMS, TRENDING_HALF_LIFE_MS, USER_TTL_S
 from streamrec.redis import FastRedis, Script, execute_with_scripts
 
 SCRIPT = (Path(__file__).parent / "lua" / "apply_events.lua").read_text()
+MAX_TRENDING_ITEMS = 10_000  # the trending set keeps this many items; Recommend reads its head
 KIND_CODES = {"view": "v", "click": "c", "add_to_cart": "a", "purchase": "p"}
 WINDOW_FEATURES = (
     "views_1h",
@@ -73,7 +74,8 @@ class AppliedBatch:
 
 
 def script_args(prefix: str, topic: str, events: Sequence[AggregateInput]) -> list[Any]:
-    args: list[Any] = [prefix, topic, TRENDING_HALF_LIFE_MS, len(events)]
+    limits = [TRENDING_HALF_LIFE_MS, ITEM_TTL_S, USER_TTL_S, MAX_RECENT_ITEMS, MAX_TRENDING_ITEMS]
+    args: list[Any] = [prefix, topic, *limits, len(events)]
     for e in events:
         args += [e.partition, e.offset, e.item_id, KIND_CODES[e.type], e.ts_ms, e.category_id, e.user_id]
     return args

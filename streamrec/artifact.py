@@ -30,6 +30,7 @@ from streamrec.errors import ArtifactError, ChecksumMismatch
 MANIFEST = "manifest.json"
 VOCABULARY = "items.json"
 MODEL = "model.onnx"
+ITEM_META = "item_meta.json"  # optional: {"categories": {item: category}, "prices": {item: price}}
 CURRENT = "CURRENT"
 FORMAT_VERSION = 1
 

@@ -12,17 +12,20 @@
 -- one HDEL, one EXPIRE, one ZADD), and user counters are summed before they are written. The result is the
 -- same as applying the events one by one (tests/stream/test_aggregates.py checks it against batches of one).
 --
--- ARGV: prefix, topic, half_life_ms, n, then n events of 7 fields:
+-- ARGV: prefix, topic, half_life_ms, item_ttl_s, user_ttl_s, max_purchases, max_trending, n, then n events
+--       of 7 fields (the constants come from features/schema.py and stream/aggregates.py, never copied here):
 --       partition, offset, item_id, kind (v|c|a|p), ts_ms, category_id, user_id
 -- Returns: {applied, redelivered, late, watermark, n_items, item rows..., n_users, user rows...}
 --   item row: item_id, v1h, c1h, a1h, p1h, v24h, c24h, a24h, p24h, trending (string), trending_ref_ms
 --   user row: user_id, n_pairs, category, count, ..., n_purchases, purchase ...
 local prefix, topic = ARGV[1], ARGV[2]
-local half_life, n = tonumber(ARGV[3]), tonumber(ARGV[4])
+local half_life = tonumber(ARGV[3])
+local ITEM_TTL, USER_TTL = tonumber(ARGV[4]), tonumber(ARGV[5])
+local MAX_PURCHASES, MAX_TRENDING, n = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local HEADER = 8
 local KINDS = {'v', 'c', 'a', 'p'}
 local WEIGHT = {v = 1, c = 1, a = 3, p = 5}
 local WINDOWS = {{name = '1h', width = 300000, count = 12}, {name = '24h', width = 3600000, count = 24}}
-local ITEM_TTL, USER_TTL, MAX_PURCHASES, MAX_TRENDING = 172800, 2592000, 50, 10000
 local decay = math.log(2) / half_life
 local MISSING = false  -- a field the hash does not have (Lua tables cannot hold nil)
 
@@ -146,7 +149,7 @@ local function add_to_user(user, item, kind, category)
 end
 
 for i = 0, n - 1 do
-  local base = 5 + i * 7
+  local base = HEADER + 1 + i * 7
   local part, off = ARGV[base], tonumber(ARGV[base + 1])
   local item, kind, ts = ARGV[base + 2], ARGV[base + 3], tonumber(ARGV[base + 4])
   local category, user = ARGV[base + 5], ARGV[base + 6]
