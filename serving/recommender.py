@@ -17,6 +17,8 @@ from streamrec.serving.rules import (
     REASON_TRENDING,
     Scored,
     apply_rules,
+    mark_repeats,
+    session_exclusions,
     top_up,
 )
 
@@ -28,6 +30,15 @@ class Model(Protocol):
 
     @property
     def version(self) -> str: ...
+
+    @property
+    def repeats(self) -> bool:
+        """Whether the model scores items the session already viewed on purpose (a repeat bias)."""
+        ...
+
+    def knows_any(self, history: list[str]) -> bool:
+        """Whether any item of the history is in the model's vocabulary (else it can only guess)."""
+        ...
 
     async def candidates(self, history: list[str], limit: int) -> Candidates: ...
 
@@ -84,9 +95,12 @@ async def recommend(
     if state is None or not state.items:
         return _popular_answer(model, popular, k, exclude, state, now_ms)
     exclude.update(state.purchases)
+    if not model.knows_any(state.items):  # whatever a list holds, it is not this session's model speaking
+        return _popular_answer(model, popular, k, exclude, state, now_ms)
+    exclude |= session_exclusions(state.items, model.repeats)
     age = max(0, now_ms - state.updated_ms)
     if refreshed is not None and refreshed.event_id == state.last_event_id:
-        items = _rules(refreshed.items, k, exclude, REASON_SESSION, policy)
+        items = _model_list(refreshed.items, k, exclude, REASON_SESSION, policy, model, state.items)
         if len(items) == k:
             return Answer(items, refreshed.model_version, False, age, "refreshed", refreshed.event_id)
     candidates = await model.candidates(state.items, _limit(k, exclude, policy))
@@ -96,7 +110,7 @@ async def recommend(
     if policy.reranker is not None:
         candidates = await policy.reranker.rerank(state, candidates)
         reason = REASON_RANKED
-    items = _rules(candidates, k, exclude, reason, policy)
+    items = _model_list(candidates, k, exclude, reason, policy, model, state.items)
     top_up(items, popular.items, k, exclude, popular.reason)
     return Answer(items, model.version, False, age, "inline")
 
@@ -105,14 +119,16 @@ async def score_sessions(
     model: Model, popular: Popular, k: int, histories: list[tuple[str, list[str], set[str]]], policy: Policy = Policy()
 ) -> list[tuple[str, list[Scored]]]:
     """The worker's batched refresh: one model call for all histories, rules per session."""
-    longest_exclude = max((len(exclude) for _, _, exclude in histories), default=0)
+    # purchases and request excludes, and the item just clicked where the model does not score repeats
+    longest_exclude = max((len(exclude) for _, _, exclude in histories), default=0) + (0 if model.repeats else 1)
     candidates = await model.many([items for _, items, _ in histories], _limit(k, set(), policy) + longest_exclude)
     out = []
     reason = REASON_SESSION if policy.reranker is None else REASON_RANKED
     for (session_id, history, exclude), ranked in zip(histories, candidates, strict=True):
         if ranked and policy.reranker is not None:
             ranked = await policy.reranker.rerank(SessionState(items=history, purchases=sorted(exclude)), ranked)
-        items = _rules(ranked or [], k, exclude, reason, policy)
+        exclude = exclude | session_exclusions(history, model.repeats)
+        items = _model_list(ranked or [], k, exclude, reason, policy, model, history)
         top_up(items, popular.items, k, exclude, popular.reason)
         out.append((session_id, items))
     return out
@@ -127,6 +143,20 @@ def _limit(k: int, exclude: set[str], policy: Policy) -> int:
 
 def _rules(ranked: list[tuple[str, float]], k: int, exclude: set[str], reason: str, policy: Policy) -> list[Scored]:
     return apply_rules(ranked, k, exclude, reason, policy.categories, policy.max_per_category)
+
+
+def _model_list(
+    ranked: list[tuple[str, float]],
+    k: int,
+    exclude: set[str],
+    reason: str,
+    policy: Policy,
+    model: Model,
+    history: list[str],
+) -> list[Scored]:
+    """The rules over a model's ranking; a repeat-aware model's returns to viewed items are labelled so."""
+    items = _rules(ranked, k, exclude, reason, policy)
+    return mark_repeats(items, history) if model.repeats else items
 
 
 def _popular_answer(

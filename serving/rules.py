@@ -9,6 +9,8 @@ REASON_SESSION = "session model"
 REASON_RANKED = "ranked for this session"
 REASON_TRENDING = "trending now"
 REASON_POPULAR = "popular"
+REASON_REPEAT = "viewed in this session: the model scores a return"
+MODEL_REASONS = frozenset({REASON_SESSION, REASON_RANKED, REASON_REPEAT})  # answers of the session model
 
 Scored = tuple[str, float, str]  # (item_id, score, reason)
 
@@ -40,6 +42,23 @@ def apply_rules(
         if len(out) == k:
             break
     return out
+
+
+def session_exclusions(history: list[str], repeats: bool) -> set[str]:
+    """What a session model's list leaves out besides purchases: the item just viewed or clicked, unless the
+    model scores repeats on purpose (its `repeat_bias`; then such an item says so, see `mark_repeats`)."""
+    return set() if repeats or not history else {history[-1]}
+
+
+def mark_repeats(items: list[Scored], history: list[str]) -> list[Scored]:
+    """Items the session viewed before, kept by a repeat-aware model, carry REASON_REPEAT."""
+    seen = set(history)
+    return [(item, score, REASON_REPEAT if item in seen else reason) for item, score, reason in items]
+
+
+def from_model(items: list[Scored]) -> bool:
+    """Whether any item of a list came from the session model (else the list is a popularity fallback)."""
+    return any(reason in MODEL_REASONS for _, _, reason in items)
 
 
 def top_up(items: list[Scored], fill: list[str], k: int, exclude: set[str], reason: str) -> None:

@@ -53,6 +53,14 @@ class BoundModel:
     def version(self) -> str:
         return self.runtime.version
 
+    @property
+    def repeats(self) -> bool:
+        return bool(self.runtime.manifest.model_args.get("repeat_bias"))
+
+    def knows_any(self, history: list[str]) -> bool:
+        index = self.runtime.index
+        return any(item in index for item in history)
+
     async def candidates(self, history: list[str], limit: int) -> recommender.Candidates:
         return await self.batcher.candidates(self.runtime, history, limit)
 

@@ -14,8 +14,12 @@ POPULAR = Popular(["p1", "p2", "p3", "p4", "p5"], from_stream=True)
 class FakeModel:
     version = "v-fake"
 
-    def __init__(self) -> None:
+    def __init__(self, repeats: bool = False) -> None:
         self.calls = 0
+        self.repeats = repeats
+
+    def knows_any(self, history: list[str]) -> bool:
+        return bool(history) and history[0] != "unknown"
 
     async def candidates(self, history: list[str], limit: int) -> Candidates:
         return (await self.many([history], limit))[0]
@@ -121,3 +125,30 @@ def test_a_reranker_reorders_inline_candidates_and_says_so() -> None:
 
     got = answer(FakeModel(), 3, state(["b"]), policy=Policy(reranker=Reverse(), retrieve=200))
     assert ids(got) == ["b-next7", "b-next6", "b-next5"] and got.items[0][2] == "ranked for this session"
+
+
+class EchoingModel(FakeModel):
+    """Ranks the session's own last item first, as a model with a copy path does."""
+
+    async def many(self, histories: list[list[str]], limit: int) -> list[Candidates]:
+        self.calls += 1
+        return [[(h[-1], 2.0), *[(f"{h[-1]}-next{n}", 1 - n / 10) for n in range(8)]][:limit] for h in histories]
+
+
+def test_the_item_just_clicked_is_left_out_unless_the_model_repeats_on_purpose() -> None:
+    plain = answer(EchoingModel(), 3, state(["a", "b"]))
+    assert ids(plain) == ["b-next0", "b-next1", "b-next2"]
+    [(_, refreshed)] = asyncio.run(score_sessions(EchoingModel(), POPULAR, 3, [("s", ["a", "b"], set())]))
+    assert [i for i, _, _ in refreshed] == ["b-next0", "b-next1", "b-next2"]
+    repeating = answer(EchoingModel(repeats=True), 3, state(["a", "b"]))
+    assert ids(repeating) == ["b", "b-next0", "b-next1"]
+    assert repeating.items[0][2] == "viewed in this session: the model scores a return"
+    assert repeating.items[1][2] == "session model"
+
+
+def test_a_refreshed_list_for_a_session_the_model_does_not_know_is_served_as_popularity() -> None:
+    # what the worker stored for such a session is popularity too, whatever its label said at the time
+    refreshed = Recommendations(9, [("p4", 0.9), ("p5", 0.8)], "v-old", "e9", 900, 950)
+    got = answer(FakeModel(), 2, state(["unknown"]), refreshed)
+    assert got.fallback and got.source == "popularity"
+    assert {reason for _, _, reason in got.items} == {"trending now"}
