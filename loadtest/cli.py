@@ -1,8 +1,9 @@
 """The `replay` and `loadtest run|compare` subcommands of `streamrec`; heavy modules load inside the handlers.
 
 `register(subparsers)` adds both. `add_replay_arguments` and `run_replay` stay importable on their own for
-callers that wire `replay` by hand. Data and settings problems end a command with one line on stderr and
-exit code 2, never a traceback; the replay's result is one JSON line on stdout.
+callers that wire `replay` by hand. Data and settings problems, and a stack that does not answer, end a command
+with one line on stderr and exit code 2, never a traceback; the replay's result is one JSON line on stdout.
+`replay` and `loadtest run` find a running stack through `--state-dir` (streamrec.devstack.cli_args).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from streamrec.devstack.cli_args import add_state_dir_argument
 from streamrec.errors import ConfigError, DataError, StackError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -47,7 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     run.add_argument("scenario", type=Path, help="scenario YAML (see scenarios/)")
     run.add_argument("--out", type=Path, default=None, help="report folder (default reports/loadtest/NAME-TIME)")
     run.add_argument("--registry", type=Path, default=None, help="model registry for a local stack (overrides)")
-    run.add_argument("--stack-dir", type=Path, default=None, help="run against `streamrec up --detach`'s stack")
+    add_state_dir_argument(
+        run,
+        help="run against the stack `streamrec up` started there (its stack.json) instead of the scenario's target",
+        deprecated_alias="--stack-dir",
+    )
     run.add_argument("--duration", type=float, default=None, help="seconds (overrides duration_s)")
     run.add_argument("--rate", type=float, default=None, help="Recommend calls/s (overrides recommend.rate)")
     run.add_argument("--processes", type=int, default=None, help="load-generator processes (recommend.processes)")
@@ -81,7 +87,10 @@ def add_replay_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", action="store_true", help="start over (new session ids) until --limit/--duration")
     p.add_argument("--tag", default="", help="suffix for session and event ids (replay the same data again)")
     p.add_argument("--keep-timestamps", action="store_true", help="send original event times, not the send time")
-    p.add_argument("--bootstrap", default=None, help="Kafka bootstrap (default: STREAMREC_KAFKA_BOOTSTRAP)")
+    add_state_dir_argument(p)
+    p.add_argument(
+        "--bootstrap", default=None, help="Kafka bootstrap (default: --state-dir's, else STREAMREC_KAFKA_BOOTSTRAP)"
+    )
     p.add_argument("--topic", default=None)
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
@@ -122,6 +131,7 @@ def _event(args: argparse.Namespace) -> int:
 @_guarded
 def run_replay(args: argparse.Namespace) -> int:
     from streamrec.config import CoreSettings
+    from streamrec.devstack.cli_args import Endpoint, kafka_logger, require_reachable, stack_addresses
     from streamrec.loadtest.replayer import Replayer
     from streamrec.loadtest.schedule import Pace, plan
     from streamrec.loadtest.sources import DataSpec, load_events
@@ -133,7 +143,10 @@ def run_replay(args: argparse.Namespace) -> int:
     pace = Pace(rate, args.speedup)
     planned = plan(events, pace, limit=args.limit, duration_s=args.duration, repeat=args.repeat, tag=args.tag)
     core = CoreSettings()
-    producer = EventProducer(args.bootstrap or core.kafka_bootstrap, args.topic or core.events_topic)
+    stack = stack_addresses(args.state_dir, addresses_given=args.bootstrap is not None)
+    bootstrap = args.bootstrap or (stack.kafka if stack else core.kafka_bootstrap)
+    require_reachable(Endpoint.broker(bootstrap))
+    producer = EventProducer(bootstrap, args.topic or core.events_topic, logger=kafka_logger())
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     total = args.limit if args.repeat else min(args.limit or len(events), len(events))  # for the progress bar
     stats = Replayer(producer, args.keep_timestamps, progress=progress).run(
@@ -162,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
 def _command_line(args: argparse.Namespace, out: Path) -> str:
     """The command that reproduces this run (rebuilt from the arguments: sys.argv may be a test runner's)."""
     words = ["streamrec", "loadtest", "run", str(args.scenario), "--out", str(out)]
-    for flag in ("registry", "stack_dir", "duration", "rate", "processes", "events_rate"):
+    for flag in ("registry", "state_dir", "duration", "rate", "processes", "events_rate"):
         value = getattr(args, flag)
         if value is not None:
             words += [f"--{flag.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
@@ -179,8 +192,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         changes["recommend.processes"] = args.processes
     if args.events_rate is not None:
         changes.update({"replay.rate": args.events_rate, "replay.speedup": None})
-    if args.stack_dir is not None:
-        changes.update({"target.kind": "given", "target.stack_dir": args.stack_dir})
+    if args.state_dir is not None:
+        changes.update({"target.kind": "given", "target.stack_dir": args.state_dir})
     return changes
 
 

@@ -91,16 +91,16 @@ def open_target(section: TargetSection, registry: Path | None = None, log: Log =
 
 
 def _given(section: TargetSection) -> Target:
-    from streamrec.devstack.stack import StackAddresses, scorer_ready
+    from streamrec.devstack.cli_args import Endpoint, read_stack, require_reachable
+    from streamrec.devstack.stack import scorer_ready
 
     if section.stack_dir is not None:
-        if not (section.stack_dir / "stack.json").is_file():
-            raise ConfigError(f"{section.stack_dir} holds no stack.json: start one with `streamrec up --detach`")
-        found = StackAddresses.read(section.stack_dir)
+        found = read_stack(section.stack_dir)
         target = Target("given", found.kafka, found.redis, found.grpc, found.project, processes=found.processes)
     else:
         assert section.kafka and section.redis and section.grpc and section.project  # checked by the scenario
         target = Target("given", section.kafka, section.redis, section.grpc, section.project)
+    require_reachable(Endpoint.broker(target.kafka), Endpoint.redis(target.redis), Endpoint.scorer(target.grpc))
     if not scorer_ready(target.grpc):
         raise ConfigError(f"the scorer at {target.grpc} is not SERVING")
     return target

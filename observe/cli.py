@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from pathlib import Path
 
+from streamrec.devstack.cli_args import Endpoint, add_state_dir_argument, cannot_reach, chosen_state_dir, refusals
 from streamrec.errors import StreamrecError
 from streamrec.observe.config import ObserveSettings, Targets, read_stack_file, redact, targets_from_environment
-
-DEFAULT_STATE_DIR = Path(".streamrec/stack")  # `streamrec up`'s default
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,13 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _add_target_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        help=f"a stack started by `streamrec up` (default {DEFAULT_STATE_DIR} when its stack.json "
-        "exists, else the STREAMREC_* environment)",
-    )
+    add_state_dir_argument(p)
     p.add_argument("--kafka", default=None, help="bootstrap host:port (default STREAMREC_KAFKA_BOOTSTRAP)")
     p.add_argument("--redis", default=None, help="redis:// URL (default STREAMREC_REDIS_URL)")
     p.add_argument("--grpc", default=None, help="scorer host:port (default STREAMREC_SCORER_ADDRESS)")
@@ -52,20 +45,28 @@ def _add_target_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_targets(args: argparse.Namespace) -> Targets:
-    """Explicit addresses win; else the named (or default) stack.json; else the environment."""
-    explicit = any([args.kafka, args.redis, args.grpc])
-    if args.state_dir is not None and not explicit:
-        return read_stack_file(args.state_dir)
-    if not explicit and (DEFAULT_STATE_DIR / "stack.json").exists():
-        return read_stack_file(DEFAULT_STATE_DIR)
-    return targets_from_environment(
-        kafka=args.kafka,
-        redis=args.redis,
-        grpc=args.grpc,
-        project=args.project,
-        worker_metrics=tuple(args.worker_metrics),
-        scorer_metrics=tuple(args.scorer_metrics),
-    )
+    """The named (or default) stack.json, else the environment; explicit flags win over either, one by one."""
+    given = {
+        "kafka": args.kafka,
+        "redis": args.redis,
+        "grpc": args.grpc,
+        "project": args.project,
+        "worker_metrics": tuple(args.worker_metrics),
+        "scorer_metrics": tuple(args.scorer_metrics),
+    }
+    state_dir = chosen_state_dir(args.state_dir, addresses_given=any([args.kafka, args.redis, args.grpc]))
+    if state_dir is None:
+        return targets_from_environment(**given)
+    return dataclasses.replace(read_stack_file(state_dir), **{k: v for k, v in given.items() if v})
+
+
+def require_some_answer(targets: Targets) -> None:
+    """A StackError when neither the broker, Redis nor any scorer accepts a connection: no stack is there to
+    report on. When some part answers, the status table says what is down."""
+    endpoints = [Endpoint.broker(targets.kafka), Endpoint.redis(targets.redis), Endpoint.scorer(targets.grpc)]
+    refused = refusals(endpoints)
+    if len(refused) == len(endpoints):
+        raise cannot_reach(refused)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -73,6 +74,8 @@ def run_status(args: argparse.Namespace) -> int:
     from streamrec.observe.report import exit_code, render_table, to_json
 
     targets = resolve_targets(args)
+    if not args.json:  # a script reading --json gets its document (ok: false) whatever is down
+        require_some_answer(targets)
     status = collect(targets, args.timeout or ObserveSettings().check_timeout_s)
     if args.json:
         print(json.dumps(to_json(status), indent=2, default=str))

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, 
 from confluent_kafka.admin import AdminClient
 
 from streamrec.config import DLQ_TOPIC
+from streamrec.devstack.cli_args import kafka_logger
 
 NO_OFFSET = -1001  # librdkafka's OFFSET_INVALID: the group never committed on this partition
 
@@ -57,7 +58,8 @@ def check_broker(
 ) -> BrokerReport:
     """`security`: confluent-kafka settings for SASL/SSL brokers (streamrec.config.confluent_security)."""
     report = BrokerReport(ok=False, group=group)
-    security = security or {}
+    # every client below gets these; librdkafka's log lines (each failed connect) show only with `streamrec -v`
+    security = {**(security or {}), "logger": kafka_logger()}
     admin = AdminClient(
         {
             "bootstrap.servers": bootstrap,

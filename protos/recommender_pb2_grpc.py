@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class RecommenderStub:
-    """Missing associated documentation comment in .proto file."""
+    """Session-based recommendations: storefront page views, the stream worker's batched refresh, and what is served.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -52,7 +53,8 @@ class RecommenderStub:
 
 
 class RecommenderServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Session-based recommendations: storefront page views, the stream worker's batched refresh, and what is served.
+    """
 
     def Recommend(self, request, context):
         """One call per storefront page view.
@@ -102,7 +104,8 @@ def add_RecommenderServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Recommender:
-    """Missing associated documentation comment in .proto file."""
+    """Session-based recommendations: storefront page views, the stream worker's batched refresh, and what is served.
+    """
 
     @staticmethod
     def Recommend(request,

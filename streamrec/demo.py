@@ -2,11 +2,13 @@
 
 Starts the local stack (broker, Redis), trains a small model on synthetic sessions, starts scorer and worker,
 replays synthetic sessions, then for three sessions prints the recommendations before and after one new click
-and the measured event-to-refresh latency; stops everything and exits 0.
+and the measured event-to-refresh latency; stops everything, removes its temporary state directory (logs,
+registry, Feast registry, broker and Redis data) and says so in its last line, and exits 0.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from typing import cast
@@ -15,21 +17,28 @@ import grpc
 import redis
 
 from streamrec.config import EVENTS_TOPIC
+from streamrec.devstack.cli_args import kafka_logger
 from streamrec.devstack.localstack import LocalStack
 from streamrec.devstack.probe import click, wait_for_refresh
 from streamrec.devstack.stack import StackOptions, start_stack
 from streamrec.errors import StackError
 from streamrec.features.session_store import SessionState, session_key
 from streamrec.protos import recommender_pb2, recommender_pb2_grpc
+from streamrec.redis import sync_client
 from streamrec.stream.producer import EventProducer, replay
 from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered, make_catalogue
 
 SHOWN = 8  # items printed per list
 REPLAY_SEED = 11  # sessions the model has not seen, drawn in the same synthetic world it was trained on
+# Feast logs each registry cache refresh and the registry's creation at INFO (feast.infra.registry.registry,
+# reached through `feast apply` in streamrec.features.feast_apply): noise between the demo's own lines
+QUIET_LOGGERS = ("feast",)
 
 
 def run_demo(sessions: int = 2000, epochs: int | None = None) -> int:
     started = time.perf_counter()
+    for name in QUIET_LOGGERS:  # this process only: its warnings and errors still show
+        logging.getLogger(name).setLevel(logging.WARNING)
     with LocalStack() as stack:
         print(
             "starting broker and Redis, training a small model, applying the Feast repository, starting scorer "
@@ -48,12 +57,12 @@ def run_demo(sessions: int = 2000, epochs: int | None = None) -> int:
             f"replayed {result.sent} events of {sessions} sessions in {result.seconds:.1f}s "
             f"(checksum {result.checksum[:12]})"
         )
-        client = redis.Redis.from_url(addresses.redis)
+        client = sync_client(addresses.redis)
         last_event = {e.session_id: e.event_id for e in events}
         demo_sessions = random.Random(REPLAY_SEED).sample(sorted(last_event), 3)
         # an idempotent producer gets its producer id from the broker after connecting (librdkafka retries that
         # after 0.5 s when its first try finds no connection): made now, it is ready by the first click
-        producer = EventProducer(addresses.kafka, EVENTS_TOPIC)
+        producer = EventProducer(addresses.kafka, EVENTS_TOPIC, logger=kafka_logger())  # alive as the broker stops
         waited = time.perf_counter()
         _wait_caught_up(client, addresses.project, last_event)  # measure latency on an idle worker, not a backlog
         print(f"worker processed the replay {time.perf_counter() - waited:.1f}s after it was sent")
@@ -65,7 +74,8 @@ def run_demo(sessions: int = 2000, epochs: int | None = None) -> int:
                 latencies.append(_show_session(stub, producer, client, addresses.project, sid, catalogue, n))
         client.close()
     print(f"\nevent -> refreshed recommendations: {', '.join(f'{ms:.1f} ms' for ms in latencies)}")
-    print(f"demo finished in {time.perf_counter() - started:.1f}s; every process stopped")
+    state = f"its state ({stack.state_dir}) " + ("left in place" if stack.state_dir.exists() else "removed")
+    print(f"demo finished in {time.perf_counter() - started:.1f}s; every process stopped, {state}")
     return 0
 
 
