@@ -115,11 +115,12 @@ class LocalStack:
         name: str,
         argv: Sequence[str],
         address: str,
-        ready: Callable[[], bool],
+        ready: Callable[[], bool] | None,
         env: dict[str, str] | None = None,
         timeout_s: float = START_TIMEOUT_S,
     ) -> Service:
-        """Start `argv`, wait until `ready()` is true, and register it for stopping."""
+        """Start `argv`, wait until `ready()` is true (None: the caller waits later, with `wait_ready`), and
+        register it for stopping."""
         log_path = self.state_dir / f"{name}.log"
         log_file = log_path.open("ab")
         process = subprocess.Popen(
@@ -132,6 +133,8 @@ class LocalStack:
         )
         log_file.close()
         self.services[name] = Service(name, process, address, log_path)
+        if ready is None:
+            return self.services[name]
         return self.wait_ready(name, ready, timeout_s)
 
     def wait_ready(self, name: str, ready: Callable[[], bool], timeout_s: float = START_TIMEOUT_S) -> Service:
@@ -197,7 +200,7 @@ class LocalStack:
         with ThreadPoolExecutor(nodes) as pool:  # each format is a JVM of its own: in parallel
             list(pool.map(lambda node: prepare_node(dist, node, planned, cluster_id), planned))
         for node in planned:  # all first, then wait: a node of a cluster cannot answer before a quorum is up
-            self.spawn(kafka_service(node.node_id, nodes), broker_argv(dist, node), node.address, lambda: True)
+            self.spawn(kafka_service(node.node_id, nodes), broker_argv(dist, node), node.address, ready=None)
         for node in planned:
             self.wait_ready(kafka_service(node.node_id, nodes), functools.partial(_kafka_ready, node.address))
         self.broker_started_s = time.monotonic() - started

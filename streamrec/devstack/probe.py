@@ -10,6 +10,7 @@ from typing import cast
 import redis
 
 from streamrec.config import EVENTS_TOPIC
+from streamrec.devstack.cli_args import kafka_logger
 from streamrec.errors import StackError
 from streamrec.events import CanonicalEvent
 from streamrec.features.session_store import Recommendations, recs_key
@@ -60,7 +61,7 @@ def probe_session(
 ) -> float:
     """Send a click for `session_id`, wait for its refresh; return produce-to-visible latency in ms."""
     client = sync_client(redis_url)
-    producer = EventProducer(kafka, EVENTS_TOPIC)
+    producer = EventProducer(kafka, EVENTS_TOPIC, logger=kafka_logger())
     try:
         event = click(session_id, item_id)
         start = time.perf_counter()
