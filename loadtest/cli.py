@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from streamrec.commands import run_package_cli
 from streamrec.devstack.cli_args import add_state_dir_argument
 from streamrec.errors import ConfigError, DataError, StackError
 
@@ -210,10 +211,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m streamrec.loadtest.cli ...`: the same subcommands without the rest of `streamrec`."""
-    parser = argparse.ArgumentParser(prog="python -m streamrec.loadtest.cli")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.handler(args))
+    return run_package_cli("python -m streamrec.loadtest.cli", register, argv)
 
 
 if __name__ == "__main__":

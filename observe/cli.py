@@ -7,8 +7,8 @@ import dataclasses
 import json
 import sys
 
+from streamrec.commands import run_package_cli
 from streamrec.devstack.cli_args import Endpoint, add_state_dir_argument, cannot_reach, chosen_state_dir, refusals
-from streamrec.errors import StreamrecError
 from streamrec.observe.config import ObserveSettings, Targets, read_stack_file, redact, targets_from_environment
 
 
@@ -99,16 +99,7 @@ def run_web_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m streamrec.observe.cli status ...`: the same commands without the rest of the console script."""
-    parser = argparse.ArgumentParser(prog="observe")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except StreamrecError as exc:
-        print(f"streamrec {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_package_cli("python -m streamrec.observe.cli", register, argv)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from streamrec.errors import StreamrecError
-
-Handler = Callable[[argparse.Namespace], int]
+from streamrec.commands import run_handler
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -105,14 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from streamrec.logs import setup
 
     setup(args.verbose)
-    handler: Handler = args.handler
-    try:
-        return handler(args)
-    except StreamrecError as exc:
-        print(f"streamrec {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_handler(args)
 
 
 if __name__ == "__main__":

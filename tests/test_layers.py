@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
             "streamrec.redis",
             "streamrec.artifact",
             "streamrec.registry_sync",
+            "streamrec.commands",
         ),
         False,
     ),

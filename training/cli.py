@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from streamrec.commands import run_package_cli
 from streamrec.errors import ArtifactError, DataError
 
 if TYPE_CHECKING:  # pandas and the loaders only when a handler runs
@@ -171,10 +172,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m streamrec.training.cli ...`: the same subcommands without the rest of `streamrec`."""
-    parser = argparse.ArgumentParser(prog="python -m streamrec.training.cli")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.handler(args))
+    return run_package_cli("python -m streamrec.training.cli", register, argv)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ is killed with SIGKILL the client keeps getting answers (retries of UNAVAILABLE 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -19,6 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from streamrec.channels import scorer_channel_options
 from streamrec.devstack.localstack import LocalStack, Service, free_port
 from streamrec.devstack.stack import StackOptions, scorer_ready, service_env
 from streamrec.protos import recommender_pb2 as pb
@@ -26,25 +26,6 @@ from streamrec.protos import recommender_pb2_grpc
 
 pytestmark = pytest.mark.integration
 
-# The client policy for several scorers: spread calls over every address, retry what failed before a replica
-# could answer (UNAVAILABLE; Recommend and Score only read, so a retry is safe), and stop sending to a replica
-# that reports NOT_SERVING while it drains.
-SERVICE_CONFIG = {
-    "loadBalancingConfig": [{"round_robin": {}}],
-    "methodConfig": [
-        {
-            "name": [{"service": "streamrec.v1.Recommender"}],
-            "retryPolicy": {
-                "maxAttempts": 4,
-                "initialBackoff": "0.05s",
-                "maxBackoff": "0.5s",
-                "backoffMultiplier": 2,
-                "retryableStatusCodes": ["UNAVAILABLE"],
-            },
-        }
-    ],
-    "healthCheckConfig": {"serviceName": "streamrec.v1.Recommender"},
-}
 CALLERS = 4  # concurrent client threads: at most this many calls are in flight when a replica dies
 CALL_TIMEOUT_S = 2.0
 
@@ -123,8 +104,8 @@ def run_callers(
 def test_round_robin_spreads_calls_and_survives_a_replica_killed_mid_way(replicas: list[Replica]) -> None:
     a, b = replicas
     target = "ipv4:" + ",".join(r.address for r in replicas)
-    options = [("grpc.service_config", json.dumps(SERVICE_CONFIG)), ("grpc.enable_retries", 1)]
-    with grpc.insecure_channel(target, options=options) as channel:
+    # the policy every client of several scorers uses (streamrec/channels.py): round_robin, retries of UNAVAILABLE
+    with grpc.insecure_channel(target, options=scorer_channel_options()) as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         stub = recommender_pb2_grpc.RecommenderStub(channel)
 
