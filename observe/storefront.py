@@ -3,6 +3,11 @@
 A click is a real `click` event produced to `streamrec.events`, keyed by session like every producer's; the
 answer waits until the worker's refreshed list for that click is visible in Redis, so the page can show the
 new recommendations and how long the refresh took.
+
+A session's view is built by `session_view` from what Redis and the scorer said, nothing else: the last click
+is the last item of the session's state (whoever produced it: this page, `streamrec replay`, any client), and
+the list's label comes from the answer's `fallback` flag and its items' reasons (`list_label`), so a popularity
+list is never called the session model's.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,7 @@ from streamrec.observe.freshness import FreshnessTracker
 from streamrec.observe.live import LiveFigures
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
+from streamrec.serving.rules import MODEL_REASONS
 from streamrec.stream.producer import EventProducer
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")  # what the page may send: no key-namespace tricks
@@ -94,22 +101,9 @@ class Storefront:
 
     async def session(self, session_id: str) -> dict[str, Any]:
         raw = await self.redis.get(session_key(self.project, session_id))
-        state = SessionState.from_json(raw) if raw else SessionState()
         started = time.perf_counter()
         reply = await self.recommend(session_id, RECOMMEND_K)
-        return {
-            "session_id": session_id,
-            "history": state.items[-20:],
-            "events": state.events,
-            "recommendations": [
-                {"item_id": i.item_id, "score": round(i.score, 4), "reason": i.reason} for i in reply.items
-            ],
-            "source": reply.source,
-            "fallback": reply.fallback,
-            "model_version": reply.model_version,
-            "state_age_ms": reply.state_age_ms,
-            "recommend_ms": round((time.perf_counter() - started) * 1000, 2),
-        }
+        return session_view(session_id, raw, reply, (time.perf_counter() - started) * 1000)
 
     async def click(self, session_id: str, item_id: str) -> dict[str, Any]:
         """Produce a click, wait for its refresh to be visible, and return the session's new view."""
@@ -140,6 +134,57 @@ class Storefront:
         if self._producer is not None:
             self._producer.flush(5)
             self._producer = None
+
+
+@dataclass(frozen=True)
+class ListLabel:
+    """What the page says a list is: `kind` "model" (every item from the session model), "mixed" (the model's
+    items topped up with popular ones) or "popular" (a popularity list, fallback or not), and the words shown."""
+
+    kind: str
+    text: str
+
+
+def from_model(item: pb.ScoredItem) -> bool:
+    """Whether the scorer says this item came from the session model (its reason), not from popularity."""
+    return item.reason in MODEL_REASONS
+
+
+def list_label(reply: pb.RecommendResponse, has_history: bool) -> ListLabel:
+    """The honest label of a Recommend answer: `fallback`, or no item of the model's, makes it a popular list."""
+    modelled = sum(from_model(item) for item in reply.items)
+    if reply.fallback or modelled == 0:
+        why = "the model did not rank this session" if has_history else "no views or clicks yet"
+        return ListLabel("popular", f"popular items (fallback: {why})")
+    if modelled < len(reply.items):
+        popular = len(reply.items) - modelled
+        return ListLabel("mixed", f"session model, topped up with {popular} popular item{'s' * (popular > 1)}")
+    return ListLabel("model", "session model")
+
+
+def session_view(
+    session_id: str, raw_state: bytes | str | None, reply: pb.RecommendResponse, recommend_ms: float
+) -> dict[str, Any]:
+    """The page's view of a session: its state as the worker wrote it to Redis, and the scorer's answer."""
+    state = SessionState.from_json(raw_state) if raw_state else SessionState()
+    label = list_label(reply, bool(state.items))
+    return {
+        "session_id": session_id,
+        "history": state.items[-20:],
+        "events": state.events,
+        "last_click": state.items[-1] if state.items else None,  # items: views and clicks, oldest first
+        "last_event_id": state.last_event_id,
+        "recommendations": [
+            {"item_id": i.item_id, "score": round(i.score, 4), "reason": i.reason, "from_model": from_model(i)}
+            for i in reply.items
+        ],
+        "label": {"kind": label.kind, "text": label.text},
+        "source": reply.source,
+        "fallback": reply.fallback,
+        "model_version": reply.model_version,
+        "state_age_ms": reply.state_age_ms,
+        "recommend_ms": round(recommend_ms, 2),
+    }
 
 
 def valid_id(value: object) -> bool:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from streamrec.devstack.localstack import LocalStack
-from streamrec.devstack.stack import STACK_FILE, StackAddresses, StackOptions, start_stack
+from streamrec.devstack.stack import STACK_FILE, StackAddresses, StackOptions, describe_model, start_stack
 from streamrec.errors import StackError
 from streamrec.signals import stop_on_signals
 
@@ -20,12 +20,18 @@ DETACH_TIMEOUT_S = 300.0  # first start may train a model
 STOP_TIMEOUT_S = 30.0
 
 
+def up_options(state_dir: Path) -> StackOptions:
+    """The stack `up` starts: its registry in `state_dir`, trained when empty on the real clickstream when
+    ../shared/data has it, else on synthetic sessions (`train_on="auto"`), and the Feast repository applied."""
+    return StackOptions(registry=state_dir / "registry", train_on="auto", feast_apply=True)
+
+
 def run_foreground(state_dir: Path) -> int:
     """Start the stack, write stack.json, and keep it up until SIGTERM/Ctrl-C or a service dies."""
     state_dir.mkdir(parents=True, exist_ok=True)
     stop = stop_on_signals()
     with LocalStack(state_dir=state_dir) as stack:
-        addresses = start_stack(stack, StackOptions(registry=state_dir / "registry", feast_apply=True))
+        addresses = start_stack(stack, up_options(state_dir))
         from streamrec.observe.web import start_stack_web  # the live page runs on a thread of this supervisor
 
         web = start_stack_web(addresses)
@@ -37,6 +43,7 @@ def run_foreground(state_dir: Path) -> int:
             ),
             flush=True,
         )
+        print(f"serving {describe_model(Path(addresses.registry))}", flush=True)
         try:
             while not stop.wait(0.2):
                 dead = [name for name, service in stack.services.items() if not service.alive()]
@@ -74,6 +81,7 @@ def run_detached(state_dir: Path) -> int:
                     {"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc, "web": addresses.web}
                 )
             )
+            print(f"serving {describe_model(Path(addresses.registry))}")
             print(f"live page {addresses.web}/ and storefront {addresses.web}/store")
             print(f"stack running (supervisor pid {supervisor.pid}); stop it: streamrec down --state-dir {state_dir}")
             return 0

@@ -56,3 +56,16 @@ def test_the_version_is_read_from_kafka_env() -> None:
     version = kafka_dist.kafka_version()
     assert version.split(".")[0] == "4"
     assert kafka_dist.broker_label() == f"apache-kafka {version}"
+
+
+@pytest.mark.integration
+def test_a_second_stack_in_the_same_state_dir_starts_its_broker_afresh(tmp_path: Path) -> None:
+    """`streamrec up` again after `down`: the first run's Kafka storage (another cluster id) is no obstacle."""
+    from confluent_kafka.admin import AdminClient
+
+    from streamrec.devstack.localstack import LocalStack
+
+    for _ in range(2):
+        with LocalStack(state_dir=tmp_path) as stack:
+            bootstrap = stack.start_broker()
+            assert AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).brokers

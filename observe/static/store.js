@@ -42,20 +42,31 @@ function setText(el, ...parts) {
 
 function showError(text) { document.getElementById("error").textContent = text || ""; }
 
+// The label, the last click and the captions come from the server's view (observe/storefront.py): a list the
+// scorer answered from popularity is labelled so, and only the session model's items show a model score.
 function render(view) {
   const recs = document.getElementById("recs");
   const before = new Set(recs.dataset.signature ? recs.dataset.signature.split(",") : []);
   const signature = view.recommendations.map(r => r.item_id).join(",");
   if (signature !== recs.dataset.signature) {
     recs.replaceChildren(...view.recommendations.map(r =>
-      card(r, `${r.reason} · ${r.score.toFixed(3)}`, before.size > 0 && !before.has(r.item_id))));
+      card(r, r.from_model ? `${r.reason} · ${r.score.toFixed(3)}` : r.reason,
+           before.size > 0 && !before.has(r.item_id))));
     recs.dataset.signature = signature;
     recs.dataset.changes = String(Number(recs.dataset.changes) + 1);
   }
   recs.dataset.source = view.source;
+  const label = document.getElementById("recs-label");
+  label.textContent = view.label.text;
+  label.dataset.kind = view.label.kind;
   const age = view.state_age_ms >= 0 ? `, state ${view.state_age_ms} ms old` : "";
+  const model = view.label.kind === "popular" ? `not ranked by model ${view.model_version}` : `model ${view.model_version}`;
   setText(document.getElementById("recs-meta"), "source ", view.source,
-    `${view.fallback ? " (fallback)" : ""}, model ${view.model_version}${age}, Recommend ${view.recommend_ms} ms`);
+    `${view.fallback ? " (fallback)" : ""}, ${model}${age}, Recommend ${view.recommend_ms} ms`);
+  const last = document.getElementById("last-item");
+  last.dataset.itemId = view.last_click || "";
+  if (view.last_click) setText(last, "", view.last_click, ` (${view.events} events in this session)`);
+  else last.textContent = "none yet";
   document.getElementById("history").textContent =
     view.history.length ? view.history.join(" → ") : "no events yet";
 }
@@ -77,18 +88,19 @@ async function refreshSession() {
   } catch (err) { showError("storefront server unreachable: " + err); }
 }
 
+// This page's own click: the note says how long its refresh took; the last click above it stays the session's.
 async function clickItem(itemId) {
   busy = true;
-  const line = document.getElementById("last-click");
-  line.textContent = `clicked ${itemId}: publishing…`;
+  const line = document.getElementById("click-note");
+  line.textContent = `· you clicked ${itemId}: publishing…`;
   try {
     const reply = await fetch(`${api}/clicks`, {method: "POST", headers: {"Content-Type": "application/json"},
                                                  body: JSON.stringify({item_id: itemId})});
     const body = await reply.json();
-    if (!reply.ok) { line.textContent = `clicked ${itemId}: failed`; showError(body.error); return; }
-    line.dataset.eventId = body.event_id;
-    if (body.freshness_ms === null) setText(line, "clicked ", itemId, ": no refreshed list yet (worker busy or down)");
-    else setText(line, "clicked ", itemId, ": refreshed list visible in ", `${body.freshness_ms} ms`);
+    if (!reply.ok) { line.textContent = `· you clicked ${itemId}: failed`; showError(body.error); return; }
+    document.getElementById("last-click").dataset.eventId = body.event_id;
+    if (body.freshness_ms === null) setText(line, "· you clicked ", itemId, ": no refreshed list yet (worker busy or down)");
+    else setText(line, "· you clicked ", itemId, ": refreshed list visible in ", `${body.freshness_ms} ms`);
     render(body); showError("");
   } catch (err) { showError("click failed: " + err); }
   finally { busy = false; }

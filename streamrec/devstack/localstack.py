@@ -196,6 +196,8 @@ class LocalStack:
         dist = ensure_kafka()
         planned = plan_nodes(self.state_dir, nodes, [free_port() for _ in range(2 * nodes)])
         cluster_id = new_cluster_id()
+        for node in planned:  # an earlier run's log under the same state dir (`streamrec up` again) belongs to
+            shutil.rmtree(node.directory, ignore_errors=True)  # another cluster id and other ports: start afresh
         started = time.monotonic()
         with ThreadPoolExecutor(nodes) as pool:  # each format is a JVM of its own: in parallel
             list(pool.map(lambda node: prepare_node(dist, node, planned, cluster_id), planned))

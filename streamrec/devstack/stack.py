@@ -8,8 +8,9 @@ import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from streamrec.artifact import list_versions
+from streamrec.artifact import current_version, list_versions, load_manifest
 from streamrec.config import EVENTS_TOPIC
 from streamrec.devstack.localstack import LocalStack, free_port
 from streamrec.errors import StackError
@@ -17,6 +18,13 @@ from streamrec.errors import StackError
 log = logging.getLogger(__name__)
 
 STACK_FILE = "stack.json"
+TrainOn = Literal["auto", "synthetic"]
+# What `train_on="auto"` trains an empty registry on when the real data are there: the load test's model
+# (scenarios/yoochoose-1000eps.yaml), so a replay of the last day (`streamrec replay --data yoochoose-100k-test`)
+# is scored by a model that knows its items.
+REAL_DATASET = "yoochoose-100k"
+REAL_MODEL = "gru4rec"
+REAL_EPOCHS = 3
 
 
 @dataclass
@@ -49,26 +57,93 @@ class StackOptions:
     project: str = "streamrec"
     partitions: int = 4
     session_timeout_s: float = 6.0  # Kafka's group.min.session.timeout.ms
-    registry: Path | None = None  # default: STATE_DIR/registry, trained on synthetic data when empty
-    train_sessions: int = 4000
-    train_epochs: int | None = None
+    registry: Path | None = None  # default: STATE_DIR/registry, trained when empty (see `train_on`)
+    # what an empty registry is trained on: "auto" = REAL_DATASET when its files are in `data_dir`, else synthetic
+    # sessions; "synthetic" = always synthetic (the demo's and the tests' choice)
+    train_on: TrainOn = "synthetic"
+    data_dir: Path | None = None  # where "auto" looks; default ../shared/data relative to the current directory
+    train_sessions: int = 4000  # synthetic training only
+    train_epochs: int | None = None  # default: the trainer's for synthetic sessions, REAL_EPOCHS for real data
     workers: int = 1
     processing_guarantee: str = "at_least_once"  # the worker's (StreamSettings.processing_guarantee)
     feast_apply: bool = False  # `up` and `demo` register the Feast repository; most tests need not pay ~10 s
 
 
-def ensure_model(registry: Path, options: StackOptions) -> None:
-    if list_versions(registry):
-        return
-    from streamrec.training.synthetic import SyntheticConfig, generate
-    from streamrec.training.train import train_session_model
+@dataclass(frozen=True)
+class TrainingChoice:
+    """What an empty registry gets trained on: `dataset` (a name in training.datasets) or, when None, synthetic
+    sessions; `message` says which and why, for the log and the console."""
 
-    log.info("no model in %s: training one on synthetic sessions", registry)
-    events = generate(SyntheticConfig(n_sessions=options.train_sessions))
-    if options.train_epochs:
-        train_session_model(events, registry, epochs=options.train_epochs)
+    dataset: str | None
+    data_dir: Path | None
+    message: str
+
+
+def choose_training(train_on: TrainOn, data_dir: Path) -> TrainingChoice:
+    """REAL_DATASET when `train_on` is "auto" and its files are all in `data_dir`, else synthetic sessions."""
+    from streamrec.training.datasets import DATASETS
+
+    if train_on == "synthetic":
+        return TrainingChoice(None, None, "training on synthetic sessions (train_on='synthetic')")
+    train_file, *held_out = DATASETS[REAL_DATASET].files
+    missing = [data_dir / name for name in (train_file, *held_out) if not (data_dir / name).is_file()]
+    if missing:
+        return TrainingChoice(
+            None,
+            None,
+            f"{missing[0]} not found: training on synthetic sessions instead of {REAL_DATASET}, so a replay of "
+            f"the real clickstream will be answered from popularity (fallback); put the data in {data_dir} and "
+            "start with an empty registry to train on it",
+        )
+    return TrainingChoice(
+        REAL_DATASET,
+        data_dir,
+        f"training {REAL_MODEL} on the training split of {REAL_DATASET}: {data_dir / train_file} (sessions of its "
+        f"last day, {', '.join(held_out)}, are held out for testing; `streamrec replay --data yoochoose-100k-test` "
+        "replays them)",
+    )
+
+
+def ensure_model(registry: Path, options: StackOptions) -> str:
+    """Train a model into `registry` unless it already holds a version; returns what the stack will serve."""
+    if list_versions(registry):
+        return f"reusing {describe_model(registry)} from {registry} (remove that folder to train again)"
+    from streamrec.training.datasets import DEFAULT_DATA_DIR
+
+    choice = choose_training(options.train_on, options.data_dir or (Path.cwd() / DEFAULT_DATA_DIR).resolve())
+    log.info("no model in %s: %s", registry, choice.message)
+    if choice.dataset is not None:
+        from streamrec.training.datasets import load_dataset
+        from streamrec.training.pipeline import train_on_dataset
+
+        dataset = load_dataset(choice.dataset, choice.data_dir)
+        epochs = options.train_epochs or REAL_EPOCHS
+        train_on_dataset(dataset, REAL_MODEL, registry, epochs=epochs, progress=False, log=log.info)
     else:
-        train_session_model(events, registry)
+        from streamrec.training.synthetic import SyntheticConfig, generate
+        from streamrec.training.train import train_session_model
+
+        events = generate(SyntheticConfig(n_sessions=options.train_sessions))
+        if options.train_epochs:
+            train_session_model(events, registry, epochs=options.train_epochs, source="synthetic")
+        else:
+            train_session_model(events, registry, source="synthetic")
+    return f"published {describe_model(registry)} to {registry}"
+
+
+def describe_model(registry: Path) -> str:
+    """The current version of `registry` and the data it was trained on, as its manifest records them."""
+    version = current_version(registry)
+    manifest = load_manifest(registry / version)
+    data = manifest.data
+    source = str(data.get("source", "unrecorded data"))
+    files = ", ".join(data.get("files", []))
+    if "protocol" in data:  # training.pipeline: the protocol's test days were held out
+        held_out = float(data["protocol"].get("test_days", 0))
+        source = f"the training split of {source} ({files}; its last {held_out:g} day(s) held out)"
+    elif files:
+        source = f"{source} ({files})"
+    return f"model {version} ({manifest.model_type}) trained on {source}"
 
 
 def service_env(kafka: str, redis_url: str, grpc_address: str, registry: Path, options: StackOptions) -> dict[str, str]:
@@ -91,7 +166,7 @@ def start_stack(stack: LocalStack, options: StackOptions = StackOptions()) -> St
     kafka = stack.start_broker()
     redis_url = stack.start_redis()
     create_topics(kafka, options.partitions)
-    ensure_model(registry, options)
+    log.info("%s", ensure_model(registry, options))
     if options.feast_apply:
         apply_feature_repo(options.project, redis_url, stack.state_dir / "feast")
     grpc_port = free_port()
