@@ -29,7 +29,7 @@ from streamrec.bench.common import bench_registry
 from streamrec.config import EVENTS_TOPIC
 from streamrec.devstack.kafka_dist import broker_label
 from streamrec.devstack.localstack import LocalStack, free_port
-from streamrec.devstack.stack import StackOptions, create_topics, scorer_ready, service_env
+from streamrec.devstack.stack import StackOptions, create_topics, service_env, start_scorer
 from streamrec.errors import ConfigError
 from streamrec.loadtest.cpu import CpuMeter
 from streamrec.redis import sync_client
@@ -124,13 +124,7 @@ def worker_rate(
     port = free_port()
     options = StackOptions(project=project, partitions=PARTITIONS, processing_guarantee=guarantee)
     env = service_env(kafka, redis_url, f"127.0.0.1:{port}", registry, options)
-    stack.python_module(
-        "bench-scorer",
-        ["serve", "--port", str(port)],
-        f"127.0.0.1:{port}",
-        lambda: scorer_ready(f"127.0.0.1:{port}"),
-        env=env,
-    )
+    start_scorer(stack, env, f"127.0.0.1:{port}", name="bench-scorer")
     env["STREAMREC_STREAM_DATA_DIR"] = str(stack.state_dir / f"bench-worker-{project}")
     stack.python_module("bench-worker", ["worker"], kafka, lambda: True, env=env)
     meter = CpuMeter({name.removeprefix("bench-"): service.process.pid for name, service in stack.services.items()})

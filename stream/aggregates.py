@@ -13,22 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamrec.features.schema import ITEM_TTL_S, MAX_RECENT_ITEMS, TRENDING_HALF_LIFE_MS, USER_TTL_S
+from streamrec.features.schema import ITEM_FEATURES, ITEM_TTL_S, MAX_RECENT_ITEMS, TRENDING_HALF_LIFE_MS, USER_TTL_S
 from streamrec.redis import FastRedis, Script, execute_with_scripts
 
 SCRIPT = (Path(__file__).parent / "lua" / "apply_events.lua").read_text()
 MAX_TRENDING_ITEMS = 10_000  # the trending set keeps this many items; Recommend reads its head
 KIND_CODES = {"view": "v", "click": "c", "add_to_cart": "a", "purchase": "p"}
-WINDOW_FEATURES = (
-    "views_1h",
-    "clicks_1h",
-    "carts_1h",
-    "purchases_1h",
-    "views_24h",
-    "clicks_24h",
-    "carts_24h",
-    "purchases_24h",
-)
+# the windowed counts of an item row, in the order the script returns them (features/schema.py ITEM_FEATURES)
+WINDOW_FEATURES = tuple(name for name, kind in ITEM_FEATURES.features if kind == "int64")
 
 
 @dataclass(frozen=True)

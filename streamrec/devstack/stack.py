@@ -12,7 +12,7 @@ from typing import Literal
 
 from streamrec.artifact import current_version, list_versions, load_manifest
 from streamrec.config import EVENTS_TOPIC
-from streamrec.devstack.localstack import LocalStack, free_port
+from streamrec.devstack.localstack import LocalStack, Service, free_port
 from streamrec.errors import StackError
 
 log = logging.getLogger(__name__)
@@ -174,9 +174,7 @@ def start_stack(stack: LocalStack, options: StackOptions = StackOptions()) -> St
     env = service_env(kafka, redis_url, grpc_address, registry, options)
     metrics = {name: f"127.0.0.1:{free_port()}" for name in ["scorer", *worker_names(options.workers)]}
     scorer_env = {**env, "STREAMREC_SERVING_METRICS_PORT": metrics["scorer"].rsplit(":", 1)[1]}
-    stack.python_module(
-        "scorer", ["serve", "--port", str(grpc_port)], grpc_address, lambda: scorer_ready(grpc_address), env=scorer_env
-    )
+    start_scorer(stack, scorer_env, grpc_address)
     for name in worker_names(options.workers):
         worker_env = {
             **env,
@@ -228,6 +226,12 @@ def create_topics(bootstrap: str, partitions: int, replication: int = 1) -> None
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
             log.debug("topic %s exists", topic)
+
+
+def start_scorer(stack: LocalStack, env: dict[str, str], address: str, name: str = "scorer") -> Service:
+    """A scorer process (`streamrec serve`) listening on `address`, once it reports SERVING."""
+    port = address.rsplit(":", 1)[1]
+    return stack.python_module(name, ["serve", "--port", port], address, lambda: scorer_ready(address), env=env)
 
 
 def scorer_ready(address: str) -> bool:

@@ -20,7 +20,7 @@ import pytest
 
 from streamrec.channels import scorer_channel_options
 from streamrec.devstack.localstack import LocalStack, Service, free_port
-from streamrec.devstack.stack import StackOptions, scorer_ready, service_env
+from streamrec.devstack.stack import StackOptions, service_env, start_scorer
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
 
@@ -72,9 +72,7 @@ def replicas(tmp_path: Path, trained_registry: Path) -> Iterator[list[Replica]]:
                 **service_env("127.0.0.1:9", redis_url, address, trained_registry, options),
                 "STREAMREC_SERVING_METRICS_PORT": str(metrics_port),
             }
-            service = stack.python_module(
-                name, ["serve", "--port", str(port)], address, lambda a=address: scorer_ready(a), env=env
-            )  # type: ignore[misc]
+            service = start_scorer(stack, env, address, name=name)
             started.append(Replica(service, address, metrics_port))
         yield started
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from streamrec.config import EVENTS_TOPIC
 from streamrec.devstack.localstack import LocalStack, Service, free_port
-from streamrec.devstack.stack import StackOptions, create_topics, scorer_ready, service_env
+from streamrec.devstack.stack import StackOptions, create_topics, service_env, start_scorer
 from streamrec.events import CanonicalEvent
 from streamrec.stream.producer import ReplayResult, replay
 from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered
@@ -84,12 +84,6 @@ def in_sync_replicas(kafka: str, topic: str = EVENTS_TOPIC) -> dict[int, list[in
 
     metadata = AdminClient({"bootstrap.servers": kafka}).list_topics(topic, timeout=10)
     return {p.id: sorted(p.isrs) for p in metadata.topics[topic].partitions.values()}
-
-
-def start_scorer(stack: LocalStack, env: dict[str, str], address: str) -> Service:
-    """A scorer process listening on `address` (the same address again after a kill)."""
-    port = address.rsplit(":", 1)[1]
-    return stack.python_module("scorer", ["serve", "--port", port], address, lambda: scorer_ready(address), env=env)
 
 
 class ReplayThread:

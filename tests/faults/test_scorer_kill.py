@@ -16,10 +16,11 @@ import pytest
 import redis
 
 from streamrec.devstack.localstack import LocalStack
+from streamrec.devstack.stack import start_scorer
 from streamrec.features.session_store import SessionState, session_key
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
-from tests.faults.support import start_scorer, start_services
+from tests.faults.support import start_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

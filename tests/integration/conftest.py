@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streamrec.devstack.localstack import LocalStack, free_port
-from streamrec.devstack.stack import StackOptions, create_topics, scorer_ready, service_env
+from streamrec.devstack.stack import StackOptions, create_topics, service_env, start_scorer
 from tests.integration.harness import Services
 
 
@@ -22,11 +22,5 @@ def services(tmp_path: Path, trained_registry: Path) -> Iterator[Services]:
         create_topics(kafka, 4)
         port = free_port()
         env = service_env(kafka, redis_url, f"127.0.0.1:{port}", trained_registry, StackOptions(project=project))
-        stack.python_module(
-            "scorer",
-            ["serve", "--port", str(port)],
-            f"127.0.0.1:{port}",
-            lambda: scorer_ready(f"127.0.0.1:{port}"),
-            env=env,
-        )
+        start_scorer(stack, env, f"127.0.0.1:{port}")
         yield Services(stack, kafka, redis_url, env, project)
