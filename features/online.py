@@ -25,7 +25,7 @@ from typing import Any
 from streamrec.errors import ConfigError
 from streamrec.features import codec
 from streamrec.features.schema import VIEWS, ViewSpec
-from streamrec.redis import Command, FastRedis
+from streamrec.redis import Command, RedisClient
 
 TS_KEY = "_event_ts_ms"  # added to decoded rows when asked for: the row's event time in ms since the epoch
 
@@ -134,7 +134,7 @@ class FeatureLayout:
 
     async def read_rows(
         self,
-        client: FastRedis,
+        client: RedisClient,
         view: str,
         entity_ids: Sequence[str],
         features: Sequence[str] | None = None,

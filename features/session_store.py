@@ -2,10 +2,11 @@
 
 Keys (all under the project namespace, so tests and tenants never collide):
 
-    {project}:session:{session_id}   JSON SessionState, TTL `SESSION_TTL_S` (features/schema.py)
-    {project}:recs:{session_id}      JSON Recommendations, TTL `SESSION_TTL_S`
+    {project}:session:{{session_id}}   JSON SessionState, TTL `SESSION_TTL_S` (features/schema.py)
+    {project}:recs:{{session_id}}      JSON Recommendations, TTL `SESSION_TTL_S`
 
-The worker writes both; the scorer reads both with one MGET per page view.
+The worker writes both; the scorer reads both with one MGET per page view. The session id in braces is a
+Redis Cluster hash tag: both keys of a session are in one slot, so that MGET works on a cluster too.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ MAX_SESSION_ITEMS = MAX_RECENT_ITEMS  # the session's viewed items, carts and pu
 
 
 def session_key(project: str, session_id: str) -> str:
-    return f"{project}:session:{session_id}"
+    return f"{project}:session:{{{session_id}}}"
 
 
 def recs_key(project: str, session_id: str) -> str:
-    return f"{project}:recs:{session_id}"
+    return f"{project}:recs:{{{session_id}}}"
 
 
 @dataclass

@@ -29,7 +29,7 @@ from streamrec.observe.live import Inputs, LiveFigures
 from streamrec.observe.report import to_json
 from streamrec.observe.storefront import Storefront
 from streamrec.observe.tail import TailReader
-from streamrec.redis import FastRedis, RedisError
+from streamrec.redis import RedisError, connect
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 3.0
@@ -51,7 +51,7 @@ class Feeds:
     async def start(self) -> None:
         """Open the clients and start the loops; call in the event loop that will serve the page."""
         loop, opened = asyncio.get_running_loop(), self._opened
-        self.redis = FastRedis(self.targets.redis, connect_timeout_s=2)
+        self.redis = connect(self.targets.redis, connect_timeout_s=2)
         opened.push_async_callback(self.redis.aclose)
         # the page's own Recommend calls go to the first scorer named; status checks every one
         self.channel = self.targets.credentials.aio_channel(self.targets.grpc.split(",")[0].strip())

@@ -1,8 +1,8 @@
 """In-memory snapshot of the stream's item features for the ranker's hot path, refreshed from Redis in the background.
 
 The stream worker writes one `item_features` row per item it touches (features/schema.py), each as of that item's
-last event. A background task reads, every `refresh_s`, the rows of the items that matter (the trending set
-`{project}:agg:trending`, top `trending_n`, plus the items that recently appeared among candidates) and the
+last event. A background task reads, every `refresh_s`, the rows of the items that matter (the trending sets of
+features/aggregate_layout.py, top `trending_n`, plus the items that recently appeared among candidates) and the
 stream's event-time watermark, and turns them into one float32 matrix with `item_block`
 (features/ranker_inputs.py, which training uses offline too). A request only gathers
 rows from the current snapshot: it never waits on Redis, and an item not (yet) in the snapshot reads as an
@@ -20,9 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from streamrec.features.aggregate_layout import (
+    latest_watermark,
+    merge_trending,
+    shard_count,
+    trending_commands,
+    watermark_commands,
+)
 from streamrec.features.online import FeatureLayout
 from streamrec.features.ranker_inputs import UNKNOWN_ROW, item_block, rows_to_raw
-from streamrec.redis import RedisError
+from streamrec.redis import RedisClient, RedisError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +64,7 @@ class ItemFeatureCache:
 
     def __init__(
         self,
-        client: Any,
+        client: RedisClient | None,
         project: str,
         refresh_s: float = 1.0,
         trending_n: int = 2000,
@@ -66,8 +73,9 @@ class ItemFeatureCache:
     ) -> None:
         self.client = client
         self.layout = FeatureLayout(project)
-        self.trending_key = f"{project}:agg:trending"
-        self.watermark_key = f"{project}:agg:watermark"
+        shards = shard_count(client is not None and client.is_cluster)  # None: a cache that is never refreshed
+        self.head_commands = [*watermark_commands(project, shards), *trending_commands(project, shards, trending_n)]
+        self.shards = shards
         self.refresh_s = refresh_s
         self.trending_n = trending_n
         self.recent_n = recent_n  # at most this many candidate items are kept beyond the trending set
@@ -97,12 +105,13 @@ class ItemFeatureCache:
 
     async def refresh(self) -> None:
         """Read the watermark, the trending set and the wanted items' rows, then swap the snapshot."""
+        if self.client is None:
+            return
         self._tick += 1
         try:
-            watermark, trending = await self.client.execute(
-                [("GET", self.watermark_key), ("ZREVRANGE", self.trending_key, 0, self.trending_n - 1)]
-            )
-            members = [m.decode() if isinstance(m, bytes) else str(m) for m in trending]
+            head = await self.client.execute(self.head_commands)
+            watermark = latest_watermark(head[: self.shards])
+            members = merge_trending(head[self.shards :], self.trending_n)
             items = list(dict.fromkeys([*members, *self.wanted()]))
             rows = await self.layout.read_rows(self.client, "item_features", items, with_ts=True)
         except (RedisError, OSError) as exc:
@@ -113,7 +122,7 @@ class ItemFeatureCache:
         if not self.redis_ok:
             log.info("item features readable again")
         self.redis_ok = True
-        self.snapshot = Snapshot.build(items, rows, int(watermark or 0))
+        self.snapshot = Snapshot.build(items, rows, watermark)
 
     async def _run(self) -> None:
         while True:

@@ -1,6 +1,7 @@
 """What to show a cold session: items trending in the stream, kept as an in-memory snapshot.
 
-A background task reads the worker's trending set from Redis every `refresh_s`; Recommend never waits on it.
+A background task reads the worker's trending sets (one per aggregate shard, features/aggregate_layout.py) from
+Redis every `refresh_s`; Recommend never waits on it.
 When Redis cannot be read, the last snapshot (at start: the model's training popularity) keeps serving, and
 the outage shows in the `streamrec_scorer_redis_up` gauge and the log.
 """
@@ -11,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 
-from streamrec.redis import FastRedis, RedisError
+from streamrec.features.aggregate_layout import merge_trending, shard_count, trending_commands
+from streamrec.redis import RedisClient, RedisError
 from streamrec.serving import metrics
 
 log = logging.getLogger(__name__)
@@ -19,9 +21,9 @@ TRENDING_SIZE = 500
 
 
 class PopularitySource:
-    def __init__(self, client: FastRedis, project: str, initial: list[str], refresh_s: float = 1.0) -> None:
+    def __init__(self, client: RedisClient, project: str, initial: list[str], refresh_s: float = 1.0) -> None:
         self.client = client
-        self.key = f"{project}:agg:trending"
+        self.commands = trending_commands(project, shard_count(client.is_cluster), TRENDING_SIZE)
         self.initial = list(initial)
         self.items: list[str] = list(initial)
         self.from_stream = False  # False while the snapshot is still the model's training popularity
@@ -31,7 +33,7 @@ class PopularitySource:
 
     async def refresh(self) -> None:
         try:
-            [reply] = await self.client.execute([("ZREVRANGE", self.key, 0, TRENDING_SIZE - 1)])
+            replies = await self.client.execute(self.commands)
         except (RedisError, OSError, TimeoutError) as exc:
             if self.redis_ok:
                 log.warning("trending items unavailable, serving the last snapshot: %s", exc)
@@ -42,9 +44,8 @@ class PopularitySource:
             log.info("trending items readable again")
         self.redis_ok = True
         metrics.REDIS_UP.set(1)
-        members: list[bytes] = reply  # type: ignore[assignment]  # ZREVRANGE answers a list of members
-        if members:
-            trending = [m.decode() for m in members]
+        trending = merge_trending(replies, TRENDING_SIZE)
+        if trending:
             # a young stream trends a handful of items: training popularity fills the rest of the list
             known = set(trending)
             self.items = trending + [item for item in self.initial if item not in known]

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from streamrec.errors import ConfigError
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
-from streamrec.redis import FastRedis, RedisTarget
+from streamrec.redis import connect
 from streamrec.security import parse_tokens, server_credentials
 from streamrec.serving import metrics, recommender
 from streamrec.serving.auth import TokenAuthInterceptor
@@ -279,21 +279,21 @@ def add_recommender(service: RecommenderService, server: grpc.aio.Server) -> Non
 async def create_server(settings: ServingSettings, holder: ModelHolder | None = None) -> Scorer:
     """Build and start the scorer; returns it with its bound port (port 0 in settings picks a free one)."""
     holder = holder or ModelHolder(settings.registry, settings.providers, settings.ort_threads, settings.model_version)
-    target = RedisTarget.from_url(settings.core.redis_url.get_secret_value())
-    session_client = FastRedis(target, settings.redis_timeout_s)
+    redis_url = settings.core.redis_url.get_secret_value()  # one Redis, or a Redis Cluster (redis+cluster://)
+    session_client = connect(redis_url, settings.redis_timeout_s)
     reader = SessionReader(
         session_client,
         settings.core.project,
         session_client.blocking_reader(settings.blocking_read_timeout_ms / 1000),
     )
     popularity = PopularitySource(
-        FastRedis(target, settings.redis_timeout_s),
+        connect(redis_url, settings.redis_timeout_s),
         settings.core.project,
         holder.runtime.manifest.popular_items,
         settings.trending_refresh_s,
     )
     batcher = InferenceBatcher(settings.max_batch, settings.max_wait_ms / 1000)
-    item_cache = ItemFeatureCache(FastRedis(target), settings.core.project, settings.trending_refresh_s)
+    item_cache = ItemFeatureCache(connect(redis_url), settings.core.project, settings.trending_refresh_s)
     rerankers = Rerankers(item_cache)
     rerankers.get(holder.registry / holder.runtime.version)  # the served version's ranker, loaded up front
     service = RecommenderService(holder, reader, popularity, batcher, settings, rerankers)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from streamrec.features.session_store import Recommendations, SessionState, recs_key, session_key
-from streamrec.redis import BlockingReader, FastRedis, RedisError
+from streamrec.redis import BlockingReader, RedisClient, RedisError
 from streamrec.serving import metrics
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ class SessionReader:
     plus a log line and a gauge, never an error to the storefront: the answer then comes from popularity with
     fallback=true."""
 
-    def __init__(self, client: FastRedis, project: str, blocking: BlockingReader | None = None) -> None:
+    def __init__(self, client: RedisClient, project: str, blocking: BlockingReader | None = None) -> None:
         self.client = client
         self.project = project
         self.blocking = blocking  # for a request that is alone (streamrec/redis/blocking.py)

@@ -21,7 +21,7 @@ from streamrec.features.session_store import (
     session_key,
 )
 from streamrec.protos import recommender_pb2, recommender_pb2_grpc
-from streamrec.redis import Command, FastRedis, Script, execute_with_scripts
+from streamrec.redis import Command, RedisClient, Script, execute_with_scripts
 from streamrec.stream.aggregates import AppliedBatch
 from streamrec.stream.processor import RawRecord
 
@@ -37,7 +37,7 @@ class RedisStateStore:
     redelivery does, leaves the same rows.
     """
 
-    def __init__(self, client: FastRedis, project: str, ttl_s: int = SESSION_TTL_S) -> None:
+    def __init__(self, client: RedisClient, project: str, ttl_s: int = SESSION_TTL_S) -> None:
         self.client = client
         self.project = project
         self.ttl_s = ttl_s

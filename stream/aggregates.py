@@ -3,18 +3,21 @@
 Why in Redis and not in a Faust table: items and users are spread over every session partition, so their
 counters are shared state; Redis applies each batch atomically together with the per-partition offset
 watermark, which makes a redelivered event (after a kill -9 or a rebalance) a no-op, with memory bounded by
-the number of partitions. See stream/lua/apply_events.lua for the window and lateness policy.
+the number of partitions. See stream/lua/apply_events.lua for the window and lateness policy, and
+features/aggregate_layout.py for the shards a Redis Cluster spreads the counters over: a batch is one script call
+per shard it touches, all sent in one pipeline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from streamrec.features.aggregate_layout import prefixes, shard_count, shard_of
 from streamrec.features.schema import ITEM_FEATURES, ITEM_TTL_S, MAX_RECENT_ITEMS, TRENDING_HALF_LIFE_MS, USER_TTL_S
-from streamrec.redis import FastRedis, Script, execute_with_scripts
+from streamrec.redis import RedisClient, Script, execute_with_scripts
 
 SCRIPT = (Path(__file__).parent / "lua" / "apply_events.lua").read_text()
 MAX_TRENDING_ITEMS = 10_000  # the trending set keeps this many items; Recommend reads its head
@@ -32,6 +35,7 @@ class AggregateInput:
     ts_ms: int
     category_id: str
     user_id: str
+    half: str = "b"  # on a Redis Cluster, the part of the event one shard counts: b(oth), i(tem), u(ser)
 
 
 @dataclass
@@ -69,7 +73,7 @@ def script_args(prefix: str, topic: str, events: Sequence[AggregateInput]) -> li
     limits = [TRENDING_HALF_LIFE_MS, ITEM_TTL_S, USER_TTL_S, MAX_RECENT_ITEMS, MAX_TRENDING_ITEMS]
     args: list[Any] = [prefix, topic, *limits, len(events)]
     for e in events:
-        args += [e.partition, e.offset, e.item_id, KIND_CODES[e.type], e.ts_ms, e.category_id, e.user_id]
+        args += [e.partition, e.offset, e.item_id, KIND_CODES[e.type], e.ts_ms, e.category_id, e.user_id, e.half]
     return args
 
 
@@ -102,18 +106,51 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class AggregateApplier:
-    """Runs the script through the hot-path Redis client, by sha (loaded again if Redis forgot it)."""
+def split_by_shard(events: Sequence[AggregateInput], shards: int) -> dict[int, list[AggregateInput]]:
+    """Each shard's events, in order; an event whose item and user are in two shards goes to each as a half."""
+    by_shard: dict[int, list[AggregateInput]] = {}
+    for event in events:
+        item_shard = shard_of(event.item_id, shards)
+        user_shard = shard_of(event.user_id, shards) if event.user_id else item_shard
+        if item_shard == user_shard:
+            by_shard.setdefault(item_shard, []).append(event)
+        else:
+            by_shard.setdefault(item_shard, []).append(replace(event, half="i"))
+            by_shard.setdefault(user_shard, []).append(replace(event, half="u"))
+    return by_shard
 
-    def __init__(self, client: FastRedis, project: str, topic: str) -> None:
+
+def merge(batches: Sequence[AppliedBatch]) -> AppliedBatch:
+    """One batch's result from its shards' (their items and users are disjoint)."""
+    out = AppliedBatch()
+    for batch in batches:
+        out.applied += batch.applied
+        out.redelivered += batch.redelivered
+        out.late += batch.late
+        out.watermark_ms = max(out.watermark_ms, batch.watermark_ms)
+        out.items.update(batch.items)
+        out.users.update(batch.users)
+    return out
+
+
+class AggregateApplier:
+    """Runs the script through the hot-path Redis client, by sha (loaded again if Redis forgot it): one call on
+    one Redis, one call per touched shard on a Redis Cluster, in one pipeline."""
+
+    def __init__(self, client: RedisClient, project: str, topic: str) -> None:
         self.client = client
         self.script = Script(SCRIPT)
-        self.prefix = f"{project}:agg"
+        self.shards = shard_count(client.is_cluster)
+        self.prefixes = prefixes(project, self.shards)
         self.topic = topic
 
     async def apply(self, events: Sequence[AggregateInput]) -> AppliedBatch:
         if not events:
             return AppliedBatch()
-        command = self.script.command([], script_args(self.prefix, self.topic, events))
-        [reply] = await execute_with_scripts(self.client, [command], [self.script])
-        return parse_reply(reply)  # type: ignore[arg-type]
+        commands = []
+        for shard, shard_events in sorted(split_by_shard(events, self.shards).items()):
+            prefix = self.prefixes[shard]
+            keys = [f"{prefix}:offsets:{self.topic}"]  # the key the script writes first: routes it on a cluster
+            commands.append(self.script.command(keys, script_args(prefix, self.topic, shard_events)))
+        replies = await execute_with_scripts(self.client, commands, [self.script])
+        return merge([parse_reply(reply) for reply in replies])  # type: ignore[arg-type]

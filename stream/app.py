@@ -19,7 +19,7 @@ import grpc
 from streamrec.config import CoreSettings
 from streamrec.features.session_store import partition_and_update
 from streamrec.privacy import Pseudonymizer
-from streamrec.redis import FastRedis, RedisError
+from streamrec.redis import RedisError, connect
 from streamrec.security import channel_credentials
 from streamrec.stream import metrics, transport
 from streamrec.stream.adapters import GrpcScorer, RedisStateStore, TopicDeadLetters
@@ -176,7 +176,9 @@ def create_app(settings: StreamSettings) -> faust.App:
     scorer = GrpcScorer(
         core.scorer_address, settings.scorer_timeout_s, settings.scorer_token, scorer_channel_credentials(settings)
     )
-    redis_client = FastRedis(core.redis_url.get_secret_value())
+    redis_client = connect(
+        core.redis_url.get_secret_value(), replicated_writes=settings.redis_replicated_writes
+    )  # one Redis, or a Redis Cluster (redis+cluster://)
     store = RedisStateStore(redis_client, core.project)
     aggregates = AggregateApplier(redis_client, core.project, core.events_topic)
     limits = Limits(

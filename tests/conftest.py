@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from streamrec.devstack.localstack import LocalStack
+from streamrec.devstack.redis_cluster import RedisClusterInfo, start_redis_cluster
 from streamrec.devstack.stack import StackAddresses, StackOptions, start_stack
 
 TEST_SESSIONS = 2000  # synthetic sessions the shared test model is trained on
@@ -75,6 +76,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server for the whole session; tests namespace their keys with a unique project."""
     with LocalStack(state_dir=tmp_path_factory.mktemp("redis")) as stack:
         yield stack.start_redis()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterInfo]:
+    """A real Redis Cluster on loopback for a module: 3 primaries, each with a replica."""
+    with LocalStack(state_dir=tmp_path_factory.mktemp("redis-cluster")) as stack:
+        yield start_redis_cluster(stack, primaries=3, replicas_per_primary=1)
 
 
 @pytest.fixture

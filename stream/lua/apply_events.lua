@@ -12,9 +12,14 @@
 -- one HDEL, one EXPIRE, one ZADD), and user counters are summed before they are written. The result is the
 -- same as applying the events one by one (tests/stream/test_aggregates.py checks it against batches of one).
 --
+-- Sharded (features/aggregate_layout.py): every key is under `prefix`, one shard's; KEYS[1] is the shard's
+-- offsets key, declared so that a Redis Cluster routes the call to the shard's slot. An event whose item and
+-- user are in different shards comes to each as a half (`part` i: count the item only, u: the user only; b:
+-- both). Only a half with the item counts as applied or redelivered, so the counts add up over shards.
+--
 -- ARGV: prefix, topic, half_life_ms, item_ttl_s, user_ttl_s, max_purchases, max_trending, n, then n events
---       of 7 fields (the constants come from features/schema.py and stream/aggregates.py, never copied here):
---       partition, offset, item_id, kind (v|c|a|p), ts_ms, category_id, user_id
+--       of 8 fields (the constants come from features/schema.py and stream/aggregates.py, never copied here):
+--       partition, offset, item_id, kind (v|c|a|p), ts_ms, category_id, user_id, part (b|i|u)
 -- Returns: {applied, redelivered, late, watermark, n_items, item rows..., n_users, user rows...}
 --   item row: item_id, v1h, c1h, a1h, p1h, v24h, c24h, a24h, p24h, trending (string), trending_ref_ms
 --   user row: user_id, n_pairs, category, count, ..., n_purchases, purchase ...
@@ -149,22 +154,25 @@ local function add_to_user(user, item, kind, category)
 end
 
 for i = 0, n - 1 do
-  local base = HEADER + 1 + i * 7
+  local base = HEADER + 1 + i * 8
   local part, off = ARGV[base], tonumber(ARGV[base + 1])
   local item, kind, ts = ARGV[base + 2], ARGV[base + 3], tonumber(ARGV[base + 4])
-  local category, user = ARGV[base + 5], ARGV[base + 6]
+  local category, user, half = ARGV[base + 5], ARGV[base + 6], ARGV[base + 7]
+  local counts_item, counts_user = half ~= 'u', half ~= 'i' and user ~= ''
   if last_offset[part] == nil then
     last_offset[part] = tonumber(redis.call('HGET', offsets_key, part) or '-1')
   end
   if off <= last_offset[part] then
-    redelivered = redelivered + 1
+    if counts_item then redelivered = redelivered + 1 end
   else
     last_offset[part] = off
     changed_offset[part] = true
-    applied = applied + 1
     if ts > wm then wm = ts end
-    add_to_item(item, kind, ts)
-    if user ~= '' then add_to_user(user, item, kind, category) end
+    if counts_item then
+      applied = applied + 1
+      add_to_item(item, kind, ts)
+    end
+    if counts_user then add_to_user(user, item, kind, category) end
   end
 end
 for part, _ in pairs(changed_offset) do redis.call('HSET', offsets_key, part, last_offset[part]) end

@@ -16,6 +16,7 @@ import asyncio
 import collections
 import hashlib
 import time
+from typing import Protocol
 
 import hiredis
 
@@ -52,7 +53,7 @@ class _Protocol(asyncio.Protocol):
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
             pending = self.waiters[0]
-            pending.replies.append(reply)  # error replies are values here; callers decide (see _raise_errors)
+            pending.replies.append(reply)  # error replies are values here; callers decide (see raise_reply_errors)
             if len(pending.replies) == pending.expected:
                 self.waiters.popleft()
                 if not pending.future.done():  # the caller may have timed out; the replies were consumed in order
@@ -75,7 +76,25 @@ class _Protocol(asyncio.Protocol):
         return future
 
 
+class RedisClient(Protocol):
+    """What the engines ask of Redis: `FastRedis` for one server, `ClusterRedis` for a Redis Cluster."""
+
+    is_cluster: bool
+
+    async def execute(self, commands: list[Command], raise_errors: bool = True) -> list[object]: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def mget(self, *keys: str) -> list[bytes | None]: ...
+
+    def blocking_reader(self, timeout_s: float) -> BlockingReader | None: ...
+
+    async def aclose(self) -> None: ...
+
+
 class FastRedis:
+    is_cluster = False
+
     def __init__(self, target: str | RedisTarget, connect_timeout_s: float = 0.5, retry_after_s: float = 0.5) -> None:
         self.target = target if isinstance(target, RedisTarget) else RedisTarget.from_url(target)
         self.ssl = self.target.ssl_context()
@@ -110,7 +129,7 @@ class FastRedis:
         setup: list[Command] = list(self.target.setup_commands())
         if setup:
             try:
-                _raise_errors(await protocol.send(setup))
+                raise_reply_errors(await protocol.send(setup))
             except RedisReplyError:
                 if protocol.transport is not None:
                     protocol.transport.close()
@@ -123,7 +142,7 @@ class FastRedis:
             return []
         protocol = await self._connection()
         replies = await protocol.send(commands)
-        return _raise_errors(replies) if raise_errors else replies
+        return raise_reply_errors(replies) if raise_errors else replies
 
     async def get(self, key: str) -> bytes | None:
         [reply] = await self.execute([("GET", key)])
@@ -142,7 +161,7 @@ class FastRedis:
             self._protocol.transport.close()
 
 
-def _raise_errors(replies: list[object]) -> list[object]:
+def raise_reply_errors(replies: list[object]) -> list[object]:
     for reply in replies:
         if isinstance(reply, hiredis.ReplyError):
             raise RedisReplyError(str(reply))
@@ -159,15 +178,19 @@ class Script:
     def command(self, keys: list[str], args: list[bytes | str | int | float]) -> Command:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
-    async def load(self, client: FastRedis) -> None:
+    async def load(self, client: RedisClient) -> None:
         await client.execute([("SCRIPT", "LOAD", self.source)])
 
 
-async def execute_with_scripts(client: FastRedis, commands: list[Command], scripts: list[Script]) -> list[object]:
-    """Run a pipeline that calls scripts by sha; if Redis has forgotten one, load them all and run it again."""
+async def execute_with_scripts(client: RedisClient, commands: list[Command], scripts: list[Script]) -> list[object]:
+    """Run a pipeline that calls scripts by sha; if Redis (or a node of a cluster) has forgotten one, load them all
+    and run again the commands that were refused, only those: the others are done."""
     replies = await client.execute(commands, raise_errors=False)
-    if any(isinstance(r, hiredis.ReplyError) and str(r).startswith("NOSCRIPT") for r in replies):
+    refused = [i for i, r in enumerate(replies) if isinstance(r, hiredis.ReplyError) and str(r).startswith("NOSCRIPT")]
+    if refused:
         for script in scripts:
             await script.load(client)
-        replies = await client.execute(commands, raise_errors=False)
-    return _raise_errors(replies)
+        again = await client.execute([commands[i] for i in refused], raise_errors=False)
+        for i, reply in zip(refused, again, strict=True):
+            replies[i] = reply
+    return raise_reply_errors(replies)

@@ -5,15 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 from streamrec.redis.resp import Command
-from streamrec.redis.target import RedisTarget
+from streamrec.redis.target import ClusterTarget, RedisTarget
 
 
 def sync_client(target: str | RedisTarget, timeout_s: float | None = None) -> redis.Redis:
     """A redis-py client (hiredis parser, binary values) for `target`; `timeout_s` bounds connect and reads."""
     target = target if isinstance(target, RedisTarget) else RedisTarget.from_url(target)
     return redis.Redis(**target.redis_py_options(), socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+
+
+def sync_cluster_client(target: str | ClusterTarget, timeout_s: float | None = None) -> RedisCluster:
+    """redis-py's Redis Cluster client for a redis+cluster:// URL (tools and tests)."""
+    target = target if isinstance(target, ClusterTarget) else ClusterTarget.from_url(target)
+    options = target.seeds[0].redis_py_options()
+    del options["host"], options["port"], options["db"]
+    nodes = [ClusterNode(seed.host, seed.port) for seed in target.seeds]
+    return RedisCluster(startup_nodes=nodes, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, **options)
 
 
 def execute_sync(client: redis.Redis, commands: Sequence[Command]) -> list[object]:

@@ -8,6 +8,8 @@ them. Accepted forms:
     redis://[user]:password@host[:port]/db          AUTH password, or ACL user and password (percent-encoded)
     rediss://host[:port]/db?ssl_ca_certs=ca.pem     TLS; also ssl_certfile, ssl_keyfile (mutual TLS),
                                                     ssl_cert_reqs=required|none, ssl_check_hostname=true|false
+    redis+cluster://[user:password@]h1:p1,h2:p2/0   a Redis Cluster, from any of its nodes (`ClusterTarget`);
+    rediss+cluster://...                            the same over TLS; database 0 only, as Redis Cluster has
 
 The query names are redis-py's own, so `redis.Redis.from_url` reads such a URL the same way.
 """
@@ -15,7 +17,7 @@ The query names are redis-py's own, so `redis.Redis.from_url` reads such a URL t
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -138,6 +140,56 @@ class RedisTarget:
         return ",".join(items)
 
 
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """A Redis Cluster: the nodes to learn its slot map from, and the login and TLS settings every node shares."""
+
+    seeds: tuple[RedisTarget, ...]
+
+    @classmethod
+    def from_url(cls, url: str) -> ClusterTarget:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme not in CLUSTER_SCHEMES:
+            raise ConfigError(f"not a Redis Cluster URL (redis+cluster://host:port,...): {redact_url(url)}")
+        netloc, slash, tail = rest.partition("/")
+        credentials, at, hosts = netloc.rpartition("@")
+        if not hosts:
+            raise ConfigError(f"Redis Cluster URL without a node: {redact_url(url)}")
+        plain = scheme.removesuffix("+cluster")
+        login = f"{credentials}{at}"
+        seeds = tuple(RedisTarget.from_url(f"{plain}://{login}{host}{slash}{tail}") for host in hosts.split(","))
+        if any(seed.db for seed in seeds):
+            raise ConfigError(f"Redis Cluster has database 0 only: {redact_url(url)}")
+        return cls(seeds)
+
+    def node(self, host: str, port: int) -> RedisTarget:
+        """The target of one node the slot map names: its address, the cluster's login and TLS settings."""
+        return replace(self.seeds[0], host=host, port=port)
+
+    @property
+    def address(self) -> str:
+        return ",".join(seed.address for seed in self.seeds)
+
+    def url(self) -> str:
+        """The cluster as a URL again (with the password)."""
+        first = self.seeds[0].url()
+        scheme, _, rest = first.partition("://")
+        netloc, _, tail = rest.partition("/")
+        login = netloc.rpartition("@")[0]
+        hosts = ",".join(seed.address for seed in self.seeds)
+        return f"{scheme}+cluster://{login + '@' if login else ''}{hosts}/{tail}"
+
+    def redacted(self) -> str:
+        return redact_url(self.url())
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.partition("://")[0] in CLUSTER_SCHEMES
+
+
 def _database(path: str, query_db: str | None, url: str) -> int:
     path_db = path.strip("/")
     for text in (path_db, query_db):
@@ -154,8 +206,10 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
-    if parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
+    login, netloc = parts.netloc.rsplit("@", 1)
+    if ":" not in login:
+        return url
+    user = login.split(":", 1)[0]
     return parts._replace(netloc=f"{user}:***@{netloc}").geturl()

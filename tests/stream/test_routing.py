@@ -11,7 +11,7 @@ import redis
 from aiokafka.partitioner import DefaultPartitioner
 
 from streamrec.events import CanonicalEvent
-from streamrec.features.session_store import PUT_IF_NEWER, SessionState
+from streamrec.features.session_store import PUT_IF_NEWER, SessionState, recs_key, session_key
 from streamrec.stream.partitioning import murmur2, owner_partition
 from streamrec.stream.processor import Forward, RawRecord, SessionProcessor
 from tests.stream.test_processor import NOW, CountingAggregates, DictTable, MemoryStore, make
@@ -188,7 +188,7 @@ def test_a_state_from_another_partition_is_judged_by_its_update_time() -> None:
 def test_put_if_newer_compares_offsets_of_one_partition_only(redis_url: str, project: str) -> None:
     client = redis.Redis.from_url(redis_url)
     put = client.register_script(PUT_IF_NEWER)
-    key = f"{project}:session:a"
+    key = session_key(project, "a")
 
     def state(partition: int, offset: int) -> bytes:
         return SessionState(offset=offset, partition=partition, items=[f"{partition}:{offset}"]).to_json_bytes()
@@ -198,7 +198,7 @@ def test_put_if_newer_compares_offsets_of_one_partition_only(redis_url: str, pro
     assert put(keys=[key], args=[state(2, 5), 5, 60]) == 1  # another partition's offsets do not compare
     assert put(keys=[key], args=[state(2, 6), 6, 60]) == 1 and put(keys=[key], args=[state(2, 4), 4, 60]) == 0
     assert SessionState.from_json(client.get(key)).items == ["2:6"]  # type: ignore[arg-type]
-    recs = f"{project}:recs:a"  # lists carry no partition: the offset alone decides, as before
+    recs = recs_key(project, "a")  # lists carry no partition: the offset alone decides, as before
     assert put(keys=[recs], args=['{"offset":9,"items":[]}', 9, 60]) == 1
     assert put(keys=[recs], args=['{"offset":8,"items":[]}', 8, 60]) == 0
     client.close()
