@@ -18,6 +18,7 @@ from pathlib import Path
 
 from streamrec.config import EVENTS_TOPIC
 from streamrec.devstack.localstack import LocalStack, Service, free_port
+from streamrec.devstack.redis_cluster import start_redis_cluster
 from streamrec.devstack.stack import StackOptions, create_topics, service_env, start_scorer
 from streamrec.events import CanonicalEvent
 from streamrec.stream.producer import ReplayResult, replay
@@ -49,11 +50,16 @@ def start_services(
     scorer_metrics_port: int = 0,
     scorer_address: str = "",
     brokers: int = 1,
+    redis_cluster: bool = False,
 ) -> Services:
     """Kafka (`brokers` nodes; with 3, every topic has 3 replicas, the worker's changelogs too), Redis and
     (unless `scorer` is False) a scorer process; workers are started by the test."""
     project = f"t{uuid.uuid4().hex[:8]}"
-    kafka, redis_url = stack.start_broker(brokers), stack.start_redis(appendonly=redis_appendonly)
+    kafka = stack.start_broker(brokers)
+    if redis_cluster:  # 3 primaries, each with a replica
+        redis_url = start_redis_cluster(stack, appendonly=redis_appendonly).url
+    else:
+        redis_url = stack.start_redis(appendonly=redis_appendonly)
     create_topics(kafka, 4, replication=brokers)
     address = scorer_address or f"127.0.0.1:{free_port()}"
     env = service_env(kafka, redis_url, address, registry, StackOptions(project=project))
