@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streamrec.config import CoreSettings
 from streamrec.errors import ConfigError
 from streamrec.features.schema import USER_TTL_S
-from streamrec.redis import RedisTarget
+from streamrec.redis import ClusterTarget, RedisTarget, is_cluster_url
 
 DEFAULT_STATE_DIR = Path(".streamrec/features")
 REGISTRY_FILE = "registry.db"
@@ -45,8 +45,16 @@ def check_project(project: str) -> str:
 
 
 def redis_connection_string(redis_url: str) -> str:
-    """`redis://[user:pass@]host:port/db` → Feast's `host:port,db=N[,username=..][,password=..][,ssl=true]`."""
+    """`redis://[user:pass@]host:port/db` → Feast's `host:port,db=N[,username=..][,password=..][,ssl=true]`;
+    `redis+cluster://h1:p1,h2:p2/0` → `h1:p1,h2:p2[,...]`, for `redis_type` redis_cluster."""
+    if is_cluster_url(redis_url):
+        return ClusterTarget.from_url(redis_url).feast_connection_string()
     return RedisTarget.from_url(redis_url).feast_connection_string()
+
+
+def redis_type(redis_url: str) -> str:
+    """Feast's `redis_type` for the URL: redis_cluster for a Redis Cluster, else redis."""
+    return "redis_cluster" if is_cluster_url(redis_url) else "redis"
 
 
 def registry_path(state_dir: Path) -> Path:

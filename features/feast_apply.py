@@ -15,7 +15,7 @@ from feast import FeatureStore, RepoConfig
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.infra.registry.registry import RegistryConfig
 
-from streamrec.features.config import check_project, data_dir, redis_connection_string, registry_path
+from streamrec.features.config import check_project, data_dir, redis_connection_string, redis_type, registry_path
 from streamrec.features.definitions import build_definitions, ensure_batch_files
 from streamrec.features.schema import USER_TTL_S
 
@@ -41,7 +41,9 @@ def repo_config(
         provider="local",
         registry=RegistryConfig(registry_type="file", path=str(registry_path(state_dir))),
         online_store=RedisOnlineStoreConfig(
-            connection_string=redis_connection_string(redis_url), key_ttl_seconds=feast_key_ttl_s
+            redis_type=redis_type(redis_url),
+            connection_string=redis_connection_string(redis_url),
+            key_ttl_seconds=feast_key_ttl_s,
         ),
         offline_store={"type": "file"},
         entity_key_serialization_version=ENTITY_KEY_SERIALIZATION_VERSION,
@@ -83,7 +85,8 @@ def render_feature_store_yaml(
 ) -> str:
     """The feature_store.yaml equivalent of `repo_config`, for running the `feast` CLI by hand."""
     state_dir = state_dir.absolute()
-    online = ["  type: redis", f"  connection_string: {json.dumps(redis_connection_string(redis_url))}"]
+    online = ["  type: redis", f"  redis_type: {redis_type(redis_url)}"]
+    online.append(f"  connection_string: {json.dumps(redis_connection_string(redis_url))}")
     if feast_key_ttl_s:
         online.append(f"  key_ttl_seconds: {feast_key_ttl_s}")
     lines = [

@@ -185,6 +185,12 @@ class ClusterTarget:
     def redacted(self) -> str:
         return redact_url(self.url())
 
+    def feast_connection_string(self) -> str:
+        """Feast's `h1:p1,h2:p2[,username=..][,password=..][,ssl=true]` for its store with redis_type redis_cluster."""
+        single = self.seeds[0].feast_connection_string().split(",")
+        options = [item for item in single[1:] if not item.startswith("db=")]
+        return ",".join([*(seed.feast_connection_string().split(",")[0] for seed in self.seeds), *options])
+
 
 def is_cluster_url(url: str) -> bool:
     return url.partition("://")[0] in CLUSTER_SCHEMES

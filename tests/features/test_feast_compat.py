@@ -6,6 +6,7 @@ One applied repository per module (Feast's import and apply cost seconds); every
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Iterator
@@ -16,8 +17,10 @@ import pandas as pd
 import pytest
 import redis
 
+from streamrec.devstack.redis_cluster import RedisClusterInfo
 from streamrec.features.online import FeatureLayout
 from streamrec.features.schema import VIEWS
+from streamrec.redis import ClusterRedis
 from tests.features.layout_io import add_row, read_rows
 
 pytestmark = pytest.mark.integration
@@ -185,3 +188,26 @@ def test_cli_apply_and_yaml(redis_url: str, tmp_path: Path, capsys: pytest.Captu
     args = parser.parse_args(["features", "yaml", *common])
     assert args.handler(args) == 0
     assert "project: tclicmd" in capsys.readouterr().out
+
+
+def test_feast_reads_from_a_redis_cluster_what_the_fast_writer_wrote(
+    redis_cluster: RedisClusterInfo, rows: Rows, tmp_path: Path
+) -> None:
+    """On a Redis Cluster the feature rows keep Feast's keys (no hash tags), so Feast's cluster client reads them."""
+    from streamrec.features.feast_apply import apply
+
+    store = apply("tfeastc", redis_cluster.url, tmp_path).store
+    layout = FeatureLayout("tfeastc")
+    for view in VIEWS:
+        written = prefixed(rows, view, "cluster:")
+        commands = [c for e, v in written.items() for c in layout.row_commands(view, e, v, EVENT_TS_MS)]
+
+        async def write(commands: list[Any] = commands) -> None:
+            client = ClusterRedis(redis_cluster.url)
+            try:
+                await client.execute(commands)
+            finally:
+                await client.aclose()
+
+        asyncio.run(write())
+        assert feast_rows(store, view, list(written)) == list(written.values())
