@@ -200,7 +200,9 @@ def create_app(settings: StreamSettings) -> faust.App:
         async def handle(batch: list[Any]) -> None:
             timestamps = [event.message.timestamp for event in batch]  # seconds, the producer's CreateTime
             metrics.PICKUP.observe_ages(timestamps, time.time())
+            trips_before = redis_client.round_trips
             await process_with_retry(processor, [_raw(event) for event in batch])
+            metrics.REDIS_ROUND_TRIPS.inc(redis_client.round_trips - trips_before)
             metrics.FRESHNESS.observe_ages(timestamps, time.time())
             for event in batch:
                 await stream.ack(event)

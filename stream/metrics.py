@@ -29,6 +29,11 @@ BATCH_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
 )
+REDIS_ROUND_TRIPS = Counter(
+    "streamrec_worker_redis_round_trips_total",
+    "Pipelines the worker sent to Redis (one per node on a Redis Cluster): batching makes this far below events",
+    registry=REGISTRY,
+)
 REFRESHES = Counter("streamrec_worker_refreshes_total", "Refreshed lists by outcome", ["outcome"], registry=REGISTRY)
 RETRIES = Counter(
     "streamrec_worker_batch_retries_total", "Batches retried after a Redis or network error", registry=REGISTRY

@@ -81,6 +81,10 @@ class RedisClient(Protocol):
 
     is_cluster: bool
 
+    @property
+    def round_trips(self) -> int:
+        """Pipelines sent (to each node, on a cluster): what the caller's work costs in waits on Redis."""
+
     async def execute(self, commands: list[Command], raise_errors: bool = True) -> list[object]: ...
 
     async def get(self, key: str) -> bytes | None: ...
@@ -103,6 +107,7 @@ class FastRedis:
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
         self._failed_at = 0.0
+        self.round_trips = 0
 
     async def _connection(self) -> _Protocol:
         if self._protocol is not None and not self._protocol.lost:
@@ -141,6 +146,7 @@ class FastRedis:
         if not commands:
             return []
         protocol = await self._connection()
+        self.round_trips += 1
         replies = await protocol.send(commands)
         return raise_reply_errors(replies) if raise_errors else replies
 

@@ -258,6 +258,10 @@ class ClusterRedis:
         [reply] = await self.execute([("MGET", *keys)])
         return reply  # type: ignore[return-value]
 
+    @property
+    def round_trips(self) -> int:
+        return sum(client.round_trips for client in self._nodes.values())
+
     def blocking_reader(self, timeout_s: float) -> BlockingReader | None:
         return None  # a lone read goes through the slot map like any other
 
