@@ -1,4 +1,4 @@
-"""`streamrec bench ingest|freshness|serve`: run one benchmark and print its JSON line (--json) or a table."""
+"""`streamrec bench ingest|freshness|serve|scale`: run one benchmark and print its JSON line (--json) or a table."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--level-seconds", type=float, default=2.0, help="seconds per offered-load level")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_serve)
+    p = kinds.add_parser("scale", help="1->2 workers, 1->2 scorer processes, 1->3 Redis primaries: measured steps")
+    p.add_argument("--events", type=int, default=30_000)
+    p.add_argument("--load-seconds", type=float, default=5.0, help="seconds of closed-loop Recommend per step")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_scale)
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -63,4 +69,12 @@ def _serve(args: argparse.Namespace) -> int:
         level_seconds=args.level_seconds,
     )
     emit(figures, args.json)
+    return 0
+
+
+def _scale(args: argparse.Namespace) -> int:
+    from streamrec.bench.common import emit
+    from streamrec.bench.scale import run_scale
+
+    emit(run_scale(args.events, args.load_seconds, args.concurrency), args.json)
     return 0
