@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from streamrec.channels import scorer_addresses
 from streamrec.devstack.stack import Member
 from streamrec.observe import scrape
-from streamrec.observe.config import Targets, redact
+from streamrec.observe.config import Targets, redact, with_current_members
 from streamrec.observe.kafka_lag import BrokerReport, check_broker
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
@@ -191,6 +191,7 @@ def broker_component(report: BrokerReport) -> Component:
 
 def collect(targets: Targets, timeout_s: float = 3.0) -> StackStatus:
     """Every check at once (each waits on the network, so in threads): the slowest one sets the time taken."""
+    targets = with_current_members(targets)
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="status") as pool:
         broker = pool.submit(
             check_broker, targets.kafka, targets.topic, targets.group, timeout_s, targets.credentials.kafka_config()

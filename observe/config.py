@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,21 @@ def _member(data: dict[str, Any]) -> Member:
         address=str(data.get("address", "")),
         restarts=int(data.get("restarts", 0)),
     )
+
+
+def with_current_members(targets: Targets) -> Targets:
+    """`targets` with the workers and scorers its stack file lists now: `streamrec up` rewrites the file with the
+    new pid when it restarts one, and the live page keeps its Targets for as long as it runs."""
+    from streamrec.devstack.stack import STACK_FILE
+
+    state_dir = targets.extra.get("state_dir")
+    if not state_dir or not (targets.workers or targets.scorers):
+        return targets
+    try:
+        now = targets_from_stack(json.loads((Path(state_dir) / STACK_FILE).read_text()))
+    except (OSError, ValueError, KeyError):  # the stack is stopping, or the file is being replaced
+        return targets
+    return dataclasses.replace(targets, workers=now.workers, scorers=now.scorers)
 
 
 def read_stack_file(state_dir: Path) -> Targets:

@@ -3,6 +3,7 @@
 Every node is broker and controller at once (no ZooKeeper, no separate controllers) and listens on loopback
 only. One node makes the default stack; three make the cluster of the fault tests (replication factor 3,
 `min.insync.replicas` 2). The quorum is static (`controller.quorum.voters`), so one code path serves both.
+Storage an earlier run formatted is resumed with its cluster id on the new run's ports (`stored_cluster_id`).
 Processes are started by `streamrec.devstack.localstack.LocalStack`, which owns every child's lifetime.
 """
 

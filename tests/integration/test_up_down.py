@@ -14,12 +14,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from streamrec.artifact import list_versions
 from streamrec.channels import insecure_scorer_channel, scorer_addresses
 from streamrec.config import EVENTS_TOPIC
 from streamrec.devstack.probe import click, wait_for_refresh
@@ -171,6 +173,21 @@ def test_a_killed_worker_is_restarted_and_no_event_is_lost(state_dir: Path) -> N
     assert f"worker (pid {worker.pid}) was killed by SIGKILL; restart 1 in 0.5s" in log
     again = send_clicks(addresses, "after-kill", ["i4"])  # the restarted worker goes on with the session
     assert applied_state(addresses, "after-kill", again).items == ["i1", "i2", "i3", "i4"]
+    new_pid = StackAddresses.read(state_dir).workers[0].pid
+
+    def shown_restarted(document: dict) -> bool:
+        [member] = document["components"]["workers"]["members"]
+        return bool(member["pid"] == new_pid and member["restarts"] == 1 and member["heartbeat"])
+
+    def status_shows_it() -> bool:
+        done = streamrec("status", "--json", "--state-dir", str(state_dir), timeout=60)
+        return shown_restarted(json.loads(done.stdout))
+
+    def live_page_shows_it() -> bool:  # its Targets were made at the start: it reads the new pid from stack.json
+        with urllib.request.urlopen(f"{addresses.web}/api/status", timeout=30) as reply:
+            return shown_restarted(json.loads(reply.read()))
+
+    assert wait_until(status_shows_it, 30) and wait_until(live_page_shows_it, 30)
 
 
 def test_recommend_through_the_scorer_list_survives_a_killed_scorer(state_dir: Path) -> None:
@@ -193,6 +210,7 @@ def test_recommend_through_the_scorer_list_survives_a_killed_scorer(state_dir: P
 
 def test_up_after_down_resumes_the_data_and_fresh_starts_empty(state_dir: Path) -> None:
     addresses = StackAddresses.read(state_dir)
+    served = list_versions(state_dir / "registry")
     applied_state(addresses, "kept", send_clicks(addresses, "kept", ["k1", "k2"]))
     ends = topic_offsets(addresses)[0]
     # the worker commits what it applied every few seconds: wait until all of it is committed
@@ -212,6 +230,7 @@ def test_up_after_down_resumes_the_data_and_fresh_starts_empty(state_dir: Path) 
     down(state_dir)
 
     fresh = up(state_dir, "--fresh")
+    assert list_versions(state_dir / "registry") == served  # the model registry is no data to wipe
     assert stored_state(fresh, "kept") is None and stored_state(fresh, "after-kill") is None
     assert topic_offsets(fresh)[0] < ends  # only this start's probe
     os.kill(fresh.pid, signal.SIGKILL)  # no chance to clean up: PR_SET_PDEATHSIG must take the children along

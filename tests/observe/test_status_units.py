@@ -23,7 +23,7 @@ from streamrec.observe.checks import (
     shard_url,
 )
 from streamrec.observe.cli import register, resolve_targets
-from streamrec.observe.config import Targets, read_stack_file, redact, targets_from_stack
+from streamrec.observe.config import Targets, read_stack_file, redact, targets_from_stack, with_current_members
 from streamrec.observe.kafka_lag import BrokerReport, partition_lag
 from streamrec.observe.report import EXIT_DOWN, EXIT_LAGGING, EXIT_OK, exit_code, render_table, to_json
 
@@ -147,6 +147,19 @@ def test_each_worker_of_a_stack_file_is_named_with_its_heartbeat(redis_url: str,
     assert named["worker-1"]["heartbeat"] is None and named["worker-1"]["restarts"] == 2
     table = render_table(StackStatus([workers], BrokerReport(ok=True, group="g"), 0))
     assert "worker-1: pid 43, no heartbeat" in table and "worker: pid 42, partitions [0, 1, 2, 3]" in table
+
+
+def test_the_members_are_read_again_from_the_stack_file(tmp_path: Path) -> None:
+    """The live page keeps its Targets while `up` restarts a worker and rewrites stack.json with the new pid."""
+    data: dict = {"kafka": "k:1", "redis": "redis://r:2/0", "grpc": "g:1", "state_dir": str(tmp_path)}
+    data["workers"] = [{"name": "worker", "pid": 42, "metrics": "m:1"}]
+    (tmp_path / "stack.json").write_text(json.dumps(data))
+    targets = read_stack_file(tmp_path)
+    data["workers"][0] |= {"pid": 43, "restarts": 1}
+    (tmp_path / "stack.json").write_text(json.dumps(data))
+    assert with_current_members(targets).workers == (Member("worker", 43, "m:1", restarts=1),)
+    (tmp_path / "stack.json").unlink()  # the stack stopped: what was known stays
+    assert with_current_members(targets) == targets
 
 
 def test_a_shard_is_reached_with_the_url_s_scheme_and_credentials() -> None:
