@@ -74,6 +74,7 @@ def run_foreground(state_dir: Path, options: StackOptions | None = None) -> int:
         addresses.web = web.url
         addresses.write(state_dir)
         print(json.dumps(addresses.summary()), flush=True)
+        print(describe_members(addresses), flush=True)
         print(f"serving {describe_model(Path(addresses.registry))}", flush=True)
 
         def restarted(service: Service, restarts: int) -> None:
@@ -113,6 +114,7 @@ def run_detached(state_dir: Path, workers: int = 1, scorers: int = 1, fresh: boo
         if stack_file.exists():
             addresses = StackAddresses.read(state_dir)
             print(json.dumps(addresses.summary()))
+            print(describe_members(addresses))
             print(f"serving {describe_model(Path(addresses.registry))}")
             print(f"live page {addresses.web}/ and storefront {addresses.web}/store")
             print(f"stack running (supervisor pid {supervisor.pid}); stop it: streamrec down --state-dir {state_dir}")
@@ -122,6 +124,13 @@ def run_detached(state_dir: Path, workers: int = 1, scorers: int = 1, fresh: boo
         time.sleep(0.2)
     supervisor.terminate()
     raise StackError(f"the stack did not start within {DETACH_TIMEOUT_S:.0f}s; see {log_path}")
+
+
+def describe_members(addresses: StackAddresses) -> str:
+    """One line naming each worker and scorer with its pid (and a scorer's address)."""
+    workers = ", ".join(f"{w.name} (pid {w.pid})" for w in addresses.workers)
+    scorers = ", ".join(f"{s.name} {s.address} (pid {s.pid})" for s in addresses.scorers)
+    return f"workers: {workers}; scorers: {scorers}"
 
 
 def stop_detached(state_dir: Path) -> int:
