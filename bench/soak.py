@@ -27,6 +27,7 @@ import grpc
 import numpy as np
 
 from streamrec.bench.common import bench_registry, emit
+from streamrec.channels import insecure_scorer_channel
 from streamrec.config import EVENTS_TOPIC
 from streamrec.devstack.localstack import LocalStack
 from streamrec.devstack.stack import StackOptions, start_stack
@@ -123,7 +124,7 @@ class PageViews:
     latencies_ms: list[float] = dataclasses.field(default_factory=list)
 
     def run(self) -> None:
-        with grpc.insecure_channel(self.address) as channel:
+        with insecure_scorer_channel(self.address) as channel:
             stub = recommender_pb2_grpc.RecommenderStub(channel)
             start, n = time.perf_counter(), 0
             while not self.stop.is_set():

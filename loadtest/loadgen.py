@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 
+from streamrec.channels import insecure_scorer_aio_channel
 from streamrec.loadtest.histograms import Timeline, encode, new_histogram, record_seconds
 from streamrec.loadtest.schedule import Planned
 from streamrec.protos import recommender_pb2, recommender_pb2_grpc
@@ -155,7 +156,7 @@ class Generator:
 
 async def drive(config: LoadConfig, plan: PagePlan, start_at: StartSignal | None = None) -> LoadResult:
     """Connect, then wait for the start time (`start_at()` blocks until it is known; None = now) and run."""
-    async with grpc.aio.insecure_channel(config.address) as channel:
+    async with insecure_scorer_aio_channel(config.address) as channel:  # one scorer or a list
         await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_S)
         stub = recommender_pb2_grpc.RecommenderStub(channel)
         start_wall = await asyncio.to_thread(start_at) if start_at is not None else time.time()

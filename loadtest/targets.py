@@ -91,6 +91,7 @@ def open_target(section: TargetSection, registry: Path | None = None, log: Log =
 
 
 def _given(section: TargetSection) -> Target:
+    from streamrec.channels import scorer_addresses
     from streamrec.devstack.cli_args import Endpoint, read_stack, require_reachable
     from streamrec.devstack.stack import scorer_ready
 
@@ -101,6 +102,7 @@ def _given(section: TargetSection) -> Target:
         assert section.kafka and section.redis and section.grpc and section.project  # checked by the scenario
         target = Target("given", section.kafka, section.redis, section.grpc, section.project)
     require_reachable(Endpoint.broker(target.kafka), Endpoint.redis(target.redis), Endpoint.scorer(target.grpc))
-    if not scorer_ready(target.grpc):
-        raise ConfigError(f"the scorer at {target.grpc} is not SERVING")
+    not_serving = [address for address in scorer_addresses(target.grpc) if not scorer_ready(address)]
+    if not_serving:
+        raise ConfigError(f"the scorer at {', '.join(not_serving)} is not SERVING")
     return target

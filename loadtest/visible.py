@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from streamrec.channels import insecure_scorer_channel
 from streamrec.loadtest.freshness import FreshnessReport
 from streamrec.loadtest.probe_thread import ProbeThread
 from streamrec.protos import recommender_pb2, recommender_pb2_grpc
@@ -47,7 +48,7 @@ class RecommendProbe(ProbeThread[_Pending]):
         max_calls_per_s: float = 100.0,
     ) -> None:
         super().__init__("recommend-probe")
-        self.channel = grpc.insecure_channel(address)
+        self.channel = insecure_scorer_channel(address)  # one scorer or several (stack.json's list)
         self.stub = recommender_pb2_grpc.RecommenderStub(self.channel)
         self.poll_s = poll_s
         self.relative_step = relative_step

@@ -7,13 +7,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from streamrec.channels import scorer_addresses
+from streamrec.devstack.stack import Member
 from streamrec.observe import scrape
-from streamrec.observe.config import Targets, redact
+from streamrec.observe.config import Targets, redact, with_current_members
 from streamrec.observe.kafka_lag import BrokerReport, check_broker
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
@@ -45,7 +48,7 @@ class StackStatus:
         return all(c.ok for c in self.components)
 
 
-def check_redis(url: str, timeout_s: float) -> Component:
+def check_redis(url: str, timeout_s: float, name: str = "redis") -> Component:
     client = sync_client(url, timeout_s)
     try:
         client.ping()
@@ -59,11 +62,11 @@ def check_redis(url: str, timeout_s: float) -> Component:
             "keys": client.dbsize(),
         }
     except redis.RedisError as exc:
-        return Component("redis", DOWN, f"down: {exc}", {"url": redact(url)})
+        return Component(name, DOWN, f"down: {exc}", {"url": redact(url)})
     finally:
         client.close()
     return Component(
-        "redis", UP, f"up, {details['used_memory_human']} used, {details['keys']} keys", {"url": redact(url), **details}
+        name, UP, f"up, {details['used_memory_human']} used, {details['keys']} keys", {"url": redact(url), **details}
     )
 
 
@@ -101,25 +104,45 @@ def check_workers(targets: Targets, partitions: int, timeout_s: float) -> Compon
     metrics = {endpoint: _metrics_up(endpoint, timeout_s) for endpoint in targets.worker_metrics}
     owned = {p for w in workers for p in w["partitions"]}
     unowned = sorted(set(range(partitions)) - owned)
-    details = {"workers": workers, "unassigned_partitions": unowned, "metrics": metrics}
+    members = [_worker_member(m, workers, metrics) for m in targets.workers]
+    details = {"workers": workers, "unassigned_partitions": unowned, "metrics": metrics, "members": members}
     if not workers:
         return Component("workers", DOWN, "down: no worker heartbeat", details)
     silent = [e for e, up in metrics.items() if not up]
-    # an unowned partition's events wait unprocessed (down); a silent /metrics only blinds the dashboards
-    state = DOWN if unowned else DEGRADED if silent else UP
+    quiet = [f"{m['name']} (pid {m['pid']})" for m in members if m["heartbeat"] is None]
+    # an unowned partition's events wait unprocessed (down); a silent /metrics only blinds the dashboards, and a
+    # listed worker without a heartbeat is being restarted by `up` while the others own its partitions
+    state = DOWN if unowned else DEGRADED if silent or quiet else UP
     summary = f"{len(workers)} up, partitions " + ("all assigned" if not unowned else f"{unowned} unassigned")
+    if quiet:
+        summary += f", no heartbeat from {', '.join(quiet)}"
     if silent:
         summary += f", metrics down at {', '.join(silent)}"
     return Component("workers", state, summary, details)
 
 
+def _worker_member(member: Member, beats: list[dict[str, Any]], metrics: dict[str, bool]) -> dict[str, Any]:
+    """One worker the stack file lists, with its heartbeat (matched by pid) and its /metrics' answer."""
+    beat = next((b for b in beats if b["pid"] == member.pid), None)
+    return {
+        "name": member.name,
+        "pid": member.pid,
+        "restarts": member.restarts,
+        "heartbeat": None if beat is None else beat["id"],
+        "partitions": [] if beat is None else beat["partitions"],
+        "metrics": member.metrics,
+        "metrics_up": metrics.get(member.metrics),
+    }
+
+
 def check_scorer(targets: Targets, address: str, timeout_s: float) -> Component:
     """Up when grpc.health.v1 says SERVING and Info answers; Info refused for want of a token is degraded."""
-    name = "scorer" if address == targets.grpc else f"scorer {address}"
-    details: dict[str, Any] = {
-        "address": address,
-        "metrics": {e: _metrics_up(e, timeout_s) for e in targets.scorer_metrics},
-    }
+    member = next((m for m in targets.scorers if m.address == address), None)
+    name = member.name if member else "scorer" if address == targets.grpc else f"scorer {address}"
+    endpoints = [member.metrics] if member and member.metrics else targets.scorer_metrics
+    details: dict[str, Any] = {"address": address, "metrics": {e: _metrics_up(e, timeout_s) for e in endpoints}}
+    if member:
+        details |= {"pid": member.pid, "restarts": member.restarts}
     with targets.credentials.channel(address) as channel:
         try:
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
@@ -168,18 +191,35 @@ def broker_component(report: BrokerReport) -> Component:
 
 def collect(targets: Targets, timeout_s: float = 3.0) -> StackStatus:
     """Every check at once (each waits on the network, so in threads): the slowest one sets the time taken."""
+    targets = with_current_members(targets)
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="status") as pool:
         broker = pool.submit(
             check_broker, targets.kafka, targets.topic, targets.group, timeout_s, targets.credentials.kafka_config()
         )
-        redis_check = pool.submit(check_redis, targets.redis, timeout_s)
+        redis_checks = [pool.submit(check_redis, targets.redis, timeout_s)]
+        redis_checks += [  # a Redis Cluster: each shard too, by the URL's scheme and credentials
+            pool.submit(check_redis, shard_url(targets.redis, node), timeout_s, f"redis {node}")
+            for node in targets.redis_cluster_nodes
+        ]
         # several scorers may be named (host:port,host:port, as the worker accepts): each is checked
-        scorers = [pool.submit(check_scorer, targets, a.strip(), timeout_s) for a in targets.grpc.split(",")]
+        scorers = [pool.submit(check_scorer, targets, a, timeout_s) for a in scorer_addresses(targets.grpc)]
         report = broker.result()
         partitions = len(report.partitions) or targets.partitions
         workers = check_workers(targets, partitions, timeout_s)
-        components = [broker_component(report), redis_check.result(), workers, *(s.result() for s in scorers)]
+        components = [
+            broker_component(report),
+            *(r.result() for r in redis_checks),
+            workers,
+            *(s.result() for s in scorers),
+        ]
     return StackStatus(components, report, int(time.time() * 1000))
+
+
+def shard_url(url: str, node: str) -> str:
+    """`url` (scheme, user, password) pointed at one shard's host:port."""
+    parts = urlsplit(url)
+    auth = parts.netloc.rpartition("@")[0]
+    return urlunsplit((parts.scheme, f"{auth}@{node}" if auth else node, "/0", parts.query, ""))
 
 
 def _metrics_up(endpoint: str, timeout_s: float) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamrec.config import EVENTS_TOPIC, CoreSettings, confluent_security
+from streamrec.devstack.stack import Member
 from streamrec.redis import redact_url
 
 DEFAULT_WEB_PORT = 8088
@@ -67,6 +69,17 @@ class Credentials:
         credentials = self.grpc_credentials()
         return grpc.aio.secure_channel(address, credentials) if credentials else grpc.aio.insecure_channel(address)
 
+    def scorers_aio_channel(self, addresses: str) -> grpc.aio.Channel:
+        """One channel over every scorer of a comma-separated list, balanced as the worker's (round robin,
+        retries of UNAVAILABLE, health-checked); `aio_channel` is for asking one scorer about itself."""
+        from streamrec.channels import scorer_channel_options, scorer_target
+
+        target, options = scorer_target(addresses), scorer_channel_options()
+        credentials = self.grpc_credentials()
+        if credentials:
+            return grpc.aio.secure_channel(target, credentials, options=options)
+        return grpc.aio.insecure_channel(target, options=options)
+
 
 def credentials_from_environment(
     core: CoreSettings | None = None, settings: ObserveSettings | None = None
@@ -88,10 +101,14 @@ class Targets:
 
     kafka: str
     redis: str = field(repr=False)  # may carry a password (Redis AUTH): print it through `redact`
-    grpc: str
+    grpc: str  # one scorer's host:port or several, comma-separated
     project: str = "streamrec"
     worker_metrics: tuple[str, ...] = ()
     scorer_metrics: tuple[str, ...] = ()
+    # the processes a stack.json lists (`streamrec up`): status names each; none when given by flags or env
+    workers: tuple[Member, ...] = ()
+    scorers: tuple[Member, ...] = ()
+    redis_cluster_nodes: tuple[str, ...] = ()  # host:port of each shard of a Redis Cluster: status checks each
     topic: str = EVENTS_TOPIC
     partitions: int = 4  # expected partitions of the topic, used only when the broker cannot say
     registry: str = ""
@@ -111,6 +128,9 @@ def targets_from_stack(data: dict[str, Any], credentials: Credentials | None = N
     """
     metrics: dict[str, str] = dict(data.get("metrics") or {})
     return Targets(
+        workers=tuple(_member(m) for m in data.get("workers") or ()),
+        scorers=tuple(_member(m) for m in data.get("scorers") or ()),
+        redis_cluster_nodes=tuple(str(n) for n in data.get("redis_cluster_nodes") or ()),
         kafka=str(data["kafka"]),
         redis=str(data["redis"]),
         grpc=str(data["grpc"]),
@@ -122,6 +142,31 @@ def targets_from_stack(data: dict[str, Any], credentials: Credentials | None = N
         extra={k: data[k] for k in ("web", "pid", "state_dir") if k in data},
         credentials=credentials or Credentials(),
     )
+
+
+def _member(data: dict[str, Any]) -> Member:
+    return Member(
+        name=str(data["name"]),
+        pid=int(data.get("pid", 0)),
+        metrics=str(data.get("metrics", "")),
+        address=str(data.get("address", "")),
+        restarts=int(data.get("restarts", 0)),
+    )
+
+
+def with_current_members(targets: Targets) -> Targets:
+    """`targets` with the workers and scorers its stack file lists now: `streamrec up` rewrites the file with the
+    new pid when it restarts one, and the live page keeps its Targets for as long as it runs."""
+    from streamrec.devstack.stack import STACK_FILE
+
+    state_dir = targets.extra.get("state_dir")
+    if not state_dir or not (targets.workers or targets.scorers):
+        return targets
+    try:
+        now = targets_from_stack(json.loads((Path(state_dir) / STACK_FILE).read_text()))
+    except (OSError, ValueError, KeyError):  # the stack is stopping, or the file is being replaced
+        return targets
+    return dataclasses.replace(targets, workers=now.workers, scorers=now.scorers)
 
 
 def read_stack_file(state_dir: Path) -> Targets:

@@ -54,7 +54,7 @@ class Feeds:
         self.redis = connect(self.targets.redis, connect_timeout_s=2)
         opened.push_async_callback(self.redis.aclose)
         # the page's own Recommend calls go to the first scorer named; status checks every one
-        self.channel = self.targets.credentials.aio_channel(self.targets.grpc.split(",")[0].strip())
+        self.channel = self.targets.credentials.scorers_aio_channel(self.targets.grpc)
         opened.push_async_callback(self.channel.close)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S))
         opened.push_async_callback(self.http.close)

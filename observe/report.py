@@ -97,24 +97,35 @@ def _worker_lines(status: StackStatus) -> list[str]:
     if workers is None or not workers.details.get("workers"):
         return []
     out = [""]
+    members = workers.details.get("members", [])
+    for m in members:  # the workers a stack file lists, by name
+        beat = "no heartbeat" if m["heartbeat"] is None else f"partitions {m['partitions']}"
+        metrics = f"metrics {m['metrics']} {'up' if m['metrics_up'] else 'DOWN'}" if m["metrics"] else ""
+        out.append(f"{m['name']}: pid {m['pid']}, {beat}, {metrics}, restarts {m['restarts']}")
+    listed = {m["heartbeat"] for m in members}
     for w in workers.details["workers"]:
+        if w["id"] in listed:
+            continue
         beat = f"{w['age_ms'] / 1000:.1f}s ago"
         out.append(f"worker {w['id']}: pid {w['pid']}, partitions {w['partitions']}, beat {beat}")
-    for endpoint, up in workers.details.get("metrics", {}).items():
-        out.append(f"worker metrics {endpoint}: {'up' if up else 'DOWN'}")
+    if not members:
+        for endpoint, up in workers.details.get("metrics", {}).items():
+            out.append(f"worker metrics {endpoint}: {'up' if up else 'DOWN'}")
     return out
 
 
 def _scorer_lines(status: StackStatus) -> list[str]:
-    scorer = _component(status, "scorer")
-    if scorer is None or "model_version" not in scorer.details:
-        return []
-    d = scorer.details
-    out = [
-        "",
-        f"scorer {d['address']}: {d['health']}, model {d['model_version']} ({d['model_type']}), "
-        f"providers {', '.join(d['providers'])}, redis_ok {d['redis_ok']}, "
-        f"in flight {d['in_flight']}/{d['max_in_flight']}, up {d['uptime_s']:.0f}s",
-    ]
-    out += [f"scorer metrics {e}: {'up' if up else 'DOWN'}" for e, up in d.get("metrics", {}).items()]
+    out = []
+    for scorer in (c for c in status.components if c.name.startswith("scorer")):
+        d = scorer.details
+        if "model_version" not in d:
+            continue
+        process = f"pid {d['pid']}, restarts {d['restarts']}, " if "pid" in d else ""
+        out += [
+            "",
+            f"{scorer.name} {d['address']}: {process}{d['health']}, model {d['model_version']} ({d['model_type']}), "
+            f"providers {', '.join(d['providers'])}, redis_ok {d['redis_ok']}, "
+            f"in flight {d['in_flight']}/{d['max_in_flight']}, up {d['uptime_s']:.0f}s",
+        ]
+        out += [f"{scorer.name} metrics {e}: {'up' if up else 'DOWN'}" for e, up in d.get("metrics", {}).items()]
     return out

@@ -25,9 +25,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from streamrec.up import run_detached, run_foreground
+    from streamrec.up import run_detached, run_foreground, up_options
 
-    return run_detached(args.state_dir) if args.detach else run_foreground(args.state_dir)
+    if args.detach:
+        return run_detached(args.state_dir, args.workers, args.scorers, args.fresh)
+    return run_foreground(args.state_dir, up_options(args.state_dir, args.workers, args.scorers, args.fresh))
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -43,11 +45,20 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
+    from streamrec.channels import scorer_addresses
     from streamrec.devstack.stack import scorer_ready
 
-    ok = scorer_ready(args.address)
-    print(f"{args.address}: {'SERVING' if ok else 'NOT SERVING'}")
-    return 0 if ok else 1
+    serving = {address: scorer_ready(address) for address in scorer_addresses(args.address)}
+    for address, ok in serving.items():
+        print(f"{address}: {'SERVING' if ok else 'NOT SERVING'}")
+    return 0 if serving and all(serving.values()) else 1
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("up", help="run the whole local stack (broker, Redis, scorer, worker)")
     p.add_argument("--detach", action="store_true", help="start in the background and return")
-    p.add_argument("--state-dir", type=Path, default=Path(".streamrec/stack"), help="logs, registry, stack.json")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".streamrec/stack"),
+        help="logs, model registry, broker and Redis data (the next up resumes them), stack.json",
+    )
+    p.add_argument("--workers", type=_positive, default=1, help="stream worker processes (default 1)")
+    p.add_argument("--scorers", type=_positive, default=1, help="scorer processes behind one address list (default 1)")
+    p.add_argument("--fresh", action="store_true", help="remove the state dir's broker and Redis data first")
     p.set_defaults(handler=_up)
 
     p = sub.add_parser("down", help="stop a stack started with `up --detach`")
@@ -78,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser("health", help="exit 0 when the scorer at --address reports SERVING (grpc.health.v1)")
-    p.add_argument("--address", default="127.0.0.1:50051")
+    p.add_argument("--address", default="127.0.0.1:50051", help="host:port, or several comma-separated: each is asked")
     p.set_defaults(handler=_health)
 
     from streamrec.bench.cli import register as register_bench

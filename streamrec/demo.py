@@ -13,9 +13,9 @@ import random
 import time
 from typing import cast
 
-import grpc
 import redis
 
+from streamrec.channels import insecure_scorer_channel
 from streamrec.config import EVENTS_TOPIC
 from streamrec.devstack.cli_args import kafka_logger
 from streamrec.devstack.localstack import LocalStack
@@ -68,7 +68,7 @@ def run_demo(sessions: int = 2000, epochs: int | None = None) -> int:
         print(f"worker processed the replay {time.perf_counter() - waited:.1f}s after it was sent")
         catalogue = make_catalogue(config)
         latencies = []
-        with grpc.insecure_channel(addresses.grpc) as channel:
+        with insecure_scorer_channel(addresses.grpc) as channel:
             stub = recommender_pb2_grpc.RecommenderStub(channel)
             for n, sid in enumerate(demo_sessions):
                 latencies.append(_show_session(stub, producer, client, addresses.project, sid, catalogue, n))

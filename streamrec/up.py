@@ -1,4 +1,5 @@
-"""`streamrec up` in the foreground or detached, and `streamrec down`: one supervisor process owns the stack."""
+"""`streamrec up` in the foreground or detached, and `streamrec down`: one supervisor process owns the stack and
+restarts its workers and scorers when they die."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from streamrec.devstack.localstack import LocalStack
+from streamrec.devstack.localstack import LocalStack, Service
 from streamrec.devstack.stack import STACK_FILE, StackAddresses, StackOptions, describe_model, start_stack
+from streamrec.devstack.supervise import Fatal, Supervisor
 from streamrec.errors import StackError
 from streamrec.signals import stop_on_signals
 
@@ -20,36 +22,74 @@ DETACH_TIMEOUT_S = 300.0  # first start may train a model
 STOP_TIMEOUT_S = 30.0
 
 
-def up_options(state_dir: Path) -> StackOptions:
+def up_options(state_dir: Path, workers: int = 1, scorers: int = 1, fresh: bool = False) -> StackOptions:
     """The stack `up` starts: its registry in `state_dir`, trained when empty on the real clickstream when
-    ../shared/data has it, else on synthetic sessions (`train_on="auto"`), and the Feast repository applied."""
-    return StackOptions(registry=state_dir / "registry", train_on="auto", feast_apply=True)
+    ../shared/data has it, else on synthetic sessions (`train_on="auto"`), and the Feast repository applied.
+    Its broker and Redis keep their data in `state_dir`, so the next `up` resumes them (`fresh`: starts empty)."""
+    return StackOptions(
+        registry=state_dir / "registry",
+        train_on="auto",
+        feast_apply=True,
+        workers=workers,
+        scorers=scorers,
+        keep_data=True,
+        fresh=fresh,
+    )
 
 
-def run_foreground(state_dir: Path) -> int:
-    """Start the stack, write stack.json, and keep it up until SIGTERM/Ctrl-C or a service dies."""
+def refuse_if_running(state_dir: Path) -> None:
+    """A StackError when a supervisor named in `state_dir`/stack.json still runs; a stale file (its supervisor
+    was killed) is removed: its children died with it."""
+    stack_file = state_dir / STACK_FILE
+    if not stack_file.exists():
+        return
+    try:
+        pid = StackAddresses.read(state_dir).pid
+    except (ValueError, TypeError, KeyError):
+        pid = 0
+    if pid and _alive(pid):
+        raise StackError(
+            f"{stack_file} names a running stack (supervisor pid {pid}): stop it first (streamrec down --state-dir "
+            f"{state_dir})"
+        )
+    stack_file.unlink(missing_ok=True)
+
+
+def say(message: str) -> None:
+    print(f"streamrec up: {message}", file=sys.stderr, flush=True)
+
+
+def run_foreground(state_dir: Path, options: StackOptions | None = None) -> int:
+    """Start the stack, write stack.json, and keep it up until SIGTERM/Ctrl-C or the broker or Redis dies;
+    a worker or scorer that dies is restarted (streamrec.devstack.supervise)."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    refuse_if_running(state_dir)
+    options = options or up_options(state_dir)
     stop = stop_on_signals()
     with LocalStack(state_dir=state_dir) as stack:
-        addresses = start_stack(stack, up_options(state_dir))
+        addresses = start_stack(stack, options)
         from streamrec.observe.web import start_stack_web  # the live page runs on a thread of this supervisor
 
         web = start_stack_web(addresses)
         addresses.web = web.url
         addresses.write(state_dir)
-        print(
-            json.dumps(
-                {"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc, "web": addresses.web}
-            ),
-            flush=True,
-        )
+        print(json.dumps(addresses.summary()), flush=True)
+        print(describe_members(addresses), flush=True)
         print(f"serving {describe_model(Path(addresses.registry))}", flush=True)
+
+        def restarted(service: Service, restarts: int) -> None:
+            addresses.restarted(service.name, service.process.pid)
+            addresses.write(state_dir)
+            say(f"{service.name} started again (pid {service.process.pid}, restart {restarts})")
+
+        names = [m.name for m in addresses.members()]
+        supervisor = Supervisor(stack, names, say, restarted)
         try:
             while not stop.wait(0.2):
-                dead = [name for name, service in stack.services.items() if not service.alive()]
-                if dead:
-                    print(f"streamrec up: {', '.join(dead)} exited; stopping the stack", file=sys.stderr)
-                    return 1
+                supervisor.check()
+        except Fatal as exc:
+            say(str(exc))
+            return 1
         finally:
             web.stop()
             with contextlib.suppress(FileNotFoundError):
@@ -57,30 +97,24 @@ def run_foreground(state_dir: Path) -> int:
     return 0
 
 
-def run_detached(state_dir: Path) -> int:
+def run_detached(state_dir: Path, workers: int = 1, scorers: int = 1, fresh: bool = False) -> int:
     """Start `streamrec up` as a background supervisor and return once its stack.json is written."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    refuse_if_running(state_dir)
     stack_file = state_dir / STACK_FILE
-    if stack_file.exists():
-        raise StackError(f"{stack_file} exists: a stack is running there (streamrec down --state-dir {state_dir})")
     log_path = state_dir / "up.log"
+    argv = [sys.executable, "-m", "streamrec.cli", "up", "--state-dir", str(state_dir)]
+    argv += ["--workers", str(workers), "--scorers", str(scorers), *(["--fresh"] if fresh else [])]
     with log_path.open("ab") as log:
         supervisor = subprocess.Popen(
-            [sys.executable, "-m", "streamrec.cli", "up", "--state-dir", str(state_dir)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
     deadline = time.monotonic() + DETACH_TIMEOUT_S
     while time.monotonic() < deadline:
         if stack_file.exists():
             addresses = StackAddresses.read(state_dir)
-            print(
-                json.dumps(
-                    {"kafka": addresses.kafka, "redis": addresses.redis, "grpc": addresses.grpc, "web": addresses.web}
-                )
-            )
+            print(json.dumps(addresses.summary()))
+            print(describe_members(addresses))
             print(f"serving {describe_model(Path(addresses.registry))}")
             print(f"live page {addresses.web}/ and storefront {addresses.web}/store")
             print(f"stack running (supervisor pid {supervisor.pid}); stop it: streamrec down --state-dir {state_dir}")
@@ -90,6 +124,13 @@ def run_detached(state_dir: Path) -> int:
         time.sleep(0.2)
     supervisor.terminate()
     raise StackError(f"the stack did not start within {DETACH_TIMEOUT_S:.0f}s; see {log_path}")
+
+
+def describe_members(addresses: StackAddresses) -> str:
+    """One line naming each worker and scorer with its pid (and a scorer's address)."""
+    workers = ", ".join(f"{w.name} (pid {w.pid})" for w in addresses.workers)
+    scorers = ", ".join(f"{s.name} {s.address} (pid {s.pid})" for s in addresses.scorers)
+    return f"workers: {workers}; scorers: {scorers}"
 
 
 def stop_detached(state_dir: Path) -> int:

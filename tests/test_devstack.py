@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streamrec.devstack import kafka_dist
-from streamrec.devstack.kraft import new_cluster_id, node_properties, plan_nodes
+from streamrec.devstack.kraft import new_cluster_id, node_properties, plan_nodes, stored_cluster_id
 from streamrec.errors import StackError
 
 
@@ -58,14 +58,38 @@ def test_the_version_is_read_from_kafka_env() -> None:
     assert kafka_dist.broker_label() == f"apache-kafka {version}"
 
 
+def test_stored_cluster_id_resumes_one_cluster_and_refuses_a_mixture(tmp_path: Path) -> None:
+    nodes = plan_nodes(tmp_path, 3, list(range(10_000, 10_006)))
+    assert stored_cluster_id(nodes) is None  # nothing formatted: format afresh
+    for node, cluster in zip(nodes, ["abc", "abc", "abc"], strict=True):
+        node.data_dir.mkdir(parents=True)
+        (node.data_dir / "meta.properties").write_text(f"#\nnode.id={node.node_id}\ncluster.id={cluster}\n")
+    assert stored_cluster_id(nodes) == "abc"
+    (nodes[2].data_dir / "meta.properties").write_text("cluster.id=other\n")
+    with pytest.raises(StackError, match=r"not one cluster's.*streamrec up --fresh"):
+        stored_cluster_id(nodes)
+    (nodes[2].data_dir / "meta.properties").unlink()  # one node never formatted
+    with pytest.raises(StackError, match="not one cluster's"):
+        stored_cluster_id(nodes)
+
+
 @pytest.mark.integration
-def test_a_second_stack_in_the_same_state_dir_starts_its_broker_afresh(tmp_path: Path) -> None:
-    """`streamrec up` again after `down`: the first run's Kafka storage (another cluster id) is no obstacle."""
+def test_a_second_stack_in_the_same_state_dir_resumes_its_broker_and_fresh_empties_it(tmp_path: Path) -> None:
+    """`streamrec up` again after `down`: the first run's Kafka storage (its cluster id, its topics) is resumed on
+    the new run's ports; `fresh` starts with none of it."""
     from confluent_kafka.admin import AdminClient
 
     from streamrec.devstack.localstack import LocalStack
+    from streamrec.devstack.stack import create_topics
 
-    for _ in range(2):
+    for run, fresh in enumerate((False, False, True)):
         with LocalStack(state_dir=tmp_path) as stack:
-            bootstrap = stack.start_broker()
-            assert AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).brokers
+            bootstrap = stack.start_broker(fresh=fresh)
+            topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+            if run == 0:
+                assert "streamrec.events" not in topics
+                create_topics(bootstrap, partitions=2)
+            elif not fresh:
+                assert len(topics["streamrec.events"].partitions) == 2  # kept from the first run
+            else:
+                assert "streamrec.events" not in topics

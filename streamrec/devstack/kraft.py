@@ -3,6 +3,7 @@
 Every node is broker and controller at once (no ZooKeeper, no separate controllers) and listens on loopback
 only. One node makes the default stack; three make the cluster of the fault tests (replication factor 3,
 `min.insync.replicas` 2). The quorum is static (`controller.quorum.voters`), so one code path serves both.
+Storage an earlier run formatted is resumed with its cluster id on the new run's ports (`stored_cluster_id`).
 Processes are started by `streamrec.devstack.localstack.LocalStack`, which owns every child's lifetime.
 """
 
@@ -96,11 +97,44 @@ def plan_nodes(root: Path, count: int, ports: Sequence[int]) -> list[KraftNode]:
     return [KraftNode(i + 1, ports[2 * i], ports[2 * i + 1], root / f"kafka-{i + 1}") for i in range(count)]
 
 
-def prepare_node(dist: KafkaDist, node: KraftNode, voters: Sequence[KraftNode], cluster_id: str) -> None:
-    """Write the node's configuration and format its storage (a no-op for storage formatted before)."""
+def write_config(node: KraftNode, voters: Sequence[KraftNode]) -> None:
+    """The node's server.properties for this run's ports (a resumed node gets new ones: see `stored_cluster_id`)."""
     node.directory.mkdir(parents=True, exist_ok=True)
     lines = [f"{key}={value}" for key, value in node_properties(node, voters).items()]
     node.config_path.write_text("\n".join(lines) + "\n")
+
+
+def stored_cluster_id(nodes: Sequence[KraftNode]) -> str | None:
+    """The cluster id the nodes' storage was formatted with, or None when none of it is formatted yet.
+
+    Resuming such storage on other ports works because the quorum is static: the voters' endpoints come from
+    `controller.quorum.voters` in each run's configuration (kraft.version 0), not from the metadata log, and a
+    broker registers its new listeners when it starts. Storage formatted for part of the nodes only, or for
+    several clusters, cannot be resumed: a StackError says so.
+    """
+    ids = {node.node_id: _meta_properties(node).get("cluster.id") for node in nodes}
+    found = set(ids.values())
+    if found == {None}:
+        return None
+    if len(found) == 1:
+        return found.pop()
+    raise StackError(
+        f"the Kafka storage under {nodes[0].directory.parent} is not one cluster's (cluster ids by node: {ids}); "
+        "start afresh (streamrec up --fresh) or remove those kafka-* folders"
+    )
+
+
+def _meta_properties(node: KraftNode) -> dict[str, str]:
+    path = node.data_dir / "meta.properties"
+    if not path.is_file():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def prepare_node(dist: KafkaDist, node: KraftNode, voters: Sequence[KraftNode], cluster_id: str) -> None:
+    """Write the node's configuration and format its storage (a no-op for storage formatted before)."""
+    write_config(node, voters)
     argv = [
         java_binary(),
         *TOOL_JVM_FLAGS,

@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamrec.devstack.kafka_dist import ensure_kafka
-from streamrec.devstack.kraft import broker_argv, kafka_answers, new_cluster_id, plan_nodes, prepare_node
+from streamrec.devstack.kraft import (
+    broker_argv,
+    kafka_answers,
+    new_cluster_id,
+    plan_nodes,
+    prepare_node,
+    stored_cluster_id,
+    write_config,
+)
 from streamrec.errors import StackError
 
 log = logging.getLogger(__name__)
@@ -78,6 +86,9 @@ class Service:
     process: subprocess.Popen[bytes]
     address: str
     log_path: Path
+    argv: tuple[str, ...] = ()  # as given to `spawn`: what `respawn` runs again
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    started_s: float = field(default_factory=time.monotonic)  # time.monotonic() at the spawn
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -132,10 +143,18 @@ class LocalStack:
             start_new_session=True,  # Ctrl-C reaches us once; we stop children in order
         )
         log_file.close()
-        self.services[name] = Service(name, process, address, log_path)
+        self.services[name] = Service(name, process, address, log_path, tuple(argv), dict(env or {}))
         if ready is None:
             return self.services[name]
         return self.wait_ready(name, ready, timeout_s)
+
+    def respawn(self, name: str) -> Service:
+        """Start a service that exited again, with the same command line and environment (its log goes on);
+        the caller decides when it is ready again."""
+        old = self.services[name]
+        if old.alive():
+            raise StackError(f"{name} is still running (pid {old.process.pid})")
+        return self.spawn(name, old.argv, old.address, ready=None, env=old.env)
 
     def wait_ready(self, name: str, ready: Callable[[], bool], timeout_s: float = START_TIMEOUT_S) -> Service:
         service = self.services[name]
@@ -190,17 +209,27 @@ class LocalStack:
         self.stop()
 
     # -- the two external services ------------------------------------------------------------------------
-    def start_broker(self, nodes: int = 1) -> str:
+    def start_broker(self, nodes: int = 1, fresh: bool = False) -> str:
         """Apache Kafka in KRaft mode, `nodes` combined broker+controller processes (1, or 3 for replication
-        factor 3 with `min.insync.replicas` 2); returns the bootstrap addresses, comma-separated."""
+        factor 3 with `min.insync.replicas` 2); returns the bootstrap addresses, comma-separated.
+
+        Storage an earlier run formatted under this state dir (`streamrec up` after `down`) is resumed, with its
+        cluster id, topics and committed offsets, on this run's new ports; `fresh` removes it first."""
         dist = ensure_kafka()
         planned = plan_nodes(self.state_dir, nodes, [free_port() for _ in range(2 * nodes)])
-        cluster_id = new_cluster_id()
-        for node in planned:  # an earlier run's log under the same state dir (`streamrec up` again) belongs to
-            shutil.rmtree(node.directory, ignore_errors=True)  # another cluster id and other ports: start afresh
+        if fresh:
+            for node in planned:
+                shutil.rmtree(node.directory, ignore_errors=True)
         started = time.monotonic()
-        with ThreadPoolExecutor(nodes) as pool:  # each format is a JVM of its own: in parallel
-            list(pool.map(lambda node: prepare_node(dist, node, planned, cluster_id), planned))
+        cluster_id = stored_cluster_id(planned)
+        if cluster_id is not None:
+            log.info("resuming the Kafka storage of cluster %s in %s", cluster_id, self.state_dir)
+            for node in planned:
+                write_config(node, planned)
+        else:
+            cluster_id = new_cluster_id()
+            with ThreadPoolExecutor(nodes) as pool:  # each format is a JVM of its own: in parallel
+                list(pool.map(lambda node: prepare_node(dist, node, planned, cluster_id), planned))
         for node in planned:  # all first, then wait: a node of a cluster cannot answer before a quorum is up
             self.spawn(kafka_service(node.node_id, nodes), broker_argv(dist, node), node.address, ready=None)
         for node in planned:
@@ -218,13 +247,15 @@ class LocalStack:
         appendonly: bool = False,
         password: str | None = None,
         extra_args: Sequence[str] = (),
+        data_dir: Path | None = None,
     ) -> str:
-        """A redis-server that keeps nothing on disk unless `appendonly` (then a restart on the same port finds
-        its data again); `password` turns AUTH on; `extra_args` are more redis-server options (TLS, say).
-        Returns its redis:// URL (with the password, if any)."""
+        """A redis-server that keeps nothing on disk unless `appendonly` (then a restart with the same data
+        directory finds its data again: by default STATE_DIR/redis-PORT, so the same port); `password` turns
+        AUTH on; `extra_args` are more redis-server options (TLS, say). Returns its redis:// URL (with the
+        password, if any)."""
         port = port or free_port()
-        data_dir = self.state_dir / f"redis-{port}"
-        data_dir.mkdir(exist_ok=True)
+        data_dir = data_dir or self.state_dir / f"redis-{port}"
+        data_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             redis_server_binary(),
             "--port",
@@ -256,11 +287,12 @@ class LocalStack:
         name: str,
         module_args: Sequence[str],
         address: str,
-        ready: Callable[[], bool],
+        ready: Callable[[], bool] | None,
         env: dict[str, str] | None = None,
         timeout_s: float = 60.0,
     ) -> Service:
-        """Start one of our own entry points (`streamrec <module_args>`) with this interpreter."""
+        """Start one of our own entry points (`streamrec <module_args>`) with this interpreter (`ready` as for
+        `spawn`)."""
         argv = [sys.executable, "-m", "streamrec.cli", *module_args]
         return self.spawn(name, argv, address, ready, env=env, timeout_s=timeout_s)
 

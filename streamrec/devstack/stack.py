@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +20,8 @@ from streamrec.errors import StackError
 log = logging.getLogger(__name__)
 
 STACK_FILE = "stack.json"
+REDIS_DIR = "redis"  # STATE_DIR/redis: the append-only file of a stack that keeps its data (`up`)
+SCORER_START_TIMEOUT_S = 60.0
 TrainOn = Literal["auto", "synthetic"]
 # What `train_on="auto"` trains an empty registry on when the real data are there: the load test's model
 # (scenarios/yoochoose-1000eps.yaml), so a replay of the last day (`streamrec replay --data yoochoose-100k-test`)
@@ -28,17 +32,31 @@ REAL_EPOCHS = 3
 
 
 @dataclass
+class Member:
+    """One process of a group the stack runs several of (workers, scorers): how status and `down` find it."""
+
+    name: str  # "worker", "worker-1", ... / "scorer", "scorer-1", ...
+    pid: int
+    metrics: str  # host:port of its Prometheus /metrics
+    address: str = ""  # a scorer's gRPC host:port
+    restarts: int = 0  # times `streamrec up` restarted it after it died
+
+
+@dataclass
 class StackAddresses:
     kafka: str
     redis: str
-    grpc: str
+    grpc: str  # the scorers' host:port, comma-separated (every client here takes the list: streamrec.channels)
     registry: str
     project: str
     pid: int
     state_dir: str
-    processes: dict[str, int]
+    processes: dict[str, int]  # every service's name -> pid
     metrics: dict[str, str] = field(default_factory=dict)  # service name -> host:port of its Prometheus /metrics
     web: str = ""  # URL of the live page and storefront, when `streamrec up` serves them
+    workers: list[Member] = field(default_factory=list)
+    scorers: list[Member] = field(default_factory=list)
+    redis_cluster_nodes: list[str] = field(default_factory=list)  # host:port of each shard, for a Redis Cluster
 
     def write(self, state_dir: Path) -> Path:
         path = state_dir / STACK_FILE
@@ -49,7 +67,24 @@ class StackAddresses:
 
     @classmethod
     def read(cls, state_dir: Path) -> StackAddresses:
-        return cls(**json.loads((state_dir / STACK_FILE).read_text()))
+        data = json.loads((state_dir / STACK_FILE).read_text())
+        for group in ("workers", "scorers"):
+            data[group] = [Member(**m) for m in data.get(group, [])]
+        return cls(**data)
+
+    def members(self) -> list[Member]:
+        return [*self.workers, *self.scorers]
+
+    def restarted(self, name: str, pid: int) -> None:
+        """Record that `up` started `name` again as `pid`."""
+        self.processes[name] = pid
+        for member in self.members():
+            if member.name == name:
+                member.pid, member.restarts = pid, member.restarts + 1
+
+    def summary(self) -> dict[str, str]:
+        """The addresses `up` prints on one line."""
+        return {"kafka": self.kafka, "redis": self.redis, "grpc": self.grpc, "web": self.web}
 
 
 @dataclass(frozen=True)
@@ -65,6 +100,9 @@ class StackOptions:
     train_sessions: int = 4000  # synthetic training only
     train_epochs: int | None = None  # default: the trainer's for synthetic sessions, REAL_EPOCHS for real data
     workers: int = 1
+    scorers: int = 1  # behind one comma-separated address list, balanced round robin by every client
+    keep_data: bool = False  # Redis keeps its keys in an append-only file in STATE_DIR/redis (`up`: resumable)
+    fresh: bool = False  # remove the broker's and Redis's data in the state dir first (`up --fresh`)
     processing_guarantee: str = "at_least_once"  # the worker's (StreamSettings.processing_guarantee)
     feast_apply: bool = False  # `up` and `demo` register the Feast repository; most tests need not pay ~10 s
 
@@ -163,26 +201,40 @@ def service_env(kafka: str, redis_url: str, grpc_address: str, registry: Path, o
 def start_stack(stack: LocalStack, options: StackOptions = StackOptions()) -> StackAddresses:
     """Start everything into `stack` (which stops it all again) and return the addresses."""
     registry = options.registry or stack.state_dir / "registry"
+    if options.fresh:
+        remove_data(stack.state_dir)
     kafka = stack.start_broker()
-    redis_url = stack.start_redis()
+    redis_url = (
+        stack.start_redis(appendonly=True, data_dir=stack.state_dir / REDIS_DIR)
+        if options.keep_data
+        else stack.start_redis()
+    )
     create_topics(kafka, options.partitions)
     log.info("%s", ensure_model(registry, options))
     if options.feast_apply:
         apply_feature_repo(options.project, redis_url, stack.state_dir / "feast")
-    grpc_port = free_port()
-    grpc_address = f"127.0.0.1:{grpc_port}"
+    scorers = [
+        Member(name, 0, f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
+        for name in member_names("scorer", options.scorers)
+    ]
+    workers = [Member(name, 0, f"127.0.0.1:{free_port()}") for name in member_names("worker", options.workers)]
+    grpc_address = ",".join(s.address for s in scorers)
     env = service_env(kafka, redis_url, grpc_address, registry, options)
-    metrics = {name: f"127.0.0.1:{free_port()}" for name in ["scorer", *worker_names(options.workers)]}
-    scorer_env = {**env, "STREAMREC_SERVING_METRICS_PORT": metrics["scorer"].rsplit(":", 1)[1]}
-    start_scorer(stack, scorer_env, grpc_address)
-    for name in worker_names(options.workers):
+    for scorer in scorers:  # all first, then wait: each loads its model meanwhile
+        scorer_env = {**env, "STREAMREC_SERVING_METRICS_PORT": port_of(scorer.metrics)}
+        start_scorer(stack, scorer_env, scorer.address, scorer.name, wait=False)
+    for scorer in scorers:
+        stack.wait_ready(scorer.name, functools.partial(scorer_ready, scorer.address), SCORER_START_TIMEOUT_S)
+    for worker in workers:
         worker_env = {
             **env,
-            "STREAMREC_STREAM_DATA_DIR": str(stack.state_dir / name),
-            "STREAMREC_STREAM_METRICS_PORT": metrics[name].rsplit(":", 1)[1],
+            "STREAMREC_STREAM_DATA_DIR": str(stack.state_dir / worker.name),
+            "STREAMREC_STREAM_METRICS_PORT": port_of(worker.metrics),
         }
-        stack.python_module(name, ["worker"], kafka, lambda: True, env=worker_env)
+        stack.python_module(worker.name, ["worker"], kafka, lambda: True, env=worker_env)
     wait_worker_ready(stack, kafka, redis_url, options.project)
+    for member in (*scorers, *workers):
+        member.pid = stack.services[member.name].process.pid
     return StackAddresses(
         kafka=kafka,
         redis=redis_url,
@@ -192,12 +244,33 @@ def start_stack(stack: LocalStack, options: StackOptions = StackOptions()) -> St
         pid=os.getpid(),
         state_dir=str(stack.state_dir),
         processes={name: s.process.pid for name, s in stack.services.items()},
-        metrics=metrics,
+        metrics={m.name: m.metrics for m in (*scorers, *workers)},
+        workers=workers,
+        scorers=scorers,
     )
 
 
+def member_names(kind: str, count: int) -> list[str]:
+    """ "worker", "worker-1", ...: the first keeps the plain name that single-process stacks always had."""
+    return [kind if n == 0 else f"{kind}-{n}" for n in range(count)]
+
+
 def worker_names(workers: int) -> list[str]:
-    return ["worker" if n == 0 else f"worker-{n}" for n in range(workers)]
+    return member_names("worker", workers)
+
+
+def port_of(address: str) -> str:
+    return address.rsplit(":", 1)[1]
+
+
+def remove_data(state_dir: Path) -> None:
+    """The broker's storage (topics, offsets, KRaft metadata), Redis's append-only file and the workers' local
+    data under `state_dir`; the model registry, the Feast registry and the logs stay."""
+    doomed = [*state_dir.glob("kafka-*"), state_dir / REDIS_DIR, *state_dir.glob("worker*")]
+    for path in doomed:
+        if path.is_dir():
+            log.info("removing %s", path)
+            shutil.rmtree(path)
 
 
 def apply_feature_repo(project: str, redis_url: str, state_dir: Path) -> None:
@@ -228,10 +301,13 @@ def create_topics(bootstrap: str, partitions: int, replication: int = 1) -> None
             log.debug("topic %s exists", topic)
 
 
-def start_scorer(stack: LocalStack, env: dict[str, str], address: str, name: str = "scorer") -> Service:
-    """A scorer process (`streamrec serve`) listening on `address`, once it reports SERVING."""
-    port = address.rsplit(":", 1)[1]
-    return stack.python_module(name, ["serve", "--port", port], address, lambda: scorer_ready(address), env=env)
+def start_scorer(
+    stack: LocalStack, env: dict[str, str], address: str, name: str = "scorer", wait: bool = True
+) -> Service:
+    """A scorer process (`streamrec serve`) listening on `address`, once it reports SERVING (unless not `wait`:
+    then `stack.wait_ready(name, ...)` is the caller's)."""
+    ready = functools.partial(scorer_ready, address) if wait else None
+    return stack.python_module(name, ["serve", "--port", port_of(address)], address, ready, env=env)
 
 
 def scorer_ready(address: str) -> bool:

@@ -10,10 +10,20 @@ from pathlib import Path
 import pytest
 import redis
 
+from streamrec.devstack.stack import Member
 from streamrec.errors import ConfigError
-from streamrec.observe.checks import DEGRADED, DOWN, UP, Component, StackStatus, check_redis, check_workers
+from streamrec.observe.checks import (
+    DEGRADED,
+    DOWN,
+    UP,
+    Component,
+    StackStatus,
+    check_redis,
+    check_workers,
+    shard_url,
+)
 from streamrec.observe.cli import register, resolve_targets
-from streamrec.observe.config import Targets, read_stack_file, redact, targets_from_stack
+from streamrec.observe.config import Targets, read_stack_file, redact, targets_from_stack, with_current_members
 from streamrec.observe.kafka_lag import BrokerReport, partition_lag
 from streamrec.observe.report import EXIT_DOWN, EXIT_LAGGING, EXIT_OK, exit_code, render_table, to_json
 
@@ -112,6 +122,49 @@ def test_workers_from_heartbeats(redis_url: str, project: str) -> None:
     blind = check_workers(Targets("k", redis_url, "g", project, worker_metrics=("127.0.0.1:1",)), 4, 2.0)
     assert blind.state == DEGRADED and "metrics down" in blind.summary
     client.close()
+
+
+def test_each_worker_of_a_stack_file_is_named_with_its_heartbeat(redis_url: str, project: str) -> None:
+    """`streamrec up` lists its workers by name and pid; one without a heartbeat (being restarted) degrades."""
+    data = {"kafka": "k:1", "redis": redis_url, "grpc": "g:1,g:2", "project": project}
+    data["workers"] = [
+        {"name": "worker", "pid": 42, "metrics": "127.0.0.1:1", "restarts": 0},
+        {"name": "worker-1", "pid": 43, "metrics": "", "restarts": 2},
+    ]
+    data["scorers"] = [{"name": "scorer", "pid": 7, "metrics": "m:1", "address": "g:1"}]
+    data["redis_cluster_nodes"] = ["127.0.0.1:7001"]
+    targets = targets_from_stack(data)
+    assert targets.workers[1] == Member("worker-1", 43, "", restarts=2)
+    assert targets.scorers == (Member("scorer", 7, "m:1", "g:1"),)
+    assert targets.redis_cluster_nodes == ("127.0.0.1:7001",)
+    client = redis.Redis.from_url(redis_url)
+    beat(client, project, "host-1", [0, 1, 2, 3])  # pid 42: the stack's "worker"
+    client.close()
+    workers = check_workers(targets, 4, 2.0)
+    assert workers.state == DEGRADED and "no heartbeat from worker-1 (pid 43)" in workers.summary
+    named = {m["name"]: m for m in workers.details["members"]}
+    assert named["worker"]["heartbeat"] == "host-1" and named["worker"]["partitions"] == [0, 1, 2, 3]
+    assert named["worker-1"]["heartbeat"] is None and named["worker-1"]["restarts"] == 2
+    table = render_table(StackStatus([workers], BrokerReport(ok=True, group="g"), 0))
+    assert "worker-1: pid 43, no heartbeat" in table and "worker: pid 42, partitions [0, 1, 2, 3]" in table
+
+
+def test_the_members_are_read_again_from_the_stack_file(tmp_path: Path) -> None:
+    """The live page keeps its Targets while `up` restarts a worker and rewrites stack.json with the new pid."""
+    data: dict = {"kafka": "k:1", "redis": "redis://r:2/0", "grpc": "g:1", "state_dir": str(tmp_path)}
+    data["workers"] = [{"name": "worker", "pid": 42, "metrics": "m:1"}]
+    (tmp_path / "stack.json").write_text(json.dumps(data))
+    targets = read_stack_file(tmp_path)
+    data["workers"][0] |= {"pid": 43, "restarts": 1}
+    (tmp_path / "stack.json").write_text(json.dumps(data))
+    assert with_current_members(targets).workers == (Member("worker", 43, "m:1", restarts=1),)
+    (tmp_path / "stack.json").unlink()  # the stack stopped: what was known stays
+    assert with_current_members(targets) == targets
+
+
+def test_a_shard_is_reached_with_the_url_s_scheme_and_credentials() -> None:
+    assert shard_url("rediss://app:pw@seed:7000/0", "10.0.0.2:7001") == "rediss://app:pw@10.0.0.2:7001/0"
+    assert shard_url("redis://seed:7000/0", "h:7002") == "redis://h:7002/0"
 
 
 def test_redis_check(redis_url: str) -> None:
