@@ -20,7 +20,7 @@ from streamrec.observe.config import Targets, redact, with_current_members
 from streamrec.observe.kafka_lag import BrokerReport, check_broker
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
-from streamrec.redis import sync_client
+from streamrec.redis import ClusterTarget, is_cluster_url, sync_client
 
 UP, DEGRADED, DOWN = "up", "degraded", "down"  # degraded: works, but something an operator should look at
 
@@ -196,7 +196,8 @@ def collect(targets: Targets, timeout_s: float = 3.0) -> StackStatus:
         broker = pool.submit(
             check_broker, targets.kafka, targets.topic, targets.group, timeout_s, targets.credentials.kafka_config()
         )
-        redis_checks = [pool.submit(check_redis, targets.redis, timeout_s)]
+        whole = check_redis_cluster if is_cluster_url(targets.redis) else check_redis
+        redis_checks = [pool.submit(whole, targets.redis, timeout_s)]
         redis_checks += [  # a Redis Cluster: each shard too, by the URL's scheme and credentials
             pool.submit(check_redis, shard_url(targets.redis, node), timeout_s, f"redis {node}")
             for node in targets.redis_cluster_nodes
@@ -216,10 +217,36 @@ def collect(targets: Targets, timeout_s: float = 3.0) -> StackStatus:
 
 
 def shard_url(url: str, node: str) -> str:
-    """`url` (scheme, user, password) pointed at one shard's host:port."""
+    """`url` (scheme, user, password) pointed at one shard's host:port (a plain redis:// URL for a cluster's)."""
     parts = urlsplit(url)
     auth = parts.netloc.rpartition("@")[0]
-    return urlunsplit((parts.scheme, f"{auth}@{node}" if auth else node, "/0", parts.query, ""))
+    scheme = parts.scheme.removesuffix("+cluster")
+    return urlunsplit((scheme, f"{auth}@{node}" if auth else node, "/0", parts.query, ""))
+
+
+def check_redis_cluster(url: str, timeout_s: float) -> Component:
+    """A Redis Cluster as a whole: its state and slot coverage as the first node that answers sees them."""
+    target = ClusterTarget.from_url(url)
+    failures = []
+    for seed in target.seeds:
+        client = sync_client(seed, timeout_s)
+        try:
+            info = client.execute_command("CLUSTER", "INFO").decode()
+        except redis.RedisError as exc:
+            failures.append(f"{seed.address}: {exc}")
+            continue
+        finally:
+            client.close()
+        fields = dict(line.split(":", 1) for line in info.strip().splitlines() if ":" in line)
+        details = {
+            "url": redact(url),
+            **{k: fields.get(k) for k in ("cluster_state", "cluster_slots_ok", "cluster_size")},
+        }
+        if fields.get("cluster_state") != "ok":
+            return Component("redis", DOWN, f"cluster {fields.get('cluster_state')}", details)
+        summary = f"cluster ok, {fields.get('cluster_size')} primaries, {fields.get('cluster_slots_ok')} slots served"
+        return Component("redis", UP, summary, details)
+    return Component("redis", DOWN, f"down: no node answers ({'; '.join(failures)})", {"url": redact(url)})
 
 
 def _metrics_up(endpoint: str, timeout_s: float) -> bool:

@@ -27,9 +27,10 @@ def _serve(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from streamrec.up import run_detached, run_foreground, up_options
 
+    options = up_options(args.state_dir, args.workers, args.scorers, args.fresh, args.redis_cluster)
     if args.detach:
-        return run_detached(args.state_dir, args.workers, args.scorers, args.fresh)
-    return run_foreground(args.state_dir, up_options(args.state_dir, args.workers, args.scorers, args.fresh))
+        return run_detached(args.state_dir, options)
+    return run_foreground(args.state_dir, options)
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -81,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=_positive, default=1, help="stream worker processes (default 1)")
     p.add_argument("--scorers", type=_positive, default=1, help="scorer processes behind one address list (default 1)")
+    p.add_argument(
+        "--redis-cluster",
+        type=int,
+        default=0,
+        metavar="N",
+        help="a Redis Cluster of N primaries, each with a replica, instead of one Redis (default: one Redis)",
+    )
     p.add_argument("--fresh", action="store_true", help="remove the state dir's broker and Redis data first")
     p.set_defaults(handler=_up)
 

@@ -22,10 +22,13 @@ DETACH_TIMEOUT_S = 300.0  # first start may train a model
 STOP_TIMEOUT_S = 30.0
 
 
-def up_options(state_dir: Path, workers: int = 1, scorers: int = 1, fresh: bool = False) -> StackOptions:
+def up_options(
+    state_dir: Path, workers: int = 1, scorers: int = 1, fresh: bool = False, redis_cluster: int = 0
+) -> StackOptions:
     """The stack `up` starts: its registry in `state_dir`, trained when empty on the real clickstream when
     ../shared/data has it, else on synthetic sessions (`train_on="auto"`), and the Feast repository applied.
-    Its broker and Redis keep their data in `state_dir`, so the next `up` resumes them (`fresh`: starts empty)."""
+    Its broker and Redis keep their data in `state_dir`, so the next `up` resumes them (`fresh`: starts empty);
+    `redis_cluster` N > 0 runs a Redis Cluster of N primaries, each with a replica, instead of one Redis."""
     return StackOptions(
         registry=state_dir / "registry",
         train_on="auto",
@@ -34,6 +37,7 @@ def up_options(state_dir: Path, workers: int = 1, scorers: int = 1, fresh: bool 
         scorers=scorers,
         keep_data=True,
         fresh=fresh,
+        redis_cluster=redis_cluster,
     )
 
 
@@ -83,6 +87,9 @@ def run_foreground(state_dir: Path, options: StackOptions | None = None) -> int:
             say(f"{service.name} started again (pid {service.process.pid}, restart {restarts})")
 
         names = [m.name for m in addresses.members()]
+        # a Redis Cluster node (redis-PORT) comes back on its port and data dir and rejoins: its replica has
+        # taken over meanwhile; one Redis ("redis") holds all the data and is not restarted behind its clients
+        names += [name for name in stack.services if name.startswith("redis-")]
         supervisor = Supervisor(stack, names, say, restarted)
         try:
             while not stop.wait(0.2):
@@ -97,14 +104,15 @@ def run_foreground(state_dir: Path, options: StackOptions | None = None) -> int:
     return 0
 
 
-def run_detached(state_dir: Path, workers: int = 1, scorers: int = 1, fresh: bool = False) -> int:
+def run_detached(state_dir: Path, options: StackOptions) -> int:
     """Start `streamrec up` as a background supervisor and return once its stack.json is written."""
     state_dir.mkdir(parents=True, exist_ok=True)
     refuse_if_running(state_dir)
     stack_file = state_dir / STACK_FILE
     log_path = state_dir / "up.log"
     argv = [sys.executable, "-m", "streamrec.cli", "up", "--state-dir", str(state_dir)]
-    argv += ["--workers", str(workers), "--scorers", str(scorers), *(["--fresh"] if fresh else [])]
+    argv += ["--workers", str(options.workers), "--scorers", str(options.scorers)]
+    argv += ["--redis-cluster", str(options.redis_cluster), *(["--fresh"] if options.fresh else [])]
     with log_path.open("ab") as log:
         supervisor = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True

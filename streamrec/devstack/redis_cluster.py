@@ -9,11 +9,13 @@ a 1 s node timeout (a killed primary is failed over within seconds), replicas th
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import redis
@@ -23,6 +25,7 @@ from streamrec.errors import StackError
 
 SLOTS = 16384
 BUS_PORT_OFFSET = 10_000
+LAYOUT_FILE = "cluster.json"  # in a kept cluster's data dir: its nodes, ports and roles, to start it again
 NODE_TIMEOUT_MS = 1000
 FORM_TIMEOUT_S = 30.0
 
@@ -42,23 +45,31 @@ class RedisClusterInfo:
 
 
 def start_redis_cluster(
-    stack: LocalStack, primaries: int = 3, replicas_per_primary: int = 1, appendonly: bool = False
+    stack: LocalStack,
+    primaries: int = 3,
+    replicas_per_primary: int = 1,
+    appendonly: bool = False,
+    data_dir: Path | None = None,
 ) -> RedisClusterInfo:
-    """Start `primaries` x (1 + `replicas_per_primary`) redis-servers in cluster mode and form the cluster."""
+    """Start `primaries` x (1 + `replicas_per_primary`) redis-servers in cluster mode and form the cluster.
+
+    With `data_dir` (and `appendonly`) the cluster keeps its data there: a later call with the same `data_dir`
+    starts the same nodes on the same ports (a cluster's nodes find each other by the addresses in their
+    nodes.conf) and waits for the cluster to be ok again, instead of forming a new one."""
     if primaries < 1:
         raise StackError("a Redis Cluster needs at least one primary")
+    base = data_dir or stack.state_dir
+    base.mkdir(parents=True, exist_ok=True)
+    saved = base / LAYOUT_FILE
+    if data_dir is not None and saved.exists():
+        return _resume(stack, base, RedisClusterInfo(**json.loads(saved.read_text())), primaries, appendonly)
     ports = node_ports(primaries * (1 + replicas_per_primary))
     addresses = [f"127.0.0.1:{port}" for port in ports]
-    services = {address: f"redis-{address.rsplit(':', 1)[1]}" for address in addresses}
-    for port, address in zip(ports, addresses, strict=True):
-        stack.spawn(services[address], node_argv(stack, port, appendonly), address, ready=None)
-    for port, address in zip(ports, addresses, strict=True):
-        stack.wait_ready(services[address], lambda port=port: _answers(port))  # type: ignore[misc]
-    clients = {
-        address: redis.Redis(port=port, socket_timeout=5) for port, address in zip(ports, addresses, strict=True)
-    }
     primary_addresses = addresses[:primaries]
     replica_of = {addresses[primaries + i]: primary_addresses[i % primaries] for i in range(len(addresses) - primaries)}
+    services = {address: f"redis-{address.rsplit(':', 1)[1]}" for address in addresses}
+    info = RedisClusterInfo(f"redis+cluster://{','.join(primary_addresses)}/0", primary_addresses, replica_of, services)
+    clients = _start_nodes(stack, base, info, appendonly)
     _assign_slots(clients, primary_addresses)
     _meet(clients, ports[0])
     ids = {address: client.execute_command("CLUSTER", "MYID").decode() for address, client in clients.items()}
@@ -67,7 +78,40 @@ def start_redis_cluster(
     _wait_formed(clients, replica_of)
     for client in clients.values():
         client.close()
-    return RedisClusterInfo(f"redis+cluster://{','.join(primary_addresses)}/0", primary_addresses, replica_of, services)
+    if data_dir is not None:
+        saved.write_text(json.dumps(asdict(info), indent=2))
+    return info
+
+
+def _start_nodes(stack: LocalStack, base: Path, info: RedisClusterInfo, appendonly: bool) -> dict[str, redis.Redis]:
+    ports = {address: int(address.rsplit(":", 1)[1]) for address in info.nodes}
+    for address, port in ports.items():
+        stack.spawn(info.services[address], node_argv(base, port, appendonly), address, ready=None)
+    for address, port in ports.items():
+        stack.wait_ready(info.services[address], lambda port=port: _answers(port))  # type: ignore[misc]
+    return {address: redis.Redis(port=port, socket_timeout=5) for address, port in ports.items()}
+
+
+def _resume(
+    stack: LocalStack, base: Path, info: RedisClusterInfo, primaries: int, appendonly: bool
+) -> RedisClusterInfo:
+    if len(info.primaries) != primaries:
+        raise StackError(
+            f"{base} holds a Redis Cluster of {len(info.primaries)} primaries, not {primaries}: start it with "
+            f"{len(info.primaries)}, or with --fresh to make a new one"
+        )
+    taken = [a for a in info.nodes if not _bindable(int(a.rsplit(":", 1)[1]))]
+    if taken:
+        raise StackError(f"the Redis Cluster in {base} needs its ports again, and {taken} are in use (or use --fresh)")
+    clients = _start_nodes(stack, base, info, appendonly)
+    _until(lambda: all(_state_ok(client) for client in clients.values()), "the resumed cluster to be ok")
+    for client in clients.values():
+        client.close()
+    return info
+
+
+def _state_ok(client: redis.Redis) -> bool:
+    return "cluster_state:ok" in client.execute_command("CLUSTER", "INFO").decode()
 
 
 def node_ports(count: int) -> list[int]:
@@ -89,8 +133,8 @@ def _bindable(port: int) -> bool:
         return True
 
 
-def node_argv(stack: LocalStack, port: int, appendonly: bool) -> list[str]:
-    data_dir = stack.state_dir / f"redis-cluster-{port}"
+def node_argv(base: Path, port: int, appendonly: bool) -> list[str]:
+    data_dir = base / f"node-{port}"
     data_dir.mkdir(exist_ok=True)
     return [
         redis_server_binary(),

@@ -15,12 +15,14 @@ from typing import Literal
 from streamrec.artifact import current_version, list_versions, load_manifest
 from streamrec.config import EVENTS_TOPIC
 from streamrec.devstack.localstack import LocalStack, Service, free_port
+from streamrec.devstack.redis_cluster import start_redis_cluster
 from streamrec.errors import StackError
 
 log = logging.getLogger(__name__)
 
 STACK_FILE = "stack.json"
 REDIS_DIR = "redis"  # STATE_DIR/redis: the append-only file of a stack that keeps its data (`up`)
+REDIS_CLUSTER_DIR = "redis-cluster"  # STATE_DIR/redis-cluster: its nodes' data and layout, for `up --redis-cluster`
 SCORER_START_TIMEOUT_S = 60.0
 TrainOn = Literal["auto", "synthetic"]
 # What `train_on="auto"` trains an empty registry on when the real data are there: the load test's model
@@ -103,6 +105,7 @@ class StackOptions:
     scorers: int = 1  # behind one comma-separated address list, balanced round robin by every client
     keep_data: bool = False  # Redis keeps its keys in an append-only file in STATE_DIR/redis (`up`: resumable)
     fresh: bool = False  # remove the broker's and Redis's data in the state dir first (`up --fresh`)
+    redis_cluster: int = 0  # primaries of a Redis Cluster (each with a replica) instead of one Redis; 0: one Redis
     processing_guarantee: str = "at_least_once"  # the worker's (StreamSettings.processing_guarantee)
     feast_apply: bool = False  # `up` and `demo` register the Feast repository; most tests need not pay ~10 s
 
@@ -204,11 +207,7 @@ def start_stack(stack: LocalStack, options: StackOptions = StackOptions()) -> St
     if options.fresh:
         remove_data(stack.state_dir)
     kafka = stack.start_broker()
-    redis_url = (
-        stack.start_redis(appendonly=True, data_dir=stack.state_dir / REDIS_DIR)
-        if options.keep_data
-        else stack.start_redis()
-    )
+    redis_url, redis_nodes = start_online_store(stack, options)
     create_topics(kafka, options.partitions)
     log.info("%s", ensure_model(registry, options))
     if options.feast_apply:
@@ -247,7 +246,20 @@ def start_stack(stack: LocalStack, options: StackOptions = StackOptions()) -> St
         metrics={m.name: m.metrics for m in (*scorers, *workers)},
         workers=workers,
         scorers=scorers,
+        redis_cluster_nodes=redis_nodes,
     )
+
+
+def start_online_store(stack: LocalStack, options: StackOptions) -> tuple[str, list[str]]:
+    """One redis-server, or a Redis Cluster of `options.redis_cluster` primaries with a replica each: its URL,
+    and every node's host:port (none for one Redis). With `keep_data` the data live in the state dir."""
+    if options.redis_cluster:
+        kept = stack.state_dir / REDIS_CLUSTER_DIR if options.keep_data else None
+        cluster = start_redis_cluster(stack, options.redis_cluster, 1, appendonly=options.keep_data, data_dir=kept)
+        return cluster.url, cluster.nodes
+    if options.keep_data:
+        return stack.start_redis(appendonly=True, data_dir=stack.state_dir / REDIS_DIR), []
+    return stack.start_redis(), []
 
 
 def member_names(kind: str, count: int) -> list[str]:
@@ -266,7 +278,8 @@ def port_of(address: str) -> str:
 def remove_data(state_dir: Path) -> None:
     """The broker's storage (topics, offsets, KRaft metadata), Redis's append-only file and the workers' local
     data under `state_dir`; the model registry, the Feast registry and the logs stay."""
-    doomed = [*state_dir.glob("kafka-*"), state_dir / REDIS_DIR, *state_dir.glob("worker*")]
+    redis_data = [state_dir / REDIS_DIR, state_dir / REDIS_CLUSTER_DIR]
+    doomed = [*state_dir.glob("kafka-*"), *redis_data, *state_dir.glob("worker*")]
     for path in doomed:
         if path.is_dir():
             log.info("removing %s", path)

@@ -5,8 +5,9 @@ A worker or scorer that exits (a crash, an out-of-memory kill, kill -9) is start
 line and environment after a delay that begins at `FIRST_DELAY_S` and doubles up to `MAX_DELAY_S`; once a
 process has run for `STEADY_AFTER_S` its next failure starts from the first delay again. Nothing is lost
 meanwhile: a worker's partitions go to the others (or wait in Kafka), and clients spread over the scorers skip a
-dead one. The broker and Redis are not restarted here: they hold the stack's data, and a stack without them
-cannot serve, so their exit is reported as fatal and the supervisor stops everything.
+dead one. The broker and a single Redis are not restarted here: they hold the stack's data, and a stack without
+them cannot serve, so their exit is reported as fatal and the supervisor stops everything. The nodes of a Redis
+Cluster are restartable (`up` names them): a replica has taken over the dead one's slots, and the node rejoins.
 
 `Supervisor.check()` is called from the supervisor's main thread: children are spawned with PR_SET_PDEATHSIG,
 which fires when the *thread* that spawned them ends, so they must all come from the one thread that lives as

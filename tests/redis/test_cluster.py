@@ -6,15 +6,25 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 import redis
 
-from streamrec.devstack.redis_cluster import RedisClusterInfo
-from streamrec.errors import ConfigError
+from streamrec.devstack.localstack import LocalStack
+from streamrec.devstack.redis_cluster import RedisClusterInfo, start_redis_cluster
+from streamrec.errors import ConfigError, StackError
 from streamrec.features.aggregate_layout import CLUSTER_SHARDS, item_key, prefixes, shard_of
 from streamrec.features.session_store import SessionState, recs_key, session_key
-from streamrec.redis import ClusterRedis, ClusterTarget, FastRedis, Script, connect, execute_with_scripts
+from streamrec.redis import (
+    ClusterRedis,
+    ClusterTarget,
+    FastRedis,
+    Script,
+    connect,
+    execute_with_scripts,
+    sync_cluster_client,
+)
 from streamrec.redis.cluster import slot_of
 from streamrec.stream.adapters import RedisStateStore
 from streamrec.stream.aggregates import AggregateApplier, AggregateInput, AppliedBatch, split_by_shard
@@ -193,3 +203,21 @@ def test_session_state_round_trips_through_the_cluster_in_one_slot_per_session(
 
     read = run(scenario())
     assert {s: len(state.items) for s, state in read.items()} == {s: i % 5 + 1 for i, s in enumerate(sessions)}
+
+
+def test_a_kept_cluster_starts_again_with_its_data_on_its_ports(tmp_path: Path) -> None:
+    kept = tmp_path / "redis-cluster"
+    with LocalStack(state_dir=tmp_path / "first") as stack:
+        first = start_redis_cluster(stack, primaries=3, replicas_per_primary=1, appendonly=True, data_dir=kept)
+        cluster = sync_cluster_client(first.url, 5)
+        cluster.mset_nonatomic({f"kept:{i}": i for i in range(100)})
+        cluster.close()
+    with LocalStack(state_dir=tmp_path / "second") as stack:
+        again = start_redis_cluster(stack, primaries=3, replicas_per_primary=1, appendonly=True, data_dir=kept)
+        cluster = sync_cluster_client(again.url, 5)
+        values = cluster.mget_nonatomic([f"kept:{i}" for i in range(100)])
+        cluster.close()
+        with pytest.raises(StackError, match="3 primaries, not 2"):
+            start_redis_cluster(stack, primaries=2, appendonly=True, data_dir=kept)
+    assert again.nodes == first.nodes
+    assert values == [str(i).encode() for i in range(100)]
