@@ -46,6 +46,7 @@ class ServingSettings(BaseSettings):
     )
     trending_refresh_s: float = Field(1.0, gt=0, description="how often trending items are read from Redis")
     metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port; 0 disables it")
+    metrics_host: str = Field("127.0.0.1", description="interface of /metrics (0.0.0.0: every one, in a container)")
     auth_tokens: SecretStr | None = Field(None, description='JSON {"token": ["recommend", "score"]}; unset = open')
     tls_cert_file: Path | None = Field(None, description="server certificate (PEM); with tls_key_file turns TLS on")
     tls_key_file: Path | None = None

@@ -349,7 +349,7 @@ def _bind(server: grpc.aio.Server, settings: ServingSettings) -> int:
 async def serve(settings: ServingSettings) -> None:
     """Run until SIGTERM/SIGINT, then drain: NOT_SERVING, in-flight calls finish within grace_s."""
     if settings.metrics_port:
-        metrics.serve(settings.metrics_port)
+        metrics.serve(settings.metrics_port, settings.metrics_host)
     sync_stop = threading.Event()
     if settings.registry_url:  # an edge scorer: pull verified versions from the remote registry into `registry`
         from streamrec.registry_sync import sync_forever, wait_for_model

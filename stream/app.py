@@ -320,7 +320,7 @@ def run_worker(settings: StreamSettings) -> int:
     """Run the worker in the foreground until SIGTERM/Ctrl-C (Faust handles both)."""
     app = create_app(settings)
     if settings.metrics_port:
-        metrics.serve(settings.metrics_port)
+        metrics.serve(settings.metrics_port, settings.metrics_host)
     from streamrec.logs import logging_config
 
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, logging_config=logging_config())

@@ -55,6 +55,7 @@ class StreamSettings(BaseSettings):
     data_dir: Path = Field(Path(".streamrec/worker"), description="Faust's local data directory")
     web_port: int = Field(0, ge=0, description="Faust web server port; 0 disables it")
     metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port; 0 disables it")
+    metrics_host: str = Field("127.0.0.1", description="interface of /metrics (0.0.0.0: every one, in a container)")
     redis_replicated_writes: int = Field(
         1, ge=0, description="on a Redis Cluster, writes wait for this many replicas of their primary (0: none)"
     )

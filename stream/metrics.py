@@ -126,5 +126,6 @@ def record(outcome: BatchOutcome, records: int, seconds: float) -> None:
         FORWARDED.inc(outcome.forwarded)
 
 
-def serve(port: int) -> None:
-    start_http_server(port, addr="0.0.0.0", registry=REGISTRY)
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """/metrics on host:port; loopback unless configured, since it tells anyone who asks about the traffic."""
+    start_http_server(port, addr=host, registry=REGISTRY)
