@@ -74,3 +74,23 @@ protos-check: setup
 
 clean:
 	rm -rf $(VENV) .streamrec .pytest_cache .mypy_cache .ruff_cache
+
+# Random credentials for docker-compose.yml (Redis and its replica, Kafka SASL, the scorer tokens, MinIO, Grafana),
+# hex so that they fit a redis:// URL and Feast's connection string. Written once, readable by you alone; an
+# existing file is kept, so running it again never changes the secrets of a running stack. Then
+#   docker compose --env-file .env --env-file $(COMPOSE_SECRETS) --profile core --profile edge up -d
+# (docs/deployment.md, "Security defaults"). `make clean` deletes .streamrec: keep a copy, or point this elsewhere.
+COMPOSE_SECRETS ?= .streamrec/compose.env
+
+.PHONY: compose-secrets
+compose-secrets:
+	@if [ -e "$(COMPOSE_SECRETS)" ]; then echo "$(COMPOSE_SECRETS) exists: kept (delete it to make new secrets)"; exit 0; fi; \
+	set -e; umask 077; mkdir -p "$(dir $(COMPOSE_SECRETS))"; \
+	hex() { head -c "$$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }; \
+	{ echo "# docker-compose.yml's secrets, made by make compose-secrets: never commit this file"; \
+	  for name in REDIS_PASSWORD REDIS_REPLICA_PASSWORD KAFKA_BROKER_PASSWORD KAFKA_CLIENT_PASSWORD \
+	    SCORER_WORKER_TOKEN SCORER_CLIENT_TOKEN GRAFANA_ADMIN_PASSWORD; do echo "$$name=$$(hex 32)"; done; \
+	  echo "MODEL_STORE_ACCESS_KEY=$$(hex 8)"; \
+	  echo "MODEL_STORE_SECRET_KEY=$$(hex 20)"; } > "$(COMPOSE_SECRETS).tmp"; \
+	mv "$(COMPOSE_SECRETS).tmp" "$(COMPOSE_SECRETS)"; \
+	echo "wrote $(COMPOSE_SECRETS) (MinIO's limits: access key 16, secret key 40 characters)"

@@ -1,25 +1,42 @@
 """docker-compose.yml agrees with the code: profiles, services, commands, ports, environment, volumes, health.
 
 No Docker engine runs here, so the file is checked by parsing it (variables substituted as compose does) against
-the settings classes and the real CLI parser.
+the settings classes and the real CLI parser. Its secrets are `${NAME:?...}` variables with no default: the
+tests give them random values, as `make compose-secrets` does, and check that compose refuses to start without
+them and that nothing is published without authentication (`exposure_problems`, tried on bad files too).
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import re
+import secrets
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from streamrec.cli import build_parser
 from streamrec.config import CoreSettings
 from streamrec.devstack.kafka_dist import kafka_version
+from streamrec.security import parse_tokens, scopes_of
 from streamrec.serving.config import DEFAULT_PORT
-from tests.deploy.settings_env import interpolate, parse_env, serving_settings, stream_settings, unknown_names
+from tests.deploy.settings_env import (
+    MissingVariable,
+    interpolate,
+    parse_env,
+    required_variables,
+    serving_settings,
+    stream_settings,
+    unknown_names,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -55,10 +72,36 @@ def dot_env() -> dict[str, str]:
     return {name.strip(): value.strip() for name, value in pairs}
 
 
+# The secrets compose refuses to start without, and the message it stops with
+SECRETS = {
+    "REDIS_PASSWORD",
+    "REDIS_REPLICA_PASSWORD",
+    "KAFKA_BROKER_PASSWORD",
+    "KAFKA_CLIENT_PASSWORD",
+    "SCORER_WORKER_TOKEN",
+    "SCORER_CLIENT_TOKEN",
+    "MODEL_STORE_ACCESS_KEY",
+    "MODEL_STORE_SECRET_KEY",
+    "GRAFANA_ADMIN_PASSWORD",
+}
+SECRETS_MESSAGE = "set by make compose-secrets, see docs/deployment.md"
+
+
+def made_secrets() -> dict[str, str]:
+    """Random values for every secret, like the file `make compose-secrets` writes."""
+    return {name: secrets.token_hex(16) for name in SECRETS}
+
+
 @pytest.fixture(scope="module")
-def services() -> dict[str, Any]:
-    """The services with every ${VARIABLE} from .env or at its default, as `docker compose config` would show them."""
-    return dict(interpolate(yaml.safe_load(COMPOSE.read_text()), dot_env())["services"])
+def compose_env() -> dict[str, str]:
+    """What compose reads: .env, and the secrets file passed with a second --env-file."""
+    return {**dot_env(), **made_secrets()}
+
+
+@pytest.fixture(scope="module")
+def services(compose_env: dict[str, str]) -> dict[str, Any]:
+    """The services with every ${VARIABLE} substituted, as `docker compose config` would show them."""
+    return dict(interpolate(yaml.safe_load(COMPOSE.read_text()), compose_env)["services"])
 
 
 def test_every_broker_runs_the_release_the_dev_stack_runs(services: dict[str, Any]) -> None:
@@ -76,8 +119,46 @@ def active(services: dict[str, Any], profiles: list[str]) -> set[str]:
     return {name for name, service in services.items() if set(service.get("profiles", [])) & set(profiles)}
 
 
-def argv(command: str | list[str]) -> list[str]:
+def argv(command: str | list[str] | None) -> list[str]:
+    if command is None:
+        return []
     return command if isinstance(command, list) else shlex.split(command)
+
+
+def option(args: list[str], flag: str) -> str | None:
+    """The value after `flag` in an argument list (None when the flag is absent)."""
+    return args[args.index(flag) + 1] if flag in args[:-1] else None
+
+
+def kafka_listeners(spec: str) -> list[tuple[str, str, int]]:
+    """KAFKA_LISTENERS as (name, host, port): `SASL://:9092` is ("SASL", "", 9092)."""
+    found = []
+    for listener in filter(None, spec.split(",")):
+        name, _, address = listener.partition("://")
+        host, _, port = address.rpartition(":")
+        found.append((name, host, int(port)))
+    return found
+
+
+def kafka_protocols(env: dict[str, Any]) -> dict[str, str]:
+    """Each listener's security protocol: the map's entry, else the name itself (PLAINTEXT, SASL_SSL, ...)."""
+    pairs = filter(None, str(env.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "")).split(","))
+    mapped = dict(pair.split(":", 1) for pair in pairs)
+    return {name: mapped.get(name, name) for name, _, _ in kafka_listeners(str(env.get("KAFKA_LISTENERS", "")))}
+
+
+def published(service: dict[str, Any]) -> list[tuple[str, int]]:
+    """(host address, container port) of every port a service publishes; "" is every address of the host."""
+    found: list[tuple[str, int]] = []
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):  # the long syntax
+            host, target = str(entry.get("host_ip", "")), str(entry["target"])
+        else:
+            parts = str(entry).split("/")[0].split(":")
+            host, target = (parts[0] if len(parts) == 3 else ""), parts[-1]
+        first, _, last = target.partition("-")
+        found.extend((host, port) for port in range(int(first), int(last or first) + 1))
+    return found
 
 
 def test_each_profile_holds_its_services(services: dict[str, Any]) -> None:
@@ -138,9 +219,12 @@ def test_workers_reach_the_brokers_redis_and_scorers(services: dict[str, Any]) -
         hosts = [address.split(":") for address in core.kafka_bootstrap.split(",")]
         assert [host for host, _ in hosts] == brokers
         for host, port in hosts:
-            assert f"PLAINTEXT://:{port}" in services[host]["environment"]["KAFKA_LISTENERS"]
-            assert services[host]["environment"]["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{host}:{port}"
-        assert core.redis_url.get_secret_value().startswith("redis://redis:6379/")
+            env = services[host]["environment"]
+            (listener,) = [name for name, _, p in kafka_listeners(env["KAFKA_LISTENERS"]) if p == int(port)]
+            assert env["KAFKA_ADVERTISED_LISTENERS"] == f"{listener}://{host}:{port}"
+            assert kafka_protocols(env)[listener] == core.kafka_security_protocol  # the worker speaks SASL to it
+        redis = urlsplit(core.redis_url.get_secret_value())
+        assert (redis.hostname, redis.port, redis.path) == ("redis", 6379, "/0")
         scorer_host, scorer_port = core.scorer_address.split(":")
         assert scorer_host == "scorer" and int(scorer_port) == DEFAULT_PORT
         assert core.topic_partitions == CoreSettings().topic_partitions
@@ -154,7 +238,8 @@ def test_scorers_listen_where_clients_and_health_checks_look(services: dict[str,
     for name in SCORERS:
         settings = serving_settings(env_of(services[name]))
         assert settings.host == "0.0.0.0" and settings.port == DEFAULT_PORT and settings.metrics_port == 9101
-        assert settings.core.redis_url.get_secret_value() == "redis://redis-replica:6379/0"
+        redis = urlsplit(settings.core.redis_url.get_secret_value())
+        assert (redis.hostname, redis.port, redis.path) == ("redis-replica", 6379, "/0")
         assert services[name]["healthcheck"]["test"][-1] == f"localhost:{settings.port}"
         for mapping in services[name]["ports"]:
             assert mapping.rsplit(":", 1)[1] == str(settings.port)
@@ -211,8 +296,8 @@ def test_the_ha_core_runs_three_brokers_with_replication_factor_three(services: 
     assert services["kafka"]["environment"]["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
 
 
-def test_volumes_are_declared_and_bind_mounts_exist() -> None:
-    raw = interpolate(yaml.safe_load(COMPOSE.read_text()), dot_env())
+def test_volumes_are_declared_and_bind_mounts_exist(compose_env: dict[str, str]) -> None:
+    raw = interpolate(yaml.safe_load(COMPOSE.read_text()), compose_env)
     declared = set(raw["volumes"])
     for name, service in raw["services"].items():
         for volume in service.get("volumes", []):
@@ -225,11 +310,13 @@ def test_volumes_are_declared_and_bind_mounts_exist() -> None:
             assert service["environment"]["KAFKA_LOG_DIRS"] == service["volumes"][0].split(":")[1]
 
 
-def test_variables_have_defaults_and_edge_hosts_can_point_at_a_remote_core() -> None:
+def test_variables_have_defaults_and_edge_hosts_can_point_at_a_remote_core(compose_env: dict[str, str]) -> None:
     text = COMPOSE.read_text()
-    # every variable has a default, or comes from the .env that compose reads by itself
+    # every variable has a default, comes from the .env that compose reads by itself, or is a required secret
     assert set(re.findall(r"\$\{([A-Z_]+)\}", text)) <= set(dot_env())
-    remote = {**dot_env(), "CORE_REDIS_HOST": "core.example.net", "MODEL_STORE_ENDPOINT": "https://s3.example.net"}
+    defaulted = set(re.findall(r"\$\{([A-Z_]+):?-", text))
+    assert defaulted == {"CORE_REDIS_HOST", "MODEL_STORE_ENDPOINT"}  # addresses only: no secret has a default
+    remote = {**compose_env, "CORE_REDIS_HOST": "core.example.net", "MODEL_STORE_ENDPOINT": "https://s3.example.net"}
     services = interpolate(yaml.safe_load(text), remote)["services"]
     assert "core.example.net" in services["redis-replica"]["command"]
     assert services["scorer"]["environment"]["FSSPEC_S3_ENDPOINT_URL"] == "https://s3.example.net"
@@ -265,3 +352,244 @@ def test_prometheus_scrapes_the_metrics_ports_and_grafana_finds_its_dashboards(s
     for provider_file in (ROOT / "deploy/grafana/provisioning/dashboards").glob("*.yml"):
         for provider in yaml.safe_load(provider_file.read_text())["providers"]:
             assert provider["options"]["path"] in grafana_mounts, provider_file
+
+
+# -- safe defaults: no secret has a default, nothing is published without authentication --------------------------
+
+LOOPBACK = {"127.0.0.1", "::1", "[::1]"}
+METRICS_PORTS = {9100, 9101}  # unauthenticated: Prometheus reaches them on the compose network, nobody else
+SASL_PROTOCOLS = {"SASL_PLAINTEXT", "SASL_SSL"}
+
+
+def kind_of(service: dict[str, Any]) -> str | None:
+    image = str(service.get("image", ""))
+    if image.startswith("redis:"):
+        return "redis"
+    if image.startswith("apache/kafka:"):
+        return "kafka"
+    if image.startswith("minio/"):
+        return "minio"
+    if "build" in service and argv(service.get("command"))[:1] == ["serve"]:
+        return "scorer"
+    return None
+
+
+def redis_problems(name: str, service: dict[str, Any]) -> list[str]:
+    args = argv(service.get("command"))
+    if args[:1] != ["redis-server"]:
+        return [f"{name}: a Redis whose command is not `redis-server ...`, so its password cannot be checked"]
+    problems = [] if option(args, "--requirepass") else [f"{name}: Redis without --requirepass"]
+    if "--replicaof" in args and not option(args, "--masterauth"):
+        problems.append(f"{name}: a Redis replica without --masterauth")
+    return problems
+
+
+def kafka_problems(name: str, service: dict[str, Any]) -> list[str]:
+    env = env_of(service)
+    protocols = kafka_protocols(env)
+    problems = []
+    for _, port in published(service):
+        listeners = [n for n, _, p in kafka_listeners(env.get("KAFKA_LISTENERS", "")) if p == port]
+        for listener in listeners:
+            if protocols[listener] not in SASL_PROTOCOLS:
+                problems.append(f"{name}: publishes port {port}, listener {listener} speaks {protocols[listener]}")
+            elif not env.get("KAFKA_SASL_ENABLED_MECHANISMS"):
+                problems.append(f"{name}: publishes the SASL listener {listener} with no SASL mechanism enabled")
+    return problems
+
+
+def exposure_problems(services: dict[str, Any]) -> list[str]:
+    """What a compose file exposes without authentication, in any profile; [] when nothing.
+
+    Every Redis needs a password (a replica also the primary's), whether published or not. A published port on any
+    host address must be a scorer with bearer tokens, a Kafka SASL listener, a Redis with a password or MinIO with
+    its root credentials; anything else (Prometheus, Grafana's anonymous viewers, the MinIO console) may listen on
+    the host's loopback only, and the metrics ports are never published.
+    """
+    problems = []
+    for name, service in services.items():
+        kind = kind_of(service)
+        if kind == "redis":
+            problems += redis_problems(name, service)
+        ports = published(service)
+        if not ports:
+            continue
+        if kind == "scorer":
+            tokens = env_of(service).get("STREAMREC_SERVING_AUTH_TOKENS")
+            if not parse_tokens(SecretStr(tokens) if tokens is not None else None):
+                problems.append(f"{name}: a published scorer without STREAMREC_SERVING_AUTH_TOKENS")
+        if kind == "kafka":
+            problems += kafka_problems(name, service)
+        env = env_of(service)
+        authenticated = kind in ("scorer", "redis", "kafka") or (kind == "minio" and env.get("MINIO_ROOT_PASSWORD"))
+        for host, port in ports:
+            if port in METRICS_PORTS:
+                problems.append(f"{name}: publishes the unauthenticated metrics port {port}")
+            elif not authenticated and host not in LOOPBACK:
+                problems.append(f"{name}: publishes port {port} on every host address without authentication")
+    return problems
+
+
+def test_nothing_is_published_without_authentication(services: dict[str, Any]) -> None:
+    assert exposure_problems(services) == []
+    assert {kind_of(s) for s in services.values() if published(s)} >= {"scorer", "redis", "kafka", "minio"}
+
+
+def _without(args: list[str], flag: str) -> list[str]:
+    at = args.index(flag)
+    return args[:at] + args[at + 2 :]
+
+
+def _set_option(args: list[str], flag: str, value: str) -> list[str]:
+    at = args.index(flag)
+    return [*args[: at + 1], value, *args[at + 2 :]]
+
+
+BAD_FILES = {
+    # name: (what to break, the service the check must name)
+    "scorer without tokens": (lambda s: s["scorer"]["environment"].pop("STREAMREC_SERVING_AUTH_TOKENS"), "scorer"),
+    "scorer with empty tokens": (
+        lambda s: s["scorer"]["environment"].update(STREAMREC_SERVING_AUTH_TOKENS=""),
+        "scorer",
+    ),
+    "gpu scorer with no token in its JSON": (
+        lambda s: s["scorer-gpu"]["environment"].update(STREAMREC_SERVING_AUTH_TOKENS="{}"),
+        "scorer-gpu",
+    ),
+    "redis without a password": (lambda s: s["redis"].update(command=["redis-server", "--appendonly", "yes"]), "redis"),
+    "redis with an empty password": (
+        lambda s: s["redis"].update(command=_set_option(s["redis"]["command"], "--requirepass", "")),
+        "redis",
+    ),
+    "redis started through a shell": (lambda s: s["redis"].update(command="sh -c 'exec redis-server'"), "redis"),
+    "replica without masterauth": (
+        lambda s: s["redis-replica"].update(command=_without(s["redis-replica"]["command"], "--masterauth")),
+        "redis-replica",
+    ),
+    "replica without its own password": (
+        lambda s: s["redis-replica"].update(command=_without(s["redis-replica"]["command"], "--requirepass")),
+        "redis-replica",
+    ),
+    "kafka's published listener mapped to PLAINTEXT": (
+        lambda s: s["kafka"]["environment"].update(
+            KAFKA_LISTENER_SECURITY_PROTOCOL_MAP="CONTROLLER:PLAINTEXT,SASL:PLAINTEXT"
+        ),
+        "kafka",
+    ),
+    "kafka with a second, PLAINTEXT listener published": (
+        lambda s: (
+            s["kafka"]["environment"].update(
+                KAFKA_LISTENERS=s["kafka"]["environment"]["KAFKA_LISTENERS"] + ",PLAINTEXT://:9094"
+            ),
+            s["kafka"]["ports"].append("9094:9094"),
+        ),
+        "kafka",
+    ),
+    "kafka's SASL listener with no mechanism": (
+        lambda s: s["kafka"]["environment"].pop("KAFKA_SASL_ENABLED_MECHANISMS"),
+        "kafka",
+    ),
+    "a broker's controller listener published": (lambda s: s["kafka-1"].update(ports=["9093:9093"]), "kafka-1"),
+    "worker metrics published": (lambda s: s["worker"].update(ports=["127.0.0.1:9100:9100"]), "worker"),
+    "prometheus on every address": (lambda s: s["prometheus"].update(ports=["9090:9090"]), "prometheus"),
+    "grafana in the long syntax on every address": (
+        lambda s: s["grafana"].update(ports=[{"target": 3000, "published": "3000"}]),
+        "grafana",
+    ),
+    "minio without a root password": (lambda s: s["minio"]["environment"].pop("MINIO_ROOT_PASSWORD"), "minio"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_the_exposure_check_fails_on_a_bad_file(services: dict[str, Any], case: str) -> None:
+    """The check is only worth something if it fails: break one thing at a time and see it named."""
+    break_it, culprit = BAD_FILES[case]
+    bad = copy.deepcopy(services)
+    break_it(bad)
+    problems = exposure_problems(bad)
+    assert [p for p in problems if p.startswith(f"{culprit}:")], problems
+
+
+def test_the_secrets_have_no_default_and_compose_stops_without_each() -> None:
+    raw = yaml.safe_load(COMPOSE.read_text())
+    required = required_variables(raw)
+    assert set(required) == SECRETS
+    assert set(required.values()) == {SECRETS_MESSAGE}  # one message, naming the command that makes them
+    given = {**dot_env(), **made_secrets()}
+    interpolate(raw, given)
+    for name in SECRETS:
+        for missing in ({k: v for k, v in given.items() if k != name}, {**given, name: ""}):
+            with pytest.raises(MissingVariable) as error:
+                interpolate(raw, missing)
+            assert error.value.name == name and "make compose-secrets" in str(error.value)
+
+
+def test_clients_hold_the_credentials_their_servers_check(services: dict[str, Any]) -> None:
+    redis_args, replica_args = argv(services["redis"]["command"]), argv(services["redis-replica"]["command"])
+    password, replica_password = option(redis_args, "--requirepass"), option(replica_args, "--requirepass")
+    assert password != replica_password  # the scorers never learn the primary's password
+    assert option(replica_args, "--masterauth") == password
+    assert env_of(services["redis"])["REDISCLI_AUTH"] == password  # the health check logs in
+    assert env_of(services["redis-replica"])["REDISCLI_AUTH"] == replica_password
+    for name in ("feast-apply", *WORKERS):
+        url = parse_env(env_of(services[name]))[CoreSettings].redis_url  # type: ignore[attr-defined]
+        assert urlsplit(url.get_secret_value()).password == password, name
+    for name in SCORERS:
+        url = serving_settings(env_of(services[name])).core.redis_url
+        assert urlsplit(url.get_secret_value()).password == replica_password, name
+    for name in ("trainer", "model-publish"):  # they need neither Redis nor Kafka, so they get neither
+        assert not {"STREAMREC_REDIS_URL", "STREAMREC_KAFKA_SASL_PASSWORD"} & set(env_of(services[name])), name
+
+    for name in SCORERS:  # the workers' token has the 'score' scope at every scorer
+        tokens = parse_tokens(SecretStr(env_of(services[name])["STREAMREC_SERVING_AUTH_TOKENS"]))
+        assert {frozenset({"score"}), frozenset({"recommend"})} == set(tokens.values())
+        for worker in WORKERS:
+            token = stream_settings(env_of(services[worker])).scorer_token
+            assert token is not None
+            assert "score" in (scopes_of(f"Bearer {token.get_secret_value()}", tokens) or ())
+
+
+def test_kafka_clients_log_in_as_a_user_the_brokers_accept(services: dict[str, Any]) -> None:
+    for worker, brokers in (("worker", ["kafka"]), ("worker-ha", HA_BROKERS)):
+        core = stream_settings(env_of(services[worker])).core
+        assert core.kafka_security_protocol == "SASL_PLAINTEXT" and core.kafka_sasl_mechanism == "PLAIN"
+        assert core.kafka_sasl_password is not None
+        for name in brokers:
+            broker = services[name]
+            env = env_of(broker)
+            script = argv(broker["command"])[-1]
+            assert argv(broker["command"])[:2] == ["sh", "-ec"] and script.rstrip().endswith(
+                "exec /etc/kafka/docker/run"
+            )
+            jaas = env["KAFKA_OPTS"].split("java.security.auth.login.config=")[1].split()[0]
+            assert f"cat > {jaas} <<EOF" in script  # the file KAFKA_OPTS names is the one written
+            users = dict(re.findall(r'user_(\w+)="\$(\w+)"', script))  # user -> the variable holding its password
+            assert env[users[core.kafka_sasl_username]] == core.kafka_sasl_password.get_secret_value()
+            assert env[users["broker"]] and env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == "PLAIN"
+            assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == core.kafka_sasl_mechanism
+            protocols = kafka_protocols(env)
+            assert protocols[env["KAFKA_INTER_BROKER_LISTENER_NAME"]] == "SASL_PLAINTEXT"  # brokers log in too
+            assert [n for n, p in protocols.items() if p == "PLAINTEXT"] == [env["KAFKA_CONTROLLER_LISTENER_NAMES"]]
+            health = broker["healthcheck"]["test"][1]
+            config = health.split("--command-config ")[1].split()[0]
+            assert f"cat > {config} <<EOF" in script and "security.protocol=SASL_PLAINTEXT" in script
+            assert not [k for k in env if k.startswith("KAFKA_") and "PASSWORD" in k]  # the image would render it
+
+
+def test_make_compose_secrets_writes_every_secret_once(tmp_path: Path) -> None:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    target = tmp_path / "state" / "compose.env"
+    make = ["make", "-s", "-C", str(ROOT), "compose-secrets", f"COMPOSE_SECRETS={target}"]
+    subprocess.run(make, check=True, capture_output=True, text=True)
+    pairs = dict(line.split("=", 1) for line in target.read_text().splitlines() if line and not line.startswith("#"))
+    assert set(pairs) == SECRETS
+    assert all(re.fullmatch(r"[0-9a-f]{16,64}", value) for value in pairs.values()), pairs.keys()
+    assert len(set(pairs.values())) == len(pairs)
+    assert 3 <= len(pairs["MODEL_STORE_ACCESS_KEY"]) <= 20 and 8 <= len(pairs["MODEL_STORE_SECRET_KEY"]) <= 40  # MinIO
+    assert target.stat().st_mode & 0o077 == 0  # the owner's alone
+    services = interpolate(yaml.safe_load(COMPOSE.read_text()), {**dot_env(), **pairs})["services"]
+    assert exposure_problems(services) == []
+    before = target.read_text()
+    again = subprocess.run(make, check=True, capture_output=True, text=True)
+    assert target.read_text() == before and "kept" in again.stdout  # never rotated under a running stack

@@ -52,8 +52,18 @@ def serving_settings(env: Mapping[str, Any]) -> ServingSettings:
     return settings
 
 
-# ${NAME}, ${NAME:-default} (unset or empty), ${NAME-default} (unset), and $$ for a literal dollar
-_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
+# ${NAME}, ${NAME:-default} (unset or empty), ${NAME-default} (unset), ${NAME:?message} (an error when unset or
+# empty), ${NAME?message} (an error when unset), and $$ for a literal dollar
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+class MissingVariable(KeyError):
+    """A variable compose would refuse to start without: no default, or `:?`/`?` and unset."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"required variable {name} is missing a value: {message}")
+        self.name = name
+        self.message = message
 
 
 def interpolate(value: Any, env: Mapping[str, str]) -> Any:
@@ -67,12 +77,23 @@ def interpolate(value: Any, env: Mapping[str, str]) -> Any:
     return value
 
 
+def required_variables(value: Any) -> dict[str, str]:
+    """Every `${NAME:?message}` / `${NAME?message}` in the strings of a parsed compose file: name -> message."""
+    if isinstance(value, str):
+        return {m.group(1): m.group(3) or "" for m in _VARIABLE.finditer(value) if m.group(2) in (":?", "?")}
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return {name: message for item in items for name, message in required_variables(item).items()}
+
+
 def _substitute(match: re.Match[str], env: Mapping[str, str]) -> str:
     if match.group(0) == "$$":
         return "$"
-    name, operator, default = match.group(1), match.group(2), match.group(3) or ""
-    if name in env and (env[name] or operator != ":-"):
+    name, operator, argument = match.group(1), match.group(2), match.group(3) or ""
+    empty_counts_as_unset = operator in (":-", ":?")
+    if name in env and (env[name] or not empty_counts_as_unset):
         return env[name]
     if operator is None:
-        raise KeyError(f"compose variable {name} has no default and is not set")
-    return default
+        raise MissingVariable(name, "no default and not set")
+    if operator in (":?", "?"):
+        raise MissingVariable(name, argument)
+    return argument
