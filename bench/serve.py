@@ -7,9 +7,10 @@ process over one grpc.aio channel per server: a single sequential client (p50, p
 concurrency steps for the highest throughput whose p99 stays within 10 ms (bench/serve_load.py). The servers
 are driven in alternating rounds, one at a time (the others sit idle in epoll meanwhile), so a change in the
 machine's speed during the run falls on all three alike: measured one after the other, the echo floor alone
-moved 20-30% between runs and every ratio with it. Sessions have no refreshed list, so ours runs the model
-inline on every request; a last sequential run after writing refreshed lists gives the cache-hit latency, as
-context.
+moved 20-30% between runs and every ratio with it. Sessions have no refreshed list at first, so ours runs the
+model inline on every request; then every session's list is refreshed through ours' Score as the worker does
+(serialized answers included), and a sequential run and a second step-up beside the echo floor measure the hot
+path: a page view of a refreshed session (`refreshed_rps_over_echo`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 from streamrec.artifact import Manifest, current_version, load_manifest, load_vocabulary
 from streamrec.bench.common import bench_registry
-from streamrec.bench.serve_data import Sessions, make_sessions, seed_refreshed, seed_sessions
+from streamrec.bench.serve_data import Sessions, make_sessions, refresh_through_score, seed_sessions
 from streamrec.bench.serve_load import Driver, Level, Run, max_rps_within, sequential_together, step_up_together
 from streamrec.devstack.localstack import LocalStack, free_port
 from streamrec.devstack.stack import scorer_ready
@@ -66,7 +67,7 @@ class Figures:
     sequential: Run
     levels: list[Level]
     info: pb.InfoResponse | None
-    refreshed: Run | None = None
+    prebuilt: int = 0  # lists refreshed with a serialized answer (ours, after the refresh)
 
 
 def run_serve(
@@ -98,7 +99,7 @@ def run_serve(
         seed_sessions(redis_url, project, data)
         calls = _requests(data, max(requests, sessions), seed)
         common = ["--registry", str(registry), "--version", version, "--redis-url", redis_url, "--project", project]
-        refresh = partial(seed_refreshed, redis_url, project, data, _refreshed_items(manifest, vocabulary), version)
+        refresh = partial(refresh_through_score, redis_url=redis_url, project=project, sessions=data, k=K)
         naive_args = [
             *common,
             "--device",
@@ -116,8 +117,7 @@ def run_serve(
             gc.unfreeze()
             for kind in servers:
                 stack.stop_service(kind)
-        ours, echo, naive = measured["ours"], measured["echo"], measured["naive"]
-    return _result(ours, echo, naive, plan, data, manifest, load_before)
+    return _result(measured, plan, data, manifest, load_before)
 
 
 def _registry(registry: Path | None, catalogue_items: int) -> Path:
@@ -138,11 +138,6 @@ def _requests(data: Sessions, n: int, seed: int) -> list[pb.RecommendRequest]:
     return [pb.RecommendRequest(session_id=ids[i], k=K, context=pb.PageContext(page="home")) for i in picks.tolist()]
 
 
-def _refreshed_items(manifest: Manifest, vocabulary: list[str]) -> list[str]:
-    # twice k, so that the rules (purchases excluded) still leave k and the answer stays the refreshed list
-    return (manifest.popular_items or vocabulary[1:])[: 2 * K]
-
-
 def _start(stack: LocalStack, kind: str, argv: list[str]) -> str:
     """Start one server in its own process; its address once it reports SERVING."""
     port = free_port()
@@ -159,7 +154,10 @@ def _start(stack: LocalStack, kind: str, argv: list[str]) -> str:
 
 
 async def _drive(
-    addresses: dict[str, str], calls: list[pb.RecommendRequest], plan: Plan, refresh: Callable[[], None]
+    addresses: dict[str, str],
+    calls: list[pb.RecommendRequest],
+    plan: Plan,
+    refresh: Callable[[str], Awaitable[int]],
 ) -> dict[str, Figures]:
     drivers = {kind: Driver(address, calls) for kind, address in addresses.items()}
     try:
@@ -167,15 +165,21 @@ async def _drive(
         print("bench serve: measuring, servers in alternation ...", file=sys.stderr, flush=True)
         sequential = await sequential_together(drivers, plan.requests, WARMUP, SEQUENTIAL_ROUNDS)
         levels = await step_up_together(drivers, plan.levels, plan.level_seconds, plan.p99_limit_ms, LEVEL_ROUNDS)
-        await asyncio.to_thread(refresh)
+        print("bench serve: refreshing every session's list through Score, as the worker does ...", file=sys.stderr)
+        prebuilt = await refresh(addresses["ours"])
         refreshed = await drivers["ours"].sequential(plan.requests, WARMUP)
+        # the hot path under load, against the echo floor measured again beside it
+        pair = {kind: drivers[kind] for kind in ("ours", "echo")}
+        levels_refreshed = await step_up_together(
+            pair, plan.levels, plan.level_seconds, plan.p99_limit_ms, LEVEL_ROUNDS
+        )
     finally:
         for driver in drivers.values():
             await driver.close()
-    return {
-        kind: Figures(sequential[kind], levels[kind], infos[kind], refreshed if kind == "ours" else None)
-        for kind in drivers
-    }
+    figures = {kind: Figures(sequential[kind], levels[kind], infos[kind]) for kind in drivers}
+    figures["ours_refreshed"] = Figures(refreshed, levels_refreshed["ours"], infos["ours"], prebuilt=prebuilt)
+    figures["echo_refreshed"] = Figures(refreshed, levels_refreshed["echo"], None)
+    return figures
 
 
 async def _info(driver: Driver) -> pb.InfoResponse | None:
@@ -201,26 +205,32 @@ def _levels(levels: list[Level]) -> list[list[float]]:
     return [[level.concurrency, round(level.rps, 1), _ms(level.p99_ms)] for level in levels]
 
 
-def _share(run: Run | None, source: str) -> float:
-    if run is None or not run.latencies_ms:
+def _share(run: Run, source: str) -> float:
+    if not run.latencies_ms:
         return 0.0
     return round(run.sources[source] / len(run.latencies_ms), 4)
 
 
 def _result(
-    ours: Figures, echo: Figures, naive: Figures, plan: Plan, data: Sessions, manifest: Manifest, load_before: float
+    measured: dict[str, Figures], plan: Plan, data: Sessions, manifest: Manifest, load_before: float
 ) -> dict[str, Any]:
     limit = plan.p99_limit_ms
+    ours, echo, naive, hot = measured["ours"], measured["echo"], measured["naive"], measured["ours_refreshed"]
     out: dict[str, Any] = {}
     for prefix, figures in (("", ours), ("echo_", echo), ("naive_", naive)):
         out[f"{prefix}p50_ms"] = _ms(figures.sequential.percentile_ms(50))
         out[f"{prefix}p99_ms"] = _ms(figures.sequential.percentile_ms(99))
         out[f"{prefix}max_rps_p99_under_10ms"] = round(max_rps_within(figures.levels, limit), 1)
-    assert ours.refreshed is not None
+    refreshed_rps = round(max_rps_within(hot.levels, limit), 1)
+    echo_beside = round(max_rps_within(measured["echo_refreshed"].levels, limit), 1)
     info, naive_info = ours.info or pb.InfoResponse(), naive.info or pb.InfoResponse()
     return {
         **out,
-        "p50_ms_refreshed": _ms(ours.refreshed.percentile_ms(50)),
+        "p50_ms_refreshed": _ms(hot.sequential.percentile_ms(50)),
+        "p99_ms_refreshed": _ms(hot.sequential.percentile_ms(99)),
+        "refreshed_max_rps_p99_under_10ms": refreshed_rps,
+        "echo_max_rps_beside_refreshed": echo_beside,
+        "refreshed_rps_over_echo": _ratio(refreshed_rps, echo_beside),
         "p50_over_echo": _ratio(out["p50_ms"], out["echo_p50_ms"]),
         "rps_over_echo": _ratio(out["max_rps_p99_under_10ms"], out["echo_max_rps_p99_under_10ms"]),
         "rps_over_naive": _ratio(out["max_rps_p99_under_10ms"], out["naive_max_rps_p99_under_10ms"]),
@@ -229,13 +239,17 @@ def _result(
         "providers": list(info.providers),
         "naive_runs_on": list(naive_info.providers),
         "sessions": len(data.by_id),
+        "prebuilt_lists": hot.prebuilt,
         "catalogue_items": manifest.n_items - 1,  # the vocabulary less its padding entry
         "data": {"sessions": data.source, "model": str(manifest.data.get("source", "unknown"))},
         "inline_share": _share(ours.sequential, "inline"),
-        "refreshed_share": _share(ours.refreshed, "refreshed"),
+        "refreshed_share": _share(hot.sequential, "refreshed"),
         "requests": plan.requests,
         "load": f"closed loop, 1 grpc.aio channel, {plan.level_seconds:g} s per concurrency step, p99 <= {limit:g} ms",
-        "levels": {name: _levels(f.levels) for name, f in (("ours", ours), ("echo", echo), ("naive", naive))},
+        "levels": {
+            name: _levels(f.levels)
+            for name, f in (("ours", ours), ("echo", echo), ("naive", naive), ("ours_refreshed", hot))
+        },
         "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 

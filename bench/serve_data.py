@@ -21,6 +21,7 @@ SESSION_SEED = 61  # synthetic sessions drawn in the training world, but not the
 MIN_KNOWN_SHARE = 0.9  # below this share of synthetic sessions with a known item, sample the vocabulary instead
 MEAN_LENGTH = 6.0  # of sessions drawn from a vocabulary: the synthetic clickstream's mean
 PIPELINE_ROWS = 1000
+REFRESH_BATCH = 64  # sessions per Score call, as a worker's batch
 
 
 @dataclass
@@ -120,18 +121,35 @@ def seed_sessions(redis_url: str, project: str, sessions: Sessions) -> None:
         client.close()
 
 
-def seed_refreshed(redis_url: str, project: str, sessions: Sessions, items: list[str], model_version: str) -> None:
-    """Write a current refreshed list (caused by the session's last event) for every session: the cache-hit path."""
+async def refresh_through_score(scorer_address: str, redis_url: str, project: str, sessions: Sessions, k: int) -> int:
+    """Refresh every session's list as the worker does: the scorer's batched Score (the worker's own client,
+    serialized answers included), stored under the session's recs key as the cause of its last event. Returns
+    how many lists came with a serialized answer."""
+    from streamrec.stream.adapters import GrpcScorer
+
     now = int(time.time() * 1000)
-    ranked = [(item, 1.0 / (rank + 1)) for rank, item in enumerate(items)]
+    scorer = GrpcScorer(scorer_address, timeout_s=30.0)
+    ids = list(sessions.by_id)
+    stored: dict[str, Recommendations] = {}
+    try:
+        for start in range(0, len(ids), REFRESH_BATCH):
+            batch = [(sid, sessions.by_id[sid]) for sid in ids[start : start + REFRESH_BATCH]]
+            histories = [(sid, s.items[-MAX_RECENT_ITEMS:], s.purchases, last_event_id(sid)) for sid, s in batch]
+            refresh = await scorer.score(histories, k)
+            for offset, (sid, _) in enumerate(batch, start):
+                wire = Recommendations.encode_wire(refresh.wire.get(sid, b""))
+                items = refresh.lists.get(sid, [])
+                stored[sid] = Recommendations(offset, items, refresh.model_version, last_event_id(sid), now, now, wire)
+    finally:
+        await scorer.close()
     client = sync_client(redis_url)
     try:
         pipe = client.pipeline(transaction=False)
-        for offset, sid in enumerate(sessions.by_id):
-            recs = Recommendations(offset, ranked, model_version, last_event_id(sid), now, now)
+        for sid, recs in stored.items():
             pipe.set(recs_key(project, sid), recs.to_json(), ex=SESSION_TTL_S)
             if len(pipe) >= PIPELINE_ROWS:
                 pipe.execute()
         pipe.execute()
     finally:
         client.close()
+    return sum(1 for recs in stored.values() if recs.wire)

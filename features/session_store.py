@@ -3,7 +3,7 @@
 Keys (all under the project namespace, so tests and tenants never collide):
 
     {project}:session:{{session_id}}   JSON SessionState, TTL `SESSION_TTL_S` (features/schema.py)
-    {project}:recs:{{session_id}}      JSON Recommendations, TTL `SESSION_TTL_S`
+    {project}:recs:{{session_id}}      JSON Recommendations (with the serialized answer), TTL `SESSION_TTL_S`
 
 The worker writes both; the scorer reads both with one MGET per page view. The session id in braces is a
 Redis Cluster hash tag: both keys of a session are in one slot, so that MGET works on a cluster too.
@@ -11,6 +11,7 @@ Redis Cluster hash tag: both keys of a session are in one slot, so that MGET wor
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 
@@ -102,7 +103,12 @@ def partition_and_update(value: bytes | None) -> tuple[int, int]:
 
 @dataclass
 class Recommendations:
-    """A refreshed top-k list and the event that caused it (`offset`: that event's record, for fencing)."""
+    """A refreshed top-k list and the event that caused it (`offset`: that event's record, for fencing).
+
+    `wire` is the same list as the scorer serialized it for a page view (RecommendResponse.items entries,
+    base64), served as it is while the session has not moved on (serving/prebuilt.py); empty when the scorer
+    sent none (a list of popular items only, or a scorer that predates it).
+    """
 
     offset: int
     items: list[tuple[str, float]]
@@ -110,6 +116,14 @@ class Recommendations:
     event_id: str
     event_ts_ms: int
     refreshed_ms: int
+    wire: str = ""
+
+    @staticmethod
+    def encode_wire(entries: bytes) -> str:
+        return base64.b64encode(entries).decode() if entries else ""
+
+    def entries(self) -> bytes:
+        return base64.b64decode(self.wire)
 
     def to_json(self) -> str:
         return orjson.dumps(self.__dict__).decode()

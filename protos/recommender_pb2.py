@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"streamrec/protos/recommender.proto\x12\x0cstreamrec.v1\",\n\x0bPageContext\x12\x0c\n\x04page\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\"\x88\x01\n\x10RecommendRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12*\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x19.streamrec.v1.PageContext\x12\x18\n\x10\x65xclude_item_ids\x18\x05 \x03(\t\"<\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xa3\x01\n\x11RecommendResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.streamrec.v1.ScoredItem\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08\x66\x61llback\x18\x03 \x01(\x08\x12\x14\n\x0cstate_age_ms\x18\x04 \x01(\x03\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x16\n\x0e\x63\x61use_event_id\x18\x06 \x01(\t\"h\n\x0eSessionHistory\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08item_ids\x18\x02 \x03(\t\x12\x18\n\x10\x65xclude_item_ids\x18\x03 \x03(\t\x12\x16\n\x0e\x63\x61use_event_id\x18\x04 \x01(\t\"[\n\x0cScoreRequest\x12.\n\x08sessions\x18\x01 \x03(\x0b\x32\x1c.streamrec.v1.SessionHistory\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x10\n\x08\x63olumnar\x18\x03 \x01(\x08\"w\n\x16SessionRecommendations\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\'\n\x05items\x18\x02 \x03(\x0b\x32\x18.streamrec.v1.ScoredItem\x12\x10\n\x08item_ids\x18\x03 \x03(\t\x12\x0e\n\x06scores\x18\x04 \x03(\x02\"]\n\rScoreResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.streamrec.v1.SessionRecommendations\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"\r\n\x0bInfoRequest\"\xc8\x01\n\x0cInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x11\n\tproviders\x18\x02 \x03(\t\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x10\n\x08redis_ok\x18\x04 \x01(\x08\x12\x1c\n\x14trending_from_stream\x18\x05 \x01(\x08\x12\x11\n\tin_flight\x18\x06 \x01(\x05\x12\x15\n\rmax_in_flight\x18\x07 \x01(\x05\x12\x10\n\x08uptime_s\x18\x08 \x01(\x01\x12\x0e\n\x06ranker\x18\t \x01(\x08\x32\xdc\x01\n\x0bRecommender\x12L\n\tRecommend\x12\x1e.streamrec.v1.RecommendRequest\x1a\x1f.streamrec.v1.RecommendResponse\x12@\n\x05Score\x12\x1a.streamrec.v1.ScoreRequest\x1a\x1b.streamrec.v1.ScoreResponse\x12=\n\x04Info\x12\x19.streamrec.v1.InfoRequest\x1a\x1a.streamrec.v1.InfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"streamrec/protos/recommender.proto\x12\x0cstreamrec.v1\",\n\x0bPageContext\x12\x0c\n\x04page\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\"\x88\x01\n\x10RecommendRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12*\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x19.streamrec.v1.PageContext\x12\x18\n\x10\x65xclude_item_ids\x18\x05 \x03(\t\"<\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xa3\x01\n\x11RecommendResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.streamrec.v1.ScoredItem\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08\x66\x61llback\x18\x03 \x01(\x08\x12\x14\n\x0cstate_age_ms\x18\x04 \x01(\x03\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x16\n\x0e\x63\x61use_event_id\x18\x06 \x01(\t\"h\n\x0eSessionHistory\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08item_ids\x18\x02 \x03(\t\x12\x18\n\x10\x65xclude_item_ids\x18\x03 \x03(\t\x12\x16\n\x0e\x63\x61use_event_id\x18\x04 \x01(\t\"m\n\x0cScoreRequest\x12.\n\x08sessions\x18\x01 \x03(\x0b\x32\x1c.streamrec.v1.SessionHistory\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x10\n\x08\x63olumnar\x18\x03 \x01(\x08\x12\x10\n\x08prebuilt\x18\x04 \x01(\x08\"\x8f\x01\n\x16SessionRecommendations\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\'\n\x05items\x18\x02 \x03(\x0b\x32\x18.streamrec.v1.ScoredItem\x12\x10\n\x08item_ids\x18\x03 \x03(\t\x12\x0e\n\x06scores\x18\x04 \x03(\x02\x12\x16\n\x0eresponse_items\x18\x05 \x01(\x0c\"]\n\rScoreResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.streamrec.v1.SessionRecommendations\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"\r\n\x0bInfoRequest\"\xc8\x01\n\x0cInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x11\n\tproviders\x18\x02 \x03(\t\x12\x12\n\nmodel_type\x18\x03 \x01(\t\x12\x10\n\x08redis_ok\x18\x04 \x01(\x08\x12\x1c\n\x14trending_from_stream\x18\x05 \x01(\x08\x12\x11\n\tin_flight\x18\x06 \x01(\x05\x12\x15\n\rmax_in_flight\x18\x07 \x01(\x05\x12\x10\n\x08uptime_s\x18\x08 \x01(\x01\x12\x0e\n\x06ranker\x18\t \x01(\x08\x32\xdc\x01\n\x0bRecommender\x12L\n\tRecommend\x12\x1e.streamrec.v1.RecommendRequest\x1a\x1f.streamrec.v1.RecommendResponse\x12@\n\x05Score\x12\x1a.streamrec.v1.ScoreRequest\x1a\x1b.streamrec.v1.ScoreResponse\x12=\n\x04Info\x12\x19.streamrec.v1.InfoRequest\x1a\x1a.streamrec.v1.InfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,15 +42,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SESSIONHISTORY']._serialized_start=465
   _globals['_SESSIONHISTORY']._serialized_end=569
   _globals['_SCOREREQUEST']._serialized_start=571
-  _globals['_SCOREREQUEST']._serialized_end=662
-  _globals['_SESSIONRECOMMENDATIONS']._serialized_start=664
-  _globals['_SESSIONRECOMMENDATIONS']._serialized_end=783
-  _globals['_SCORERESPONSE']._serialized_start=785
-  _globals['_SCORERESPONSE']._serialized_end=878
-  _globals['_INFOREQUEST']._serialized_start=880
-  _globals['_INFOREQUEST']._serialized_end=893
-  _globals['_INFORESPONSE']._serialized_start=896
-  _globals['_INFORESPONSE']._serialized_end=1096
-  _globals['_RECOMMENDER']._serialized_start=1099
-  _globals['_RECOMMENDER']._serialized_end=1319
+  _globals['_SCOREREQUEST']._serialized_end=680
+  _globals['_SESSIONRECOMMENDATIONS']._serialized_start=683
+  _globals['_SESSIONRECOMMENDATIONS']._serialized_end=826
+  _globals['_SCORERESPONSE']._serialized_start=828
+  _globals['_SCORERESPONSE']._serialized_end=921
+  _globals['_INFOREQUEST']._serialized_start=923
+  _globals['_INFOREQUEST']._serialized_end=936
+  _globals['_INFORESPONSE']._serialized_start=939
+  _globals['_INFORESPONSE']._serialized_end=1139
+  _globals['_RECOMMENDER']._serialized_start=1142
+  _globals['_RECOMMENDER']._serialized_end=1362
 # @@protoc_insertion_point(module_scope)

@@ -67,26 +67,30 @@ class SessionHistory(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., item_ids: _Optional[_Iterable[str]] = ..., exclude_item_ids: _Optional[_Iterable[str]] = ..., cause_event_id: _Optional[str] = ...) -> None: ...
 
 class ScoreRequest(_message.Message):
-    __slots__ = ("sessions", "k", "columnar")
+    __slots__ = ("sessions", "k", "columnar", "prebuilt")
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     COLUMNAR_FIELD_NUMBER: _ClassVar[int]
+    PREBUILT_FIELD_NUMBER: _ClassVar[int]
     sessions: _containers.RepeatedCompositeFieldContainer[SessionHistory]
     k: int
     columnar: bool
-    def __init__(self, sessions: _Optional[_Iterable[_Union[SessionHistory, _Mapping]]] = ..., k: _Optional[int] = ..., columnar: _Optional[bool] = ...) -> None: ...
+    prebuilt: bool
+    def __init__(self, sessions: _Optional[_Iterable[_Union[SessionHistory, _Mapping]]] = ..., k: _Optional[int] = ..., columnar: _Optional[bool] = ..., prebuilt: _Optional[bool] = ...) -> None: ...
 
 class SessionRecommendations(_message.Message):
-    __slots__ = ("session_id", "items", "item_ids", "scores")
+    __slots__ = ("session_id", "items", "item_ids", "scores", "response_items")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_ITEMS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     items: _containers.RepeatedCompositeFieldContainer[ScoredItem]
     item_ids: _containers.RepeatedScalarFieldContainer[str]
     scores: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, session_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., item_ids: _Optional[_Iterable[str]] = ..., scores: _Optional[_Iterable[float]] = ...) -> None: ...
+    response_items: bytes
+    def __init__(self, session_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., item_ids: _Optional[_Iterable[str]] = ..., scores: _Optional[_Iterable[float]] = ..., response_items: _Optional[bytes] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
     __slots__ = ("results", "model_version")

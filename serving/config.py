@@ -22,6 +22,10 @@ class ServingSettings(BaseSettings):
     core: CoreSettings = Field(default_factory=CoreSettings)
     host: str = "127.0.0.1"
     port: int = Field(DEFAULT_PORT, ge=0, le=65535, description="0 picks a free port")
+    processes: int = Field(1, ge=1, le=256, description="scorer processes sharing the port (serving/processes.py)")
+    shared_port: bool = Field(
+        False, description="join the port a `--processes` parent holds (set by that parent for its children only)"
+    )
     registry: Path = Field(Path("models/registry"), description="model registry directory")
     model_version: str = Field("", description="version to serve; empty = the registry's CURRENT")
     providers: Literal["auto", "cpu", "cuda", "tensorrt"] = Field(
@@ -37,6 +41,9 @@ class ServingSettings(BaseSettings):
     max_batch: int = Field(64, ge=1, description="most histories in one ONNX Runtime call")
     max_wait_ms: float = Field(0.0, ge=0, le=1.0, description="hold a short batch this long to fill it (0 = never)")
     max_per_category: int = Field(0, ge=0, description="diversity: most items of one category per list (0 = no cap)")
+    prebuilt_answers: bool = Field(
+        True, description="answer a page view with the bytes the worker stored with its refreshed list, where current"
+    )
     reload_interval_s: float = Field(2.0, ge=0, description="how often the registry is checked (0 = never)")
     registry_url: str = Field("", description="remote registry (s3://bucket/prefix) to sync into `registry`; '' = off")
     registry_sync_s: float = Field(10.0, gt=0, description="how often the remote registry's CURRENT is checked")

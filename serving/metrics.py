@@ -1,8 +1,15 @@
-"""Prometheus metrics of the scorer (names shared with the dashboards in docs/observability.md)."""
+"""Prometheus metrics of the scorer (names shared with the dashboards in docs/observability.md).
+
+Under `serve --processes N` each process writes its values to files in PROMETHEUS_MULTIPROC_DIR, which the parent
+sums into one /metrics (prometheus_client's multiprocess mode, chosen by that variable when this is imported);
+the gauges say how their values combine across processes.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from streamrec.errors import ConfigError
 
 REGISTRY = CollectorRegistry()
 LATENCY = Histogram(
@@ -16,6 +23,11 @@ REQUESTS = Counter(
     "streamrec_scorer_requests_total", "Requests by RPC and status code", ["rpc", "code"], registry=REGISTRY
 )
 SOURCES = Counter("streamrec_scorer_answers_total", "Recommend answers by source", ["source"], registry=REGISTRY)
+PREBUILT = Counter(
+    "streamrec_scorer_prebuilt_answers_total",
+    "Recommend answers sent as the bytes the worker stored with a refreshed list (of source=refreshed)",
+    registry=REGISTRY,
+)
 FALLBACKS = Counter(
     "streamrec_scorer_fallbacks_total", "Answers not from the session model, by cause", ["cause"], registry=REGISTRY
 )
@@ -25,9 +37,18 @@ BATCH = Histogram(
     registry=REGISTRY,
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
-IN_FLIGHT = Gauge("streamrec_scorer_in_flight", "Requests being handled", registry=REGISTRY)
+IN_FLIGHT = Gauge(
+    "streamrec_scorer_in_flight", "Requests being handled", registry=REGISTRY, multiprocess_mode="livesum"
+)
 SHED = Counter("streamrec_scorer_shed_total", "Requests refused with RESOURCE_EXHAUSTED", registry=REGISTRY)
-MODEL = Info("streamrec_scorer_model", "The model version and execution providers in use", registry=REGISTRY)
+# an Info's sample, as a gauge so that every process of a group shows its own (pid label under --processes)
+MODEL = Gauge(
+    "streamrec_scorer_model_info",
+    "1 for the model version and execution providers in use",
+    ["version", "providers"],
+    registry=REGISTRY,
+    multiprocess_mode="liveall",
+)
 RELOADS = Counter("streamrec_scorer_model_reloads_total", "Model swaps by outcome", ["outcome"], registry=REGISTRY)
 SESSION_READS = Counter(
     "streamrec_scorer_session_reads_total",
@@ -35,15 +56,32 @@ SESSION_READS = Counter(
     ["path"],
     registry=REGISTRY,
 )
-REDIS_UP = Gauge("streamrec_scorer_redis_up", "1 when the last Redis read succeeded", registry=REGISTRY)
+REDIS_UP = Gauge(
+    "streamrec_scorer_redis_up",
+    "1 when the last Redis read succeeded (of a group: 0 when any process's failed)",
+    registry=REGISTRY,
+    multiprocess_mode="livemin",
+)
 
 # the children the hot path uses, resolved once (`labels()` is a locked dict lookup per call)
 RECOMMEND_LATENCY = LATENCY.labels("Recommend")
 SCORE_LATENCY = LATENCY.labels("Score")
 RECOMMEND_OK = REQUESTS.labels("Recommend", "OK")
 SCORE_OK = REQUESTS.labels("Score", "OK")
+REFRESHED = SOURCES.labels("refreshed")
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
     """/metrics on host:port; loopback unless configured, since it tells anyone who asks about the traffic."""
-    start_http_server(port, addr=host, registry=REGISTRY)
+    try:
+        start_http_server(port, addr=host, registry=REGISTRY)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve /metrics on {host}:{port}: {exc.strerror}") from None
+
+
+def serving_model(version: str, providers: str) -> None:
+    """Mark `version` on `providers` as the one in use, and any other this process served before as not."""
+    for labels in list(MODEL._metrics):  # the label sets this process has set
+        if labels != (version, providers):
+            MODEL.labels(*labels).set(0)
+    MODEL.labels(version, providers).set(1)

@@ -37,7 +37,7 @@ class ModelHolder:
         return ModelRuntime(self.registry / version, self.providers, self.threads)
 
     def _publish_info(self) -> None:
-        metrics.MODEL.info({"version": self.runtime.version, "providers": ",".join(self.runtime.providers)})
+        metrics.serving_model(self.runtime.version, ",".join(self.runtime.providers))
 
     async def check_for_update(self) -> bool:
         """Swap to the registry's CURRENT version if it changed; True when a swap happened."""

@@ -17,11 +17,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from streamrec.errors import ConfigError
+from streamrec.features.session_store import Recommendations, SessionState
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
 from streamrec.redis import connect
 from streamrec.security import parse_tokens, server_credentials
-from streamrec.serving import metrics, recommender
+from streamrec.serving import metrics, ports, prebuilt, recommender
 from streamrec.serving.auth import TokenAuthInterceptor
 from streamrec.serving.batching import InferenceBatcher
 from streamrec.serving.config import ServingSettings
@@ -140,14 +141,36 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         metrics.REQUESTS.labels(rpc, code.name).inc()
         await context.abort(code, message)
 
-    async def Recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
+    async def Recommend(
+        self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecommendResponse | bytes:
+        """The answer as a message, or as the bytes of one where the worker's stored answer serves (prebuilt)."""
         await self._admit("Recommend", context)
         problem = recommend_problem(request)
         if problem:
             await self._reject("Recommend", context, grpc.StatusCode.INVALID_ARGUMENT, problem)
         started = time.perf_counter()
         with self._slot():
-            answer = await self._recommend(request, context)
+            remaining = context.time_remaining()
+            timeout = (
+                self.settings.redis_timeout_s if remaining is None else min(self.settings.redis_timeout_s, remaining)
+            )
+            # a request that is alone reads in place: nobody waits meanwhile, and not suspending saves the most
+            state, refreshed, redis_ok = await self.reader.read(request.session_id, timeout, alone=self._alone())
+            excludes = set(request.exclude_item_ids)
+            if request.context.item_id:
+                excludes.add(request.context.item_id)
+            runtime = self.holder.runtime  # one reference for the whole call: a swap cannot split it
+            now_ms = int(time.time() * 1000)
+            if self.settings.prebuilt_answers:
+                ready = prebuilt.answer_for(state, refreshed, runtime.version, request.k, excludes, now_ms)
+                if ready is not None:
+                    metrics.RECOMMEND_LATENCY.observe(time.perf_counter() - started)
+                    metrics.RECOMMEND_OK.inc()
+                    metrics.REFRESHED.inc()
+                    metrics.PREBUILT.inc()
+                    return ready
+            answer = await self._recommend(request.k, excludes, state, refreshed, redis_ok, runtime, now_ms)
         metrics.RECOMMEND_LATENCY.observe(time.perf_counter() - started)
         metrics.RECOMMEND_OK.inc()
         metrics.SOURCES.labels(answer.source).inc()
@@ -161,23 +184,24 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         add_items(response.items, answer.items)
         return response
 
-    async def _recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> recommender.Answer:
-        remaining = context.time_remaining()
-        timeout = self.settings.redis_timeout_s if remaining is None else min(self.settings.redis_timeout_s, remaining)
-        # a request that is alone reads in place: nobody waits meanwhile, and not suspending saves the most
-        state, refreshed, redis_ok = await self.reader.read(request.session_id, timeout, alone=self._alone())
-        excludes = set(request.exclude_item_ids)
-        if request.context.item_id:
-            excludes.add(request.context.item_id)
-        runtime = self.holder.runtime  # one reference for the whole call: a swap cannot split it
+    async def _recommend(
+        self,
+        k: int,
+        excludes: set[str],
+        state: SessionState | None,
+        refreshed: Recommendations | None,
+        redis_ok: bool,
+        runtime: ModelRuntime,
+        now_ms: int,
+    ) -> recommender.Answer:
         answer = await recommender.recommend(
             BoundModel(runtime, self.batcher),
             self._popular(),
-            request.k,
+            k,
             excludes,
             state,
             refreshed,
-            int(time.time() * 1000),
+            now_ms,
             self._policy(runtime),
         )
         if answer.fallback:
@@ -204,8 +228,14 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         response = pb.ScoreResponse(model_version=runtime.version)
         add_result = response.results.add
         if request.columnar:
+            encode = prebuilt.encode if request.prebuilt else _nothing
             for session_id, items in results:
-                add_result(session_id=session_id, item_ids=[i[0] for i in items], scores=[i[1] for i in items])
+                add_result(
+                    session_id=session_id,
+                    item_ids=[i[0] for i in items],
+                    scores=[i[1] for i in items],
+                    response_items=encode(items),
+                )
         else:
             for session_id, items in results:
                 add_items(add_result(session_id=session_id).items, items)
@@ -252,6 +282,14 @@ class Scorer:
         await service.popularity.client.aclose()
 
 
+def _nothing(items: list[Scored]) -> bytes:
+    return b""
+
+
+def _serialize_recommend(response: pb.RecommendResponse | bytes) -> bytes:
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
 def add_items(field: Any, items: list[Scored]) -> None:
     """Append scored items to a repeated ScoredItem field (`add` costs half of building messages and a list)."""
     add = field.add
@@ -263,15 +301,16 @@ def add_recommender(service: RecommenderService, server: grpc.aio.Server) -> Non
     """The generated add_RecommenderServicer_to_server, but with request parsing that never raises (see
     validation.lenient): undecodable bytes are INVALID_ARGUMENT, not UNKNOWN."""
 
-    def handler(method: Any, request: type[Any], response: type[Any]) -> grpc.RpcMethodHandler:
+    def handler(method: Any, request: type[Any], serialize: Any) -> grpc.RpcMethodHandler:
         return grpc.unary_unary_rpc_method_handler(
-            method, request_deserializer=lenient(request), response_serializer=response.SerializeToString
+            method, request_deserializer=lenient(request), response_serializer=serialize
         )
 
     handlers = {
-        "Recommend": handler(service.Recommend, pb.RecommendRequest, pb.RecommendResponse),
-        "Score": handler(service.Score, pb.ScoreRequest, pb.ScoreResponse),
-        "Info": handler(service.Info, pb.InfoRequest, pb.InfoResponse),
+        # Recommend answers a message or, where the stored answer serves, its bytes (serving/prebuilt.py)
+        "Recommend": handler(service.Recommend, pb.RecommendRequest, _serialize_recommend),
+        "Score": handler(service.Score, pb.ScoreRequest, pb.ScoreResponse.SerializeToString),
+        "Info": handler(service.Info, pb.InfoRequest, pb.InfoResponse.SerializeToString),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
 
@@ -302,6 +341,7 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     if not tokens:
         log.warning("no auth tokens configured: Recommend, Score and Info are open to any caller")
     options = [
+        ("grpc.so_reuseport", 1 if settings.shared_port else 0),  # serving/ports.py says why
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
@@ -316,8 +356,6 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, HEALTH_NAME, reflection.SERVICE_NAME), server)
     port = _bind(server, settings)
-    if port == 0:
-        raise OSError(f"could not bind {settings.host}:{settings.port}")
     await server.start()
     await popularity.refresh()
     popularity.start()
@@ -336,7 +374,18 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
 
 
 def _bind(server: grpc.aio.Server, settings: ServingSettings) -> int:
+    """The port bound; ConfigError that says why when the address cannot be listened on (a port in use)."""
     address = f"{settings.host}:{settings.port}"
+    try:
+        port = _add_port(server, settings, address)
+    except RuntimeError:  # gRPC's "Failed to bind": find the reason ourselves
+        port = 0
+    if port == 0:
+        raise ports.bind_error(settings.host, settings.port)
+    return port
+
+
+def _add_port(server: grpc.aio.Server, settings: ServingSettings, address: str) -> int:
     if settings.tls_cert_file is None and settings.tls_key_file is None:
         return server.add_insecure_port(address)
     if settings.tls_cert_file is None or settings.tls_key_file is None:

@@ -23,7 +23,7 @@ from streamrec.features.session_store import (
 from streamrec.protos import recommender_pb2, recommender_pb2_grpc
 from streamrec.redis import Command, RedisClient, Script, execute_with_scripts
 from streamrec.stream.aggregates import AppliedBatch
-from streamrec.stream.processor import RawRecord
+from streamrec.stream.processor import RawRecord, Refresh
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +133,11 @@ class GrpcScorer:
             self._stub = recommender_pb2_grpc.RecommenderStub(self._channel)
         return self._stub
 
-    async def score(
-        self, sessions: Sequence[tuple[str, list[str], list[str], str]], k: int
-    ) -> tuple[dict[str, list[tuple[str, float]]], str]:
+    async def score(self, sessions: Sequence[tuple[str, list[str], list[str], str]], k: int) -> Refresh:
         request = recommender_pb2.ScoreRequest(
             k=k,
             columnar=True,
+            prebuilt=True,
             sessions=[
                 recommender_pb2.SessionHistory(
                     session_id=sid, item_ids=items, exclude_item_ids=exclude, cause_event_id=cause
@@ -150,7 +149,9 @@ class GrpcScorer:
             reply = await self._ensure().Score(request, timeout=self.timeout_s, metadata=self.metadata)
         except grpc.aio.AioRpcError as exc:  # the client edge: turn transport errors into our own
             raise ScorerError(f"Score failed: {exc.code().name}: {exc.details()}") from exc
-        return {r.session_id: read_scored_items(r) for r in reply.results}, reply.model_version
+        lists = {r.session_id: read_scored_items(r) for r in reply.results}
+        wire = {r.session_id: r.response_items for r in reply.results if r.response_items}
+        return Refresh(lists, reply.model_version, wire)
 
     async def close(self) -> None:
         if self._channel is not None:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
+from streamrec.errors import ConfigError
 from streamrec.stream.processor import BatchOutcome
 
 REGISTRY = CollectorRegistry()
@@ -128,4 +129,7 @@ def record(outcome: BatchOutcome, records: int, seconds: float) -> None:
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
     """/metrics on host:port; loopback unless configured, since it tells anyone who asks about the traffic."""
-    start_http_server(port, addr=host, registry=REGISTRY)
+    try:
+        start_http_server(port, addr=host, registry=REGISTRY)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve /metrics on {host}:{port}: {exc.strerror}") from None

@@ -91,12 +91,20 @@ class Router(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Refresh:
+    """A scorer's answer for a batch's sessions: each list best first, the model that made them, and each list as
+    the scorer serialized it for a page view (`wire`, where it sent one: serving/prebuilt.py)."""
+
+    lists: dict[str, list[tuple[str, float]]]
+    model_version: str
+    wire: dict[str, bytes] = field(default_factory=dict)
+
+
 class Scorer(Protocol):
     """Batched top-k for (session_id, items, excluded items, id of the event that caused the refresh)."""
 
-    async def score(
-        self, sessions: Sequence[tuple[str, list[str], list[str], str]], k: int
-    ) -> tuple[dict[str, list[tuple[str, float]]], str]: ...
+    async def score(self, sessions: Sequence[tuple[str, list[str], list[str], str]], k: int) -> Refresh: ...
 
 
 class Aggregates(Protocol):
@@ -274,18 +282,22 @@ class SessionProcessor:
         if not requests:
             return {}
         try:
-            lists, version = await self.scorer.score(requests, self.limits.refresh_k)
+            refresh = await self.scorer.score(requests, self.limits.refresh_k)
         except ScorerError as exc:
             outcome.refresh_failed += len(requests)
             log.warning("refresh skipped for %d sessions: %s", len(requests), exc)
             return {}
         now = self.clock_ms()
         recs = {}
-        for sid, items in lists.items():
+        version = refresh.model_version
+        for sid, items in refresh.lists.items():
             session = touched.get(sid)
             if session is not None and session.cause is not None:
                 cause = session.cause
-                recs[sid] = Recommendations(session.cause_offset, items, version, cause.event_id, cause.ts_ms, now)
+                wire = Recommendations.encode_wire(refresh.wire.get(sid, b""))
+                recs[sid] = Recommendations(
+                    session.cause_offset, items, version, cause.event_id, cause.ts_ms, now, wire
+                )
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug(
                         "refreshed %s",

@@ -18,10 +18,16 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from streamrec.serving.config import ServingSettings
+
+    given = {"port": args.port, "registry": args.registry, "processes": args.processes}
+    settings = ServingSettings(**{k: v for k, v in given.items() if v is not None})
+    if settings.processes > 1:
+        from streamrec.serving.processes import run_group
+
+        return run_group(settings)
     from streamrec.serving.server import run_server
 
-    overrides = {k: v for k, v in {"port": args.port, "registry": args.registry}.items() if v is not None}
-    return run_server(ServingSettings(**overrides))
+    return run_server(settings)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -102,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the gRPC scorer (settings from STREAMREC_* environment)")
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--registry", type=Path, default=None)
+    p.add_argument(
+        "--processes", type=int, default=None, help="scorer processes on the one port, for more cores (default 1)"
+    )
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser("health", help="exit 0 when the scorer at --address reports SERVING (grpc.health.v1)")

@@ -23,6 +23,11 @@ FIGURES = [
 KEYS = {
     *FIGURES,
     "p50_ms_refreshed",
+    "p99_ms_refreshed",
+    "refreshed_max_rps_p99_under_10ms",
+    "echo_max_rps_beside_refreshed",
+    "refreshed_rps_over_echo",
+    "prebuilt_lists",
     "p50_over_echo",
     "rps_over_echo",
     "rps_over_naive",
@@ -54,11 +59,11 @@ def test_a_tiny_run_reports_every_figure(registry: Path) -> None:
 
     assert set(result) == KEYS
     json.dumps(result)  # one JSON line: everything serialisable
-    for key in FIGURES + ["p50_ms_refreshed"]:
+    for key in FIGURES + ["p50_ms_refreshed", "p99_ms_refreshed", "refreshed_max_rps_p99_under_10ms"]:
         assert isinstance(result[key], float) and math.isfinite(result[key]) and result[key] >= 0, key
     for prefix in ("", "echo_", "naive_"):
         assert 0 < result[f"{prefix}p50_ms"] <= result[f"{prefix}p99_ms"]
-    for key in ("p50_over_echo", "rps_over_echo", "rps_over_naive"):
+    for key in ("p50_over_echo", "rps_over_echo", "rps_over_naive", "refreshed_rps_over_echo"):
         assert result[key] is None or result[key] >= 0, key
     assert result["p50_over_echo"] > 0
     assert result["model_type"] == "gru4rec" and result["model_version"] == current_version(registry)
@@ -68,7 +73,8 @@ def test_a_tiny_run_reports_every_figure(registry: Path) -> None:
     assert "vocabulary" in result["data"]["sessions"] and "synthetic catalogue" in result["data"]["model"]
     # every measured answer of ours came from the model inline, and then from the refreshed lists
     assert result["inline_share"] == 1.0 and result["refreshed_share"] == 1.0
-    assert set(result["levels"]) == {"ours", "echo", "naive"}
+    assert result["prebuilt_lists"] == 200  # refreshed through Score, every list came with its serialized answer
+    assert set(result["levels"]) == {"ours", "echo", "naive", "ours_refreshed"}
     assert all(steps and steps[0][0] == 2 for steps in result["levels"].values())
 
 

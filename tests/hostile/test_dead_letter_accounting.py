@@ -19,7 +19,7 @@ from streamrec.events import CanonicalEvent
 from streamrec.features.session_store import Recommendations, SessionState
 from streamrec.stream.aggregates import AggregateInput, AppliedBatch
 from streamrec.stream.decode import decode_event
-from streamrec.stream.processor import Limits, RawRecord, SessionProcessor
+from streamrec.stream.processor import Limits, RawRecord, Refresh, SessionProcessor
 from tests.hostile.records import NOW, good_event, messages, string_field_bytes
 
 LIMITS = Limits(max_event_bytes=16_384, max_future_skew_ms=600_000, max_event_age_ms=400 * 86_400_000, refresh_k=5)
@@ -44,10 +44,8 @@ class RecordingDeadLetters:
 
 
 class FirstItemScorer:
-    async def score(
-        self, sessions: Sequence[tuple[Any, ...]], k: int
-    ) -> tuple[dict[str, list[tuple[str, float]]], str]:
-        return {sid: [(items[0], 1.0)] for sid, items, *_ in sessions}, "v-test"
+    async def score(self, sessions: Sequence[tuple[Any, ...]], k: int) -> Refresh:
+        return Refresh({sid: [(items[0], 1.0)] for sid, items, *_ in sessions}, "v-test")
 
 
 class PassAggregates:

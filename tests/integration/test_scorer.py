@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +16,14 @@ import pytest
 import redis
 
 from streamrec.artifact import load_manifest, new_version_name, publish, set_current
-from streamrec.config import CoreSettings
 from streamrec.devstack.localstack import free_port
 from streamrec.features.session_store import SessionState, session_key
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
-from streamrec.serving.config import ServingSettings
 from streamrec.serving.server import Scorer, create_server
+from tests.integration.conftest import settings
 
 pytestmark = pytest.mark.integration
-
-
-def settings(redis_url: str, project: str, registry: Path, **overrides: Any) -> ServingSettings:
-    return ServingSettings(
-        core=CoreSettings(redis_url=redis_url, project=project),
-        port=0,
-        registry=registry,
-        reload_interval_s=0.1,
-        **overrides,
-    )
 
 
 def seed_session(redis_url: str, project: str, session_id: str) -> None:
@@ -61,23 +50,6 @@ def slow_down(scorer: Scorer, seconds: float) -> None:
         return original(*args)
 
     runtime.candidates = slow  # type: ignore[method-assign]
-
-
-@pytest.fixture
-async def scorer_for(redis_url: str, project: str, registry_copy: Path) -> AsyncIterator[Callable[..., Any]]:
-    started: list[Scorer] = []
-
-    async def start(**overrides: Any) -> tuple[Scorer, recommender_pb2_grpc.RecommenderStub]:
-        scorer = await create_server(
-            settings(overrides.pop("redis_url", redis_url), project, registry_copy, **overrides)
-        )
-        started.append(scorer)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{scorer.port}")
-        return scorer, recommender_pb2_grpc.RecommenderStub(channel)
-
-    yield start
-    for scorer in started:
-        await scorer.stop(0)
 
 
 async def test_hot_swap_under_load_fails_no_request_and_rollback_works(

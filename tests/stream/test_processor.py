@@ -11,7 +11,7 @@ from streamrec.errors import ScorerError
 from streamrec.events import CanonicalEvent
 from streamrec.features.session_store import MAX_SESSION_ITEMS, Recommendations, SessionState
 from streamrec.stream.aggregates import AggregateInput, AppliedBatch
-from streamrec.stream.processor import Limits, RawRecord, SessionProcessor
+from streamrec.stream.processor import Limits, RawRecord, Refresh, SessionProcessor
 
 NOW = 1_800_000_000_000
 LIMITS = Limits(max_event_bytes=4096, max_future_skew_ms=60_000, max_event_age_ms=86_400_000, refresh_k=5)
@@ -42,14 +42,13 @@ class EchoScorer:
         self.calls: list[list[str]] = []
         self.fail = fail
 
-    async def score(
-        self, sessions: Sequence[tuple[str, list[str], list[str], str]], k: int
-    ) -> tuple[dict[str, list[tuple[str, float]]], str]:
+    async def score(self, sessions: Sequence[tuple[str, list[str], list[str], str]], k: int) -> Refresh:
         self.calls.append([sid for sid, _, _, _ in sessions])
         self.causes = [cause for _, _, _, cause in sessions]
         if self.fail:
             raise ScorerError("scorer down")
-        return {sid: [(items[-1][::-1], 1.0)] for sid, items, _, _ in sessions}, "v-test"
+        lists = {sid: [(items[-1][::-1], 1.0)] for sid, items, _, _ in sessions}
+        return Refresh(lists, "v-test", {sid: f"wire-{sid}".encode() for sid in lists})
 
 
 class CountingAggregates:
@@ -118,6 +117,7 @@ def test_state_keeps_order_and_one_refresh_per_batch() -> None:
     assert scorer.causes == ["a-1", "b-0"]  # each refresh names the event that caused it
     assert writer.writes == 1
     assert writer.recs["a"].items == [("2x", 1.0)] and writer.recs["a"].event_id == "a-1"
+    assert writer.recs["a"].entries() == b"wire-a"  # the scorer's serialized answer is stored with the list
     assert table.partitions["a"] == ord("a") % 4 and writer.states["a"].offset == 1
 
 
