@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 
 from streamrec.channels import insecure_scorer_aio_channel
+from streamrec.loadtest.config import Metadata
 from streamrec.loadtest.histograms import Timeline, encode, new_histogram, record_seconds
 from streamrec.loadtest.schedule import Planned
 from streamrec.protos import recommender_pb2, recommender_pb2_grpc
@@ -74,6 +75,7 @@ class LoadConfig:
     max_inflight: int = 1000
     seed: int = 0
     page: str = "product"
+    metadata: Metadata = ()  # sent with every call: the scorer's bearer token, where it asks for one
 
 
 @dataclass
@@ -133,7 +135,7 @@ class Generator:
             async with slots:  # waiting for a slot counts as latency: it is the client's queue
                 sent = time.perf_counter()
                 try:
-                    await stub.Recommend(request, timeout=self.config.deadline_s)
+                    await stub.Recommend(request, timeout=self.config.deadline_s, metadata=self.config.metadata)
                     code = "OK"
                 except grpc.aio.AioRpcError as exc:  # the client edge: count by status code and go on
                     code = exc.code().name

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from streamrec.events import CanonicalEvent
+from streamrec.loadtest.config import LoadtestSettings
 from streamrec.loadtest.cpu import CpuMeter
 from streamrec.loadtest.fleet import Fleet, FleetResult
 from streamrec.loadtest.freshness import FreshnessProbe, FreshnessReport
@@ -135,6 +136,7 @@ def run_scenario(
 
 def _measure(scenario: Scenario, target: Target, planned: list[Planned], progress: bool, log: Log) -> Measured:
     rec, fresh = scenario.recommend, scenario.freshness
+    metadata = LoadtestSettings().scorer_metadata()
     with contextlib.ExitStack() as cleanup:
         fleet = None
         if rec.rate > 0:
@@ -146,12 +148,18 @@ def _measure(scenario: Scenario, target: Target, planned: list[Planned], progres
                 k=rec.k,
                 deadline_s=rec.deadline_ms / 1000,
                 max_inflight=rec.max_inflight,
+                metadata=metadata,
             )
             fleet = cleanup.enter_context(Fleet(config, PagePlan.from_planned(planned, rec.window_s), rec.processes))
             fleet.start()
         redis_probe = FreshnessProbe(target.redis, target.project, relative_step=PROBE_STEP).start()
         rec_probe = RecommendProbe(
-            target.grpc, fresh.poll_ms / 1000, rec.k, relative_step=PROBE_STEP, max_calls_per_s=fresh.max_calls_per_s
+            target.grpc,
+            fresh.poll_ms / 1000,
+            rec.k,
+            relative_step=PROBE_STEP,
+            max_calls_per_s=fresh.max_calls_per_s,
+            metadata=metadata,
         ).start()
         cleanup.callback(rec_probe.stop, 0.0)  # no-ops once stopped below; on an error they end the threads
         cleanup.callback(redis_probe.stop, 0.0)

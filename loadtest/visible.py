@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import grpc
 
 from streamrec.channels import insecure_scorer_channel
+from streamrec.loadtest.config import Metadata
 from streamrec.loadtest.freshness import FreshnessReport
 from streamrec.loadtest.probe_thread import ProbeThread
 from streamrec.protos import recommender_pb2, recommender_pb2_grpc
@@ -46,8 +47,10 @@ class RecommendProbe(ProbeThread[_Pending]):
         rpc_timeout_s: float = 1.0,
         relative_step: float = 0.05,
         max_calls_per_s: float = 100.0,
+        metadata: Metadata = (),
     ) -> None:
         super().__init__("recommend-probe")
+        self.metadata = metadata
         self.channel = insecure_scorer_channel(address)  # one scorer or several (stack.json's list)
         self.stub = recommender_pb2_grpc.RecommenderStub(self.channel)
         self.poll_s = poll_s
@@ -95,7 +98,9 @@ class RecommendProbe(ProbeThread[_Pending]):
         asked_ms = int(time.time() * 1000)
         calls = [
             self.stub.Recommend.future(
-                recommender_pb2.RecommendRequest(session_id=sid, k=self.k), timeout=self.rpc_timeout_s
+                recommender_pb2.RecommendRequest(session_id=sid, k=self.k),
+                timeout=self.rpc_timeout_s,
+                metadata=self.metadata,
             )
             for sid, _ in sessions
         ]
