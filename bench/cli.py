@@ -34,8 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(handler=_serve)
     p = kinds.add_parser("scale", help="1->2 workers, 1->2 scorer processes, 1->3 Redis primaries: measured steps")
     p.add_argument("--events", type=int, default=30_000)
-    p.add_argument("--load-seconds", type=float, default=5.0, help="seconds of closed-loop Recommend per step")
-    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--load-seconds", type=float, default=3.0, help="seconds of closed-loop Recommend per level")
+    p.add_argument(
+        "--levels", type=_levels, default=(2, 4, 8, 16), help="concurrent Recommend callers of each closed loop: 2,4,8"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_scale)
 
@@ -76,5 +78,17 @@ def _scale(args: argparse.Namespace) -> int:
     from streamrec.bench.common import emit
     from streamrec.bench.scale import run_scale
 
-    emit(run_scale(args.events, args.load_seconds, args.concurrency), args.json)
+    emit(run_scale(args.events, args.load_seconds, args.levels), args.json)
     return 0
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"levels are positive whole numbers separated by commas, not {text!r}"
+        ) from None
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError(f"levels are positive whole numbers separated by commas, not {text!r}")
+    return levels
