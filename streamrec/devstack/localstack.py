@@ -54,6 +54,13 @@ def port_open(host: str, port: int) -> bool:
     return False
 
 
+def redis_server_argv(port: int, data_dir: Path, appendonly: bool) -> list[str]:
+    """A loopback redis-server on `port`: no RDB snapshots, the append-only file in `data_dir` if `appendonly`."""
+    appendonly_arg = "yes" if appendonly else "no"
+    where = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)]
+    return [redis_server_binary(), *where, "--save", "", "--appendonly", appendonly_arg]
+
+
 def redis_server_binary() -> str:
     on_path = shutil.which("redis-server")
     if on_path:
@@ -256,19 +263,7 @@ class LocalStack:
         port = port or free_port()
         data_dir = data_dir or self.state_dir / f"redis-{port}"
         data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [
-            redis_server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes" if appendonly else "no",
-            "--dir",
-            str(data_dir),
-        ]
+        argv = redis_server_argv(port, data_dir, appendonly)
         if password:
             argv += ["--requirepass", password]
         argv += extra_args

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import redis
 
-from streamrec.devstack.localstack import LocalStack, port_open, redis_server_binary
+from streamrec.devstack.localstack import LocalStack, port_open, redis_server_argv
 from streamrec.errors import StackError
 
 SLOTS = 16384
@@ -137,17 +137,7 @@ def node_argv(base: Path, port: int, appendonly: bool) -> list[str]:
     data_dir = base / f"node-{port}"
     data_dir.mkdir(exist_ok=True)
     return [
-        redis_server_binary(),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "yes" if appendonly else "no",
-        "--dir",
-        str(data_dir),
+        *redis_server_argv(port, data_dir, appendonly),
         "--cluster-enabled",
         "yes",
         "--cluster-config-file",

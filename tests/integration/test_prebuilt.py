@@ -14,6 +14,7 @@ import redis
 from streamrec.artifact import current_version, load_vocabulary
 from streamrec.features.session_store import Recommendations, SessionState, session_key
 from streamrec.protos import recommender_pb2 as pb
+from streamrec.protos import recommender_pb2_grpc
 from streamrec.redis import connect
 from streamrec.serving import metrics
 from streamrec.stream.adapters import GrpcScorer, RedisStateStore
@@ -72,16 +73,22 @@ def without_age(reply: pb.RecommendResponse) -> pb.RecommendResponse:
     return copy
 
 
-async def test_stored_answers_serve_as_bytes_and_equal_the_built_answers(
-    scorer_for: Callable[..., Any],
-    redis_url: str,
-    project: str,
-    registry_copy: Path,
-) -> None:
+@pytest.fixture
+async def refreshed(
+    scorer_for: Callable[..., Any], redis_url: str, project: str, registry_copy: Path
+) -> tuple[dict[str, SessionState], recommender_pb2_grpc.RecommenderStub]:
+    """Sessions refreshed through a scorer that serves stored answers, and that scorer's stub."""
     states = seed_states(redis_url, project, load_vocabulary(registry_copy / current_version(registry_copy)))
-    hot, hot_stub = await scorer_for(prebuilt_answers=True)
-    _, built_stub = await scorer_for(prebuilt_answers=False)
+    hot, stub = await scorer_for(prebuilt_answers=True)
     assert await refresh_as_the_worker(f"127.0.0.1:{hot.port}", redis_url, project, states) == SESSIONS
+    return states, stub
+
+
+async def test_stored_answers_serve_as_bytes_and_equal_the_built_answers(
+    scorer_for: Callable[..., Any], refreshed: tuple[dict[str, SessionState], recommender_pb2_grpc.RecommenderStub]
+) -> None:
+    states, hot_stub = refreshed
+    _, built_stub = await scorer_for(prebuilt_answers=False)
 
     requests = []
     for sid in states:
@@ -107,14 +114,9 @@ async def test_stored_answers_serve_as_bytes_and_equal_the_built_answers(
 
 
 async def test_a_session_that_moved_on_is_answered_by_the_model_not_the_stored_bytes(
-    scorer_for: Callable[..., Any],
-    redis_url: str,
-    project: str,
-    registry_copy: Path,
+    refreshed: tuple[dict[str, SessionState], recommender_pb2_grpc.RecommenderStub], redis_url: str, project: str
 ) -> None:
-    states = seed_states(redis_url, project, load_vocabulary(registry_copy / current_version(registry_copy)))
-    hot, stub = await scorer_for(prebuilt_answers=True)
-    await refresh_as_the_worker(f"127.0.0.1:{hot.port}", redis_url, project, states)
+    states, stub = refreshed
     moved = states["s0"]
     moved.items.append(moved.items[0])
     moved.last_event_id = "e-0-next"  # a newer event applied, its refresh not yet written
