@@ -10,7 +10,7 @@ import pandas as pd
 from streamrec.errors import DataError
 from streamrec.training.canonical import LoadReport
 from streamrec.training.loaders import load_diginetica, load_path, load_taobao, load_yoochoose
-from streamrec.training.protocol import DAY_MS, ProtocolConfig
+from streamrec.training.protocol import DAY_MS, ProtocolConfig, fit_to_data
 
 DEFAULT_DATA_DIR = Path("../shared/data")
 
@@ -75,6 +75,9 @@ def load_dataset(
 ) -> Dataset:
     """A dataset by name (resolved under `data_dir`, default ../shared/data) or by the path of any supported file.
 
+    A named dataset keeps its reference protocol; a file gets windows that fit its own time span
+    (training/protocol.py, `fit_to_data`). `test_days` and `valid_days` override either.
+
     Raises DataError with a plain explanation when the data are not there.
     """
     if name_or_path in DATASETS:
@@ -90,16 +93,22 @@ def load_dataset(
         if missing:
             raise DataError(f"dataset {name_or_path!r}: missing {', '.join(missing)}")
         events, report = _load_named(name_or_path, paths)
-        name, protocol = name_or_path, spec.protocol
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            known = ", ".join(DATASETS)
-            raise DataError(f"{name_or_path!r} is neither a known dataset ({known}) nor an existing file")
-        events, report = load_path(path)
-        name, protocol, paths = path.name, ProtocolConfig(), (path,)
-    if test_days is not None:
-        protocol = replace(protocol, test_days=test_days)
-    if valid_days is not None:
-        protocol = replace(protocol, valid_days=valid_days)
-    return Dataset(name, events, report, protocol, paths)
+        return Dataset(name_or_path, events, report, _overridden(spec.protocol, test_days, valid_days), paths)
+    path = Path(name_or_path)
+    if not path.is_file():
+        known = ", ".join(DATASETS)
+        raise DataError(f"{name_or_path!r} is neither a known dataset ({known}) nor an existing file")
+    events, report = load_path(path)
+    return Dataset(path.name, events, report, fit_to_data(events, ProtocolConfig(), test_days, valid_days), (path,))
+
+
+def _overridden(protocol: ProtocolConfig, test_days: float | None, valid_days: float | None) -> ProtocolConfig:
+    """A named dataset's own windows (its reference protocol), each replaced where a flag gives one."""
+    if test_days is None and valid_days is None:
+        return replace(protocol, basis="fixed: the dataset's reference protocol")
+    return replace(
+        protocol,
+        test_days=protocol.test_days if test_days is None else test_days,
+        valid_days=protocol.valid_days if valid_days is None else valid_days,
+        basis="flags",
+    )

@@ -11,9 +11,12 @@ Its structure is simple and known, so tests can ask for behaviour a trained mode
 
 from __future__ import annotations
 
+import csv
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -129,3 +132,36 @@ def _event(cat: Catalogue, session_id: str, user_id: str, seq: int, kind: str, i
 def generate_time_ordered(config: SyntheticConfig = SyntheticConfig()) -> list[CanonicalEvent]:
     """All events sorted by event time, as a replay would publish them (sessions interleave)."""
     return sorted(generate(config), key=lambda e: (e.ts_ms, e.event_id))
+
+
+# A shop's event export as training/loaders.py reads it with no mapping (the REES46 layout)
+SHOP_EXPORT_COLUMNS = (
+    "event_time",
+    "event_type",
+    "product_id",
+    "category_id",
+    "category_code",
+    "brand",
+    "price",
+    "user_id",
+    "user_session",
+)
+SHOP_EVENT_TYPES = {"view": "view", "click": "view", "add_to_cart": "cart", "purchase": "purchase"}
+
+
+def write_shop_export(path: Path, config: SyntheticConfig) -> int:
+    """The events of `config`, in event-time order, as a shop's CSV export; returns the rows written. With a
+    short `span_ms` it stands in for an export of a few hours, which is what a new shop often has."""
+    rows = 0
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(SHOP_EXPORT_COLUMNS)
+        for e in generate_time_ordered(config):
+            when = datetime.fromtimestamp(e.ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            brand = f"brand{int(e.category_id[1:]) % 7}" if e.category_id else ""
+            price = "" if e.price is None else f"{e.price:.2f}"
+            writer.writerow(
+                [when, SHOP_EVENT_TYPES[e.type], e.item_id, e.category_id, "", brand, price, e.user_id, e.session_id]
+            )
+            rows += 1
+    return rows
