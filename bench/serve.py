@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from streamrec.artifact import Manifest, current_version, load_manifest, load_vocabulary
+from streamrec.artifact import NEURAL_MODEL_TYPES, Manifest, current_version, load_manifest, load_vocabulary
 from streamrec.bench.common import bench_registry
 from streamrec.bench.serve_data import Sessions, make_sessions, refresh_through_score, seed_sessions
 from streamrec.bench.serve_load import Driver, Level, Run, max_rps_within, sequential_together, step_up_together
@@ -110,6 +110,8 @@ def run_serve(
         gc.collect()
         gc.freeze()  # the client's collections then skip the sessions and requests built above: fewer pauses
         servers = {"echo": [], "ours": [*common, "--providers", providers], "naive": naive_args}
+        if manifest.model_type not in NEURAL_MODEL_TYPES:  # session kNN: no torch model for the naive scorer to run
+            del servers["naive"]
         try:
             addresses = {kind: _start(stack, kind, args) for kind, args in servers.items()}
             measured = asyncio.run(_drive(addresses, calls, plan, refresh))
@@ -215,15 +217,20 @@ def _result(
     measured: dict[str, Figures], plan: Plan, data: Sessions, manifest: Manifest, load_before: float
 ) -> dict[str, Any]:
     limit = plan.p99_limit_ms
-    ours, echo, naive, hot = measured["ours"], measured["echo"], measured["naive"], measured["ours_refreshed"]
+    ours, echo, hot = measured["ours"], measured["echo"], measured["ours_refreshed"]
+    naive = measured.get("naive")
     out: dict[str, Any] = {}
     for prefix, figures in (("", ours), ("echo_", echo), ("naive_", naive)):
+        if figures is None:  # no naive scorer for this model family: its figures are null
+            out |= {f"{prefix}p50_ms": None, f"{prefix}p99_ms": None, f"{prefix}max_rps_p99_under_10ms": 0.0}
+            continue
         out[f"{prefix}p50_ms"] = _ms(figures.sequential.percentile_ms(50))
         out[f"{prefix}p99_ms"] = _ms(figures.sequential.percentile_ms(99))
         out[f"{prefix}max_rps_p99_under_10ms"] = round(max_rps_within(figures.levels, limit), 1)
     refreshed_rps = round(max_rps_within(hot.levels, limit), 1)
     echo_beside = round(max_rps_within(measured["echo_refreshed"].levels, limit), 1)
-    info, naive_info = ours.info or pb.InfoResponse(), naive.info or pb.InfoResponse()
+    info = ours.info or pb.InfoResponse()
+    naive_info = (naive.info if naive is not None else None) or pb.InfoResponse()
     return {
         **out,
         "p50_ms_refreshed": _ms(hot.sequential.percentile_ms(50)),
@@ -249,6 +256,7 @@ def _result(
         "levels": {
             name: _levels(f.levels)
             for name, f in (("ours", ours), ("echo", echo), ("naive", naive), ("ours_refreshed", hot))
+            if f is not None
         },
         "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }

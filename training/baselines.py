@@ -130,22 +130,24 @@ class VSKNN(Pop):
 
     def _session_scores(self, prefix: np.ndarray) -> np.ndarray:
         scores = self.pop * TIEBREAK
-        # position weight i/n of each distinct item; a repeated item keeps its latest position
-        weight = {int(item): (pos + 1) / len(prefix) for pos, item in enumerate(prefix)}
+        # position weight i/n of each distinct item; a repeated item keeps its latest position. Summed as whole
+        # positions and divided once, so that equal similarities are equal exactly and their order (the older
+        # session first) does not hang on rounding: training/knn_graph.py ranks the same way.
+        weight = {int(item): pos + 1 for pos, item in enumerate(prefix)}
         candidates = np.unique(np.concatenate([self.inc.sessions_of(i) for i in weight]))
         candidates = candidates[-self.sample_size :]  # sessions are stored oldest first: these are the most recent
         if not len(candidates):
             return scores
-        similarity = np.zeros(len(candidates))
+        positions = np.zeros(len(candidates), dtype=np.int64)
         recency = np.full(len(candidates), np.inf)  # steps back to the most recent shared item
         for step, item in enumerate(prefix[::-1], start=1):
             shared = np.isin(candidates, self.inc.sessions_of(int(item)), assume_unique=True)
             recency[shared] = np.minimum(recency[shared], step)
         for item, w in weight.items():
-            similarity[np.isin(candidates, self.inc.sessions_of(item), assume_unique=True)] += w
-        similarity /= len(weight)
-        top = np.argsort(-similarity, kind="stable")[: self.k]
-        top = top[similarity[top] > 0]
+            positions[np.isin(candidates, self.inc.sessions_of(item), assume_unique=True)] += w
+        top = np.argsort(-positions, kind="stable")[: self.k]
+        top = top[positions[top] > 0]
+        similarity = positions / (len(prefix) * len(weight))
         scores = scores.copy()
         for neighbour, sim, steps in zip(candidates[top], similarity[top], recency[top], strict=True):
             items = self.inc.items_of(int(neighbour))

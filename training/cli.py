@@ -39,7 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     source = train.add_mutually_exclusive_group(required=True)
     source.add_argument("--synthetic", action="store_true", help="train on the seeded synthetic clickstream")
     source.add_argument("--dataset", help="yoochoose-100k, diginetica-sample, taobao, or a data file's path")
-    train.add_argument("--model", default=None, help="gru4rec, sasrec, ... (default: gru4rec synthetic, else sasrec)")
+    train.add_argument(
+        "--model",
+        default=None,
+        help="gru4rec, sasrec, v-sknn, ..., or auto: the best servable model on validation "
+        "(default: gru4rec synthetic, else sasrec)",
+    )
     train.add_argument("--sessions", type=int, default=4000, help="synthetic sessions (default 4000)")
     train.add_argument("--items", type=int, default=500, help="synthetic items (default 500)")
     train.add_argument("--epochs", type=int, default=None, help="at most this many epochs (default: the model's)")

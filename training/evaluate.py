@@ -19,6 +19,8 @@ from streamrec.training.train import MODEL_PRESETS
 
 DEFAULT_MODELS = ("pop", "s-pop", "item-knn", "v-sknn", "gru4rec", "sasrec")
 KNOWN_MODELS = (*BASELINES, *MODEL_PRESETS)
+# what `streamrec train` can publish and the scorer run: the neural presets and session kNN (training/knn_graph.py)
+SERVABLE_MODELS = frozenset({"v-sknn", *MODEL_PRESETS})
 # SR-GNN's own code on the same YooChoose 100k split (../shared/data/README.md), for side-by-side figures
 SRGNN_YOOCHOOSE_100K = {"hr@20": 67.33, "mrr@20": 35.78}
 
@@ -89,7 +91,9 @@ def evaluate_dataset(
             results[name] = evaluate_baseline(name, split, test)
         else:
             results[name] = evaluate_neural(name, split, test, seed, progress, log)
+        results[name]["servable"] = name in SERVABLE_MODELS
         log(f"  {name}: {results[name]}")
+    servable = [name for name in results if name in SERVABLE_MODELS]
     report: dict[str, Any] = {
         "dataset": dataset.name,
         "files": [p.name for p in dataset.files],
@@ -100,6 +104,7 @@ def evaluate_dataset(
         "inference_note": "ms per test prefix (one recommendation for a session state), torch/numpy, batches of 256",
         "models": results,
         "best_by_validation": best_by_validation(results),
+        "best_servable_by_validation": best_by_validation(results, among=sorted(SERVABLE_MODELS)) if servable else None,
         "seconds": round(time.perf_counter() - start, 1),
     }
     if dataset.name == "yoochoose-100k":

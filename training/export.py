@@ -36,9 +36,10 @@ class TopK(nn.Module):
         self.register_buffer("padding", torch.arange(n_items) == 0)
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = self.model(items, lengths).float().masked_fill(self.padding, float("-inf"))
+        # ranked in the model's own precision (session kNN's float64 keeps its popularity tie-break), then float32
+        scores = self.model(items, lengths).masked_fill(self.padding, float("-inf"))
         top_scores, top_items = torch.topk(scores, self.k, dim=1)
-        return top_scores, top_items
+        return top_scores.float(), top_items
 
 
 def candidates_for(n_items: int) -> int:
@@ -69,7 +70,25 @@ def export_onnx(model: nn.Module, n_items: int, path: Path, k: int | None = None
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
+    _drop_intermediate_shapes(path)
     return path
+
+
+def _drop_intermediate_shapes(path: Path) -> None:
+    """Remove the exporter's shapes of intermediate values, subgraphs' included: for the branches it wraps around a
+    scatter it declares ranks that do not hold, which ONNX Runtime then warns about on every run; the runtime
+    infers them itself (the graph's own inputs and outputs keep theirs)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.graph.value_info[:]
+    for node in model.graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                del attribute.g.value_info[:]
+                for output in attribute.g.output:
+                    output.type.tensor_type.ClearField("shape")
+    onnx.save(model, str(path))
 
 
 def publish_model(

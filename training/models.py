@@ -8,11 +8,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from streamrec.artifact import NEURAL_MODEL_TYPES
 from streamrec.errors import ArtifactError
 from streamrec.training.gru4rec import GRU4Rec, GRU4RecArgs
 from streamrec.training.sasrec import SASRec, SASRecArgs
 
-NEURAL_MODELS = ("gru4rec", "sasrec")
+NEURAL_MODELS = NEURAL_MODEL_TYPES
 
 
 def build_model(model_type: str, args: dict[str, Any]) -> nn.Module:

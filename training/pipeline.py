@@ -2,6 +2,8 @@
 
 train_on_dataset: protocol split -> epochs chosen on validation -> refit on all training sessions -> test
 metrics -> checkpoint (model.pt) and validation curve (valid_curve.png) -> ONNX fp32/fp16/int8 -> registry.
+Session kNN (`v-sknn`) is fitted on the training sessions and published as its ONNX graph (training/knn_graph.py);
+`auto` evaluates every servable model on validation and publishes the best.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from streamrec.artifact import KNN_MODEL_TYPE
 from streamrec.errors import ArtifactError, DataError
+from streamrec.features.schema import MAX_RECENT_ITEMS
 from streamrec.training.canonical import events_sha256
 from streamrec.training.datasets import Dataset
 from streamrec.training.export import publish_model
@@ -29,7 +33,8 @@ CURVE = "valid_curve.png"
 
 def preset(model_name: str, **overrides: Any) -> TrainConfig:
     if model_name not in MODEL_PRESETS:
-        raise DataError(f"unknown model {model_name!r}; known: {', '.join(MODEL_PRESETS)}")
+        known = ", ".join((*MODEL_PRESETS, "v-sknn", "auto"))
+        raise DataError(f"unknown model {model_name!r}; known: {known}")
     return replace(MODEL_PRESETS[model_name], **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -47,6 +52,10 @@ def data_summary(dataset: Dataset, split: Split) -> dict[str, Any]:
     }
 
 
+AUTO = "auto"
+KNN_MODEL = KNN_MODEL_TYPE
+
+
 def train_on_dataset(
     dataset: Dataset,
     model_name: str,
@@ -57,7 +66,11 @@ def train_on_dataset(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Train `model_name` (a MODEL_PRESETS key) on `dataset` and publish it; returns the version directory."""
+    """Train `model_name` (a servable model, or `auto`) on `dataset` and publish it; returns the version directory."""
+    if model_name == AUTO:
+        model_name = choose_by_validation(dataset, seed=seed, progress=progress, log=log)
+    if model_name == KNN_MODEL:
+        return publish_knn(dataset, registry, log=log)
     cfg = preset(model_name, seed=seed, epochs=epochs, progress=progress)
     split = make_split(dataset.events, dataset.protocol)
     log(f"{dataset.name}: {split.sizes()}")
@@ -113,6 +126,58 @@ def train_on_dataset(
             variants=True,
             eval_prefixes=test,
         )
+
+
+def choose_by_validation(
+    dataset: Dataset,
+    candidates: tuple[str, ...] = (KNN_MODEL, "gru4rec", "sasrec"),
+    *,
+    seed: int = 0,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> str:
+    """The servable model with the best validation MRR@20 on `dataset` (the evaluation's own choice, made without
+    the test set); it is then trained again as `train` trains it."""
+    from streamrec.training.evaluate import best_by_validation, evaluate_dataset
+
+    report = evaluate_dataset(dataset, candidates, seed=seed, progress=progress, log=log)
+    chosen = best_by_validation(report["models"])
+    valid = {name: entry["valid"]["mrr@20"] for name, entry in report["models"].items()}
+    log(f"auto: validation MRR@20 {valid}; publishing {chosen}")
+    return chosen
+
+
+def publish_knn(dataset: Dataset, registry: Path, log: Callable[[str], None] = print) -> Path:
+    """Fit V-SKNN on all training sessions and publish its graph; test figures are the baseline's, which the graph
+    reproduces (validation figures from a fit on the fitting sessions, as for every model)."""
+    from streamrec.training.baselines import VSKNN
+    from streamrec.training.knn_graph import SessionKNNGraph
+
+    split = make_split(dataset.events, dataset.protocol)
+    log(f"{dataset.name}: {split.sizes()}")
+    n_items = len(split.vocab)
+    valid = summarize(rank_prefixes(VSKNN().fit(split.fit, n_items).score, all_prefixes(split.valid)).ranks)
+    knn = VSKNN().fit(split.train, n_items)
+    test = all_prefixes(split.test)
+    result = rank_prefixes(knn.score, test)
+    metrics: dict[str, Any] = summarize(result.ranks) | {
+        "split": "test",
+        "test_prefixes": len(test),
+        "valid": valid,
+        "inference_ms_per_session": round(result.ms_per_prefix(), 3),
+    }
+    log(f"test {summarize(result.ranks)}")
+    return publish_model(
+        registry,
+        SessionKNNGraph(knn).eval(),
+        model_type=KNN_MODEL,
+        model_args={"k": knn.k, "sample_size": knn.sample_size, "idf_weight": knn.idf_weight},
+        vocabulary=split.vocab.item_ids,
+        max_seq_len=MAX_RECENT_ITEMS,
+        popular=popular_items(split.train_items),
+        data=data_summary(dataset, split),
+        metrics=metrics,
+    )
 
 
 def export_checkpoint(checkpoint: Path, registry: Path, dataset: Dataset | None = None) -> Path:
