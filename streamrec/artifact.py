@@ -35,9 +35,11 @@ CURRENT = "CURRENT"
 FORMAT_VERSION = 1
 
 
-# the model families a version may hold: neural session models, and session kNN (training/knn_graph.py)
+# the model families a version may hold: neural session models, session kNN (training/knn_graph.py), and a blend
+# of the two (training/hybrid.py)
 NEURAL_MODEL_TYPES = ("gru4rec", "sasrec")
 KNN_MODEL_TYPE = "v-sknn"
+HYBRID_MODEL_TYPE = "hybrid"
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Manifest:
     """What a scorer needs to know about a model without importing the code that trained it."""
 
     version: str
-    model_type: str  # one of NEURAL_MODEL_TYPES or KNN_MODEL_TYPE
+    model_type: str  # one of NEURAL_MODEL_TYPES, KNN_MODEL_TYPE or HYBRID_MODEL_TYPE
     model_args: dict[str, Any]
     n_items: int  # vocabulary size including the padding index 0
     max_seq_len: int

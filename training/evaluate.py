@@ -17,10 +17,13 @@ from streamrec.training.metrics import Prefixes, RankResult, all_prefixes, rank_
 from streamrec.training.protocol import Split, make_split
 from streamrec.training.train import MODEL_PRESETS
 
-DEFAULT_MODELS = ("pop", "s-pop", "item-knn", "v-sknn", "gru4rec", "sasrec")
-KNOWN_MODELS = (*BASELINES, *MODEL_PRESETS)
-# what `streamrec train` can publish and the scorer run: the neural presets and session kNN (training/knn_graph.py)
-SERVABLE_MODELS = frozenset({"v-sknn", *MODEL_PRESETS})
+# session kNN blended with a neural preset (training/hybrid.py): name -> the neural part
+HYBRIDS = {"v-sknn+gru4rec": "gru4rec", "v-sknn+sasrec": "sasrec"}
+DEFAULT_MODELS = ("pop", "s-pop", "item-knn", "v-sknn", "gru4rec", "sasrec", "v-sknn+gru4rec", "v-sknn+sasrec")
+KNOWN_MODELS = (*BASELINES, *MODEL_PRESETS, *HYBRIDS)
+# what `streamrec train` can publish and the scorer run: the neural presets, session kNN (training/knn_graph.py)
+# and their blends (training/hybrid.py)
+SERVABLE_MODELS = frozenset({"v-sknn", *MODEL_PRESETS, *HYBRIDS})
 # SR-GNN's own code on the same YooChoose 100k split (../shared/data/README.md), for side-by-side figures
 SRGNN_YOOCHOOSE_100K = {"hr@20": 67.33, "mrr@20": 35.78}
 
@@ -50,22 +53,42 @@ def best_by_validation(models: dict[str, Any], among: Sequence[str] | None = Non
     return max(names, key=lambda m: (models[m]["valid"]["mrr@20"], models[m]["valid"]["hr@20"]))
 
 
-def evaluate_neural(
-    name: str, split: Split, test: Prefixes, seed: int, progress: bool, log: Callable[[str], None]
-) -> dict[str, Any]:
+def train_neural(name: str, split: Split, seed: int, progress: bool, log: Callable[[str], None]) -> Any:
+    """A neural preset's epochs chosen on validation and its refit on all training sessions (train.Trained)."""
     from streamrec.training.pipeline import preset  # torch is imported only when a neural model is asked for
-    from streamrec.training.train import select_and_train, torch_scorer
+    from streamrec.training.train import select_and_train
 
     cfg = preset(name, seed=seed, progress=progress)
 
     def on_epoch(epoch: int, loss: float, valid: dict[str, float]) -> None:
         log(f"  {name} epoch {epoch}: loss {loss:.4f} valid {valid}")
 
-    valid = all_prefixes(split.valid)
-    trained = select_and_train(split.fit, split.train, valid, cfg, len(split.vocab), on_epoch)
-    result = rank_prefixes(torch_scorer(trained.model, cfg.max_seq_len), test)
+    return select_and_train(split.fit, split.train, all_prefixes(split.valid), cfg, len(split.vocab), on_epoch)
+
+
+def evaluate_trained(name: str, trained: Any, test: Prefixes) -> dict[str, Any]:
+    from streamrec.training.pipeline import preset
+    from streamrec.training.train import torch_scorer
+
+    result = rank_prefixes(torch_scorer(trained.model, preset(name).max_seq_len), test)
     extra = {"epochs": trained.epochs, "valid": trained.selection.valid[trained.epochs - 1]}
     return _entry(result, trained.seconds, extra)
+
+
+def evaluate_hybrid(name: str, split: Split, test: Prefixes, trained: Any) -> dict[str, Any]:
+    """The blend's weight chosen on validation (parts fitted on the fitting sessions), test figures from the parts
+    refitted on all training sessions."""
+    from streamrec.training.hybrid import blended_scorer, tune_weight
+    from streamrec.training.pipeline import preset
+
+    max_seq_len = preset(HYBRIDS[name]).max_seq_len
+    start = time.perf_counter()
+    on_fit = BASELINES["v-sknn"]().fit(split.fit, len(split.vocab))
+    weight, valid = tune_weight(on_fit.score, trained.fit_model, max_seq_len, all_prefixes(split.valid))
+    knn = BASELINES["v-sknn"]().fit(split.train, len(split.vocab))
+    result = rank_prefixes(blended_scorer(knn.score, trained.model, max_seq_len, weight), test)
+    seconds = trained.seconds + time.perf_counter() - start
+    return _entry(result, seconds, {"epochs": trained.epochs, "weight": weight, "valid": valid})
 
 
 def evaluate_dataset(
@@ -85,12 +108,21 @@ def evaluate_dataset(
     test = all_prefixes(split.test)
     log(f"{dataset.name}: {split.sizes()}")
     results: dict[str, Any] = {}
+    neural_runs: dict[str, Any] = {}  # a hybrid reuses the run of its neural part
+
+    def neural_run(name: str) -> Any:
+        if name not in neural_runs:
+            neural_runs[name] = train_neural(name, split, seed, progress, log)
+        return neural_runs[name]
+
     for name in models:
         log(f"evaluating {name}")
         if name in BASELINES:
             results[name] = evaluate_baseline(name, split, test)
+        elif name in HYBRIDS:
+            results[name] = evaluate_hybrid(name, split, test, neural_run(HYBRIDS[name]))
         else:
-            results[name] = evaluate_neural(name, split, test, seed, progress, log)
+            results[name] = evaluate_trained(name, neural_run(name), test)
         results[name]["servable"] = name in SERVABLE_MODELS
         log(f"  {name}: {results[name]}")
     servable = [name for name in results if name in SERVABLE_MODELS]

@@ -2,8 +2,9 @@
 
 train_on_dataset: protocol split -> epochs chosen on validation -> refit on all training sessions -> test
 metrics -> checkpoint (model.pt) and validation curve (valid_curve.png) -> ONNX fp32/fp16/int8 -> registry.
-Session kNN (`v-sknn`) is fitted on the training sessions and published as its ONNX graph (training/knn_graph.py);
-`auto` evaluates every servable model on validation and publishes the best.
+Session kNN (`v-sknn`) is fitted on the training sessions and published as its ONNX graph (training/knn_graph.py),
+a hybrid (`v-sknn+gru4rec`, `v-sknn+sasrec`) as the blend of both parts (training/hybrid.py); `auto` evaluates
+every servable model on validation and publishes the best.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from streamrec.artifact import KNN_MODEL_TYPE
+from streamrec.artifact import HYBRID_MODEL_TYPE, KNN_MODEL_TYPE
 from streamrec.errors import ArtifactError, DataError
 from streamrec.features.schema import MAX_RECENT_ITEMS
 from streamrec.training.canonical import events_sha256
 from streamrec.training.datasets import Dataset
+from streamrec.training.evaluate import HYBRIDS
 from streamrec.training.export import publish_model
 from streamrec.training.metrics import all_prefixes, rank_prefixes, summarize
 from streamrec.training.models import load_checkpoint, save_checkpoint
@@ -33,7 +35,7 @@ CURVE = "valid_curve.png"
 
 def preset(model_name: str, **overrides: Any) -> TrainConfig:
     if model_name not in MODEL_PRESETS:
-        known = ", ".join((*MODEL_PRESETS, "v-sknn", "auto"))
+        known = ", ".join((*MODEL_PRESETS, KNN_MODEL_TYPE, *HYBRIDS, "auto"))
         raise DataError(f"unknown model {model_name!r}; known: {known}")
     return replace(MODEL_PRESETS[model_name], **{k: v for k, v in overrides.items() if v is not None})
 
@@ -71,6 +73,8 @@ def train_on_dataset(
         model_name = choose_by_validation(dataset, seed=seed, progress=progress, log=log)
     if model_name == KNN_MODEL:
         return publish_knn(dataset, registry, log=log)
+    if model_name in HYBRIDS:
+        return publish_hybrid(dataset, model_name, registry, seed=seed, epochs=epochs, progress=progress, log=log)
     cfg = preset(model_name, seed=seed, epochs=epochs, progress=progress)
     split = make_split(dataset.events, dataset.protocol)
     log(f"{dataset.name}: {split.sizes()}")
@@ -130,7 +134,7 @@ def train_on_dataset(
 
 def choose_by_validation(
     dataset: Dataset,
-    candidates: tuple[str, ...] = (KNN_MODEL, "gru4rec", "sasrec"),
+    candidates: tuple[str, ...] = (KNN_MODEL, "gru4rec", "sasrec", *HYBRIDS),
     *,
     seed: int = 0,
     progress: bool = False,
@@ -174,6 +178,64 @@ def publish_knn(dataset: Dataset, registry: Path, log: Callable[[str], None] = p
         model_args={"k": knn.k, "sample_size": knn.sample_size, "idf_weight": knn.idf_weight},
         vocabulary=split.vocab.item_ids,
         max_seq_len=MAX_RECENT_ITEMS,
+        popular=popular_items(split.train_items),
+        data=data_summary(dataset, split),
+        metrics=metrics,
+    )
+
+
+def publish_hybrid(
+    dataset: Dataset,
+    name: str,
+    registry: Path,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train the neural part (epochs on validation), fit kNN, choose the blend's weight on validation (parts fitted
+    on the fitting sessions), and publish the blend of the parts refitted on all training sessions."""
+    from streamrec.training.baselines import VSKNN
+    from streamrec.training.hybrid import HybridGraph, blended_scorer, tune_weight
+    from streamrec.training.knn_graph import SessionKNNGraph
+
+    cfg = preset(HYBRIDS[name], seed=seed, epochs=epochs, progress=progress)
+    split = make_split(dataset.events, dataset.protocol)
+    log(f"{dataset.name}: {split.sizes()}")
+    n_items = len(split.vocab)
+    trained = select_and_train(split.fit, split.train, all_prefixes(split.valid), cfg, n_items)
+    assert trained.fit_model is not None
+    on_fit = VSKNN().fit(split.fit, n_items)
+    weight, valid = tune_weight(on_fit.score, trained.fit_model, cfg.max_seq_len, all_prefixes(split.valid))
+    log(f"{name}: {trained.epochs} epochs, weight {weight} on validation {valid}")
+    knn = VSKNN().fit(split.train, n_items)
+    test = all_prefixes(split.test)
+    result = rank_prefixes(blended_scorer(knn.score, trained.model, cfg.max_seq_len, weight), test)
+    metrics: dict[str, Any] = summarize(result.ranks) | {
+        "split": "test",
+        "test_prefixes": len(test),
+        "valid": valid,
+        "epochs": trained.epochs,
+        "weight": weight,
+        "train_seconds": round(trained.seconds, 1),
+        "inference_ms_per_session": round(result.ms_per_prefix(), 3),
+    }
+    log(f"test {summarize(result.ranks)}")
+    model_args = {
+        "weight": weight,
+        "knn": {"k": knn.k, "sample_size": knn.sample_size, "idf_weight": knn.idf_weight},
+        "neural_type": cfg.model,
+        "neural": cfg.model_args(n_items),
+        "repeat_bias": cfg.repeat_bias,  # the scorer's rules treat repeats as the neural part does
+    }
+    return publish_model(
+        registry,
+        HybridGraph(SessionKNNGraph(knn), trained.model, weight, n_items).eval(),
+        model_type=HYBRID_MODEL_TYPE,
+        model_args=model_args,
+        vocabulary=split.vocab.item_ids,
+        max_seq_len=cfg.max_seq_len,
         popular=popular_items(split.train_items),
         data=data_summary(dataset, split),
         metrics=metrics,

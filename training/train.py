@@ -252,6 +252,7 @@ class Trained:
     selection: History  # the run on the fitting sessions, validated every epoch
     epochs: int  # chosen on validation
     seconds: float  # both runs
+    fit_model: nn.Module | None = None  # the fitting run at its best epoch, for blends tuned on validation
 
 
 def select_and_train(
@@ -267,11 +268,12 @@ def select_and_train(
     recent days before the test period. The test set plays no part."""
     start = time.perf_counter()
     seed_everything(cfg.seed)
-    selection = fit(build_model(cfg.model, cfg.model_args(n_items)), fit_seqs, cfg, valid, on_epoch)
+    on_fit = build_model(cfg.model, cfg.model_args(n_items))
+    selection = fit(on_fit, fit_seqs, cfg, valid, on_epoch)
     seed_everything(cfg.seed)
     model = build_model(cfg.model, cfg.model_args(n_items))
     fit(model, train_seqs, replace(cfg, epochs=selection.best_epoch))
-    return Trained(model, selection, selection.best_epoch, time.perf_counter() - start)
+    return Trained(model, selection, selection.best_epoch, time.perf_counter() - start, on_fit)
 
 
 def train_session_model(
