@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     train.add_argument("--sessions", type=int, default=4000, help="synthetic sessions (default 4000)")
     train.add_argument("--items", type=int, default=500, help="synthetic items (default 500)")
     train.add_argument("--epochs", type=int, default=None, help="at most this many epochs (default: the model's)")
+    train.add_argument(
+        "--tune-seconds", type=float, default=0.0, help="search a neural model's settings on validation this long first"
+    )
     train.add_argument("--out", type=Path, required=True, help="model registry directory")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.add_argument("--if-empty", action="store_true", help="do nothing when the registry already has a version")
@@ -56,7 +59,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     evaluate = subparsers.add_parser("evaluate", help="evaluate baselines and models on a dataset (DESIGN §5)")
     evaluate.add_argument("--dataset", required=True, help="yoochoose-100k, diginetica-sample, taobao, or a path")
-    evaluate.add_argument("--models", nargs="+", default=None, help="default: pop s-pop item-knn v-sknn gru4rec sasrec")
+    evaluate.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        help="default: pop s-pop item-knn v-sknn gru4rec sasrec v-sknn+gru4rec v-sknn+sasrec",
+    )
+    evaluate.add_argument(
+        "--tune-seconds", type=float, default=0.0, help="search each neural model's settings on validation this long"
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--progress", action="store_true", help="progress bars while training")
     _data_options(evaluate)
@@ -136,6 +147,7 @@ def _train(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             progress=not args.no_progress,
             log=_log,
+            tune_seconds=args.tune_seconds,
         )
     print(version_dir)
     return 0
@@ -147,7 +159,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     dataset = _load(args, args.dataset)
     try:
         report = evaluate_dataset(
-            dataset, args.models or DEFAULT_MODELS, seed=args.seed, progress=args.progress, log=_log
+            dataset,
+            args.models or DEFAULT_MODELS,
+            seed=args.seed,
+            progress=args.progress,
+            log=_log,
+            tune_seconds=args.tune_seconds,
         )
     except ValueError as exc:
         _log(f"error: {exc}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from streamrec.training.baselines import BASELINES
@@ -53,31 +53,52 @@ def best_by_validation(models: dict[str, Any], among: Sequence[str] | None = Non
     return max(names, key=lambda m: (models[m]["valid"]["mrr@20"], models[m]["valid"]["hr@20"]))
 
 
-def train_neural(name: str, split: Split, seed: int, progress: bool, log: Callable[[str], None]) -> Any:
-    """A neural preset's epochs chosen on validation and its refit on all training sessions (train.Trained)."""
+@dataclass
+class NeuralRun:
+    trained: Any  # train.Trained
+    tuning: dict[str, Any] | None = None  # tune.summary of the search before it, when there was one
+
+
+def train_neural(
+    name: str, split: Split, seed: int, progress: bool, log: Callable[[str], None], tune_seconds: float = 0.0
+) -> NeuralRun:
+    """A neural preset (tuned on validation first, given a budget), its epochs chosen on validation and its refit
+    on all training sessions."""
     from streamrec.training.pipeline import preset  # torch is imported only when a neural model is asked for
     from streamrec.training.train import select_and_train
 
     cfg = preset(name, seed=seed, progress=progress)
+    valid = all_prefixes(split.valid)
+    tuning = None
+    if tune_seconds > 0:
+        from streamrec.training.tune import summary, tune
 
-    def on_epoch(epoch: int, loss: float, valid: dict[str, float]) -> None:
-        log(f"  {name} epoch {epoch}: loss {loss:.4f} valid {valid}")
+        log(f"  tuning {name} on validation for {tune_seconds:g} s")
+        tuned = tune(cfg, split.fit, valid, len(split.vocab), tune_seconds, log=log)
+        cfg, tuning = tuned.config, summary(tuned, cfg)
 
-    return select_and_train(split.fit, split.train, all_prefixes(split.valid), cfg, len(split.vocab), on_epoch)
+    def on_epoch(epoch: int, loss: float, scores: dict[str, float]) -> None:
+        log(f"  {name} epoch {epoch}: loss {loss:.4f} valid {scores}")
+
+    return NeuralRun(select_and_train(split.fit, split.train, valid, cfg, len(split.vocab), on_epoch), tuning)
 
 
-def evaluate_trained(name: str, trained: Any, test: Prefixes) -> dict[str, Any]:
+def evaluate_trained(name: str, run: NeuralRun, test: Prefixes) -> dict[str, Any]:
     from streamrec.training.pipeline import preset
     from streamrec.training.train import torch_scorer
 
+    trained = run.trained
     result = rank_prefixes(torch_scorer(trained.model, preset(name).max_seq_len), test)
-    extra = {"epochs": trained.epochs, "valid": trained.selection.valid[trained.epochs - 1]}
+    extra: dict[str, Any] = {"epochs": trained.epochs, "valid": trained.selection.valid[trained.epochs - 1]}
+    if run.tuning is not None:
+        extra["tuning"] = run.tuning
     return _entry(result, trained.seconds, extra)
 
 
-def evaluate_hybrid(name: str, split: Split, test: Prefixes, trained: Any) -> dict[str, Any]:
+def evaluate_hybrid(name: str, split: Split, test: Prefixes, run: NeuralRun) -> dict[str, Any]:
     """The blend's weight chosen on validation (parts fitted on the fitting sessions), test figures from the parts
     refitted on all training sessions."""
+    trained = run.trained
     from streamrec.training.hybrid import blended_scorer, tune_weight
     from streamrec.training.pipeline import preset
 
@@ -98,8 +119,12 @@ def evaluate_dataset(
     seed: int = 0,
     progress: bool = False,
     log: Callable[[str], None] = lambda _: None,
+    tune_seconds: float = 0.0,
 ) -> dict[str, Any]:
-    """Figures in % for each model: hr@20, mrr@20, ndcg@20, train seconds, inference ms per session prefix."""
+    """Figures in % for each model: hr@20, mrr@20, ndcg@20, train seconds, inference ms per session prefix.
+
+    With `tune_seconds`, each neural preset's settings are first searched on validation for that long
+    (training/tune.py); the search's time is reported apart from the training time."""
     unknown = [m for m in models if m not in KNOWN_MODELS]
     if unknown:
         raise ValueError(f"unknown models {unknown}; known: {', '.join(KNOWN_MODELS)}")
@@ -112,7 +137,7 @@ def evaluate_dataset(
 
     def neural_run(name: str) -> Any:
         if name not in neural_runs:
-            neural_runs[name] = train_neural(name, split, seed, progress, log)
+            neural_runs[name] = train_neural(name, split, seed, progress, log, tune_seconds)
         return neural_runs[name]
 
     for name in models:
@@ -138,6 +163,7 @@ def evaluate_dataset(
         "best_by_validation": best_by_validation(results),
         "best_servable_by_validation": best_by_validation(results, among=sorted(SERVABLE_MODELS)) if servable else None,
         "seconds": round(time.perf_counter() - start, 1),
+        "tune_seconds_per_model": tune_seconds,
     }
     if dataset.name == "yoochoose-100k":
         report["reference_srgnn"] = SRGNN_YOOCHOOSE_100K

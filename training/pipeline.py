@@ -67,18 +67,28 @@ def train_on_dataset(
     epochs: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    tune_seconds: float = 0.0,
 ) -> Path:
-    """Train `model_name` (a servable model, or `auto`) on `dataset` and publish it; returns the version directory."""
+    """Train `model_name` (a servable model, or `auto`) on `dataset` and publish it; returns the version directory.
+    With `tune_seconds`, a neural model's settings are first searched on validation (training/tune.py)."""
     if model_name == AUTO:
-        model_name = choose_by_validation(dataset, seed=seed, progress=progress, log=log)
+        model_name = choose_by_validation(dataset, seed=seed, progress=progress, log=log, tune_seconds=tune_seconds)
     if model_name == KNN_MODEL:
         return publish_knn(dataset, registry, log=log)
-    if model_name in HYBRIDS:
-        return publish_hybrid(dataset, model_name, registry, seed=seed, epochs=epochs, progress=progress, log=log)
-    cfg = preset(model_name, seed=seed, epochs=epochs, progress=progress)
+    neural = HYBRIDS.get(model_name, model_name)
+    cfg = preset(neural, seed=seed, epochs=epochs, progress=progress)
     split = make_split(dataset.events, dataset.protocol)
     log(f"{dataset.name}: {split.sizes()}")
     n_items = len(split.vocab)
+    tuning = None
+    if tune_seconds > 0:
+        from streamrec.training.tune import summary, tune
+
+        tuned = tune(cfg, split.fit, all_prefixes(split.valid), n_items, tune_seconds, log=log)
+        cfg, tuning = tuned.config, summary(tuned, cfg)
+        log(f"tuned {neural} on validation: {tuning}")
+    if model_name in HYBRIDS:
+        return publish_hybrid(dataset, model_name, registry, split, cfg, tuning, log=log)
 
     def on_epoch(epoch: int, loss: float, valid: dict[str, float]) -> None:
         log(f"epoch {epoch}: loss {loss:.4f} valid {valid}")
@@ -95,6 +105,8 @@ def train_on_dataset(
         "train_seconds": round(trained.seconds, 1),
         "inference_ms_per_session": round(result.ms_per_prefix(), 3),
     }
+    if tuning is not None:
+        metrics["tuning"] = tuning
     log(f"test {summarize(result.ranks)}")
     model_args = cfg.model_args(n_items)
     with tempfile.TemporaryDirectory(prefix="streamrec-train-") as tmp:
@@ -139,12 +151,13 @@ def choose_by_validation(
     seed: int = 0,
     progress: bool = False,
     log: Callable[[str], None] = print,
+    tune_seconds: float = 0.0,
 ) -> str:
     """The servable model with the best validation MRR@20 on `dataset` (the evaluation's own choice, made without
     the test set); it is then trained again as `train` trains it."""
     from streamrec.training.evaluate import best_by_validation, evaluate_dataset
 
-    report = evaluate_dataset(dataset, candidates, seed=seed, progress=progress, log=log)
+    report = evaluate_dataset(dataset, candidates, seed=seed, progress=progress, log=log, tune_seconds=tune_seconds)
     chosen = best_by_validation(report["models"])
     valid = {name: entry["valid"]["mrr@20"] for name, entry in report["models"].items()}
     log(f"auto: validation MRR@20 {valid}; publishing {chosen}")
@@ -188,21 +201,17 @@ def publish_hybrid(
     dataset: Dataset,
     name: str,
     registry: Path,
-    *,
-    seed: int = 0,
-    epochs: int | None = None,
-    progress: bool = True,
+    split: Split,
+    cfg: TrainConfig,
+    tuning: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Train the neural part (epochs on validation), fit kNN, choose the blend's weight on validation (parts fitted
-    on the fitting sessions), and publish the blend of the parts refitted on all training sessions."""
+    """Train the neural part (`cfg`, epochs on validation), fit kNN, choose the blend's weight on validation (parts
+    fitted on the fitting sessions), and publish the blend of the parts refitted on all training sessions."""
     from streamrec.training.baselines import VSKNN
     from streamrec.training.hybrid import HybridGraph, blended_scorer, tune_weight
     from streamrec.training.knn_graph import SessionKNNGraph
 
-    cfg = preset(HYBRIDS[name], seed=seed, epochs=epochs, progress=progress)
-    split = make_split(dataset.events, dataset.protocol)
-    log(f"{dataset.name}: {split.sizes()}")
     n_items = len(split.vocab)
     trained = select_and_train(split.fit, split.train, all_prefixes(split.valid), cfg, n_items)
     assert trained.fit_model is not None
@@ -221,6 +230,8 @@ def publish_hybrid(
         "train_seconds": round(trained.seconds, 1),
         "inference_ms_per_session": round(result.ms_per_prefix(), 3),
     }
+    if tuning is not None:
+        metrics["tuning"] = tuning
     log(f"test {summarize(result.ranks)}")
     model_args = {
         "weight": weight,
