@@ -17,7 +17,7 @@ from typing import Any
 
 from streamrec.training.metrics import Prefixes
 from streamrec.training.models import build_model
-from streamrec.training.train import TrainConfig, fit
+from streamrec.training.train import TrainConfig, fit, seed_everything
 
 MAX_TRIALS = 200  # the time budget decides; this only bounds a budget given generously on tiny data
 
@@ -71,6 +71,7 @@ def tune(
         params = search_space(trial, base)
         cfg = replace(base, **params)
         started = time.perf_counter()
+        seed_everything(cfg.seed)  # the same initial weights as select_and_train's: trial 0 is the preset's run
         history = fit(build_model(cfg.model, cfg.model_args(n_items)), fit_seqs, cfg, valid)
         mrr = history.valid[history.best_epoch - 1]["mrr@20"]
         trials.append(

@@ -13,6 +13,7 @@ from streamrec.training.metrics import all_prefixes
 from streamrec.training.pipeline import preset
 from streamrec.training.protocol import make_split
 from streamrec.training.synthetic import SyntheticConfig, write_shop_export
+from streamrec.training.train import select_and_train
 from streamrec.training.tune import preset_params, summary, tune
 
 
@@ -31,6 +32,9 @@ def test_the_search_starts_from_the_preset_and_keeps_the_best_trial(tmp_path: Pa
     best = max(tuned.trials, key=lambda t: t["valid_mrr@20"])
     assert tuned.valid_mrr == best["valid_mrr@20"] >= tuned.trials[0]["valid_mrr@20"]
     assert preset_params(tuned.config) == best["params"] and tuned.config.model == model
+    # trial 0 is the preset's own run: the same figure as the untuned selection, from the same initial weights
+    untuned = select_and_train(split.fit, split.train, all_prefixes(split.valid), base, len(split.vocab))
+    assert tuned.trials[0]["valid_mrr@20"] == untuned.selection.valid[untuned.epochs - 1]["mrr@20"]
     report = summary(tuned, base)
     assert report["trials"] == 3 and report["best"] == best["params"]
     assert report["preset_valid_mrr@20"] == tuned.trials[0]["valid_mrr@20"]
