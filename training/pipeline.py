@@ -128,15 +128,14 @@ def train_on_dataset(
             model_name=model_name,
         )
         log("exporting ONNX fp32, fp16 and int8")
-        return publish_model(
+        return _publish(
             registry,
             trained.model,
+            dataset,
+            split,
             model_type=cfg.model,
             model_args=model_args,
-            vocabulary=split.vocab.item_ids,
             max_seq_len=cfg.max_seq_len,
-            popular=popular_items(split.train_items),
-            data=data_summary(dataset, split),
             metrics=metrics,
             extra_files={CHECKPOINT: checkpoint, CURVE: curve},
             variants=True,
@@ -184,17 +183,9 @@ def publish_knn(dataset: Dataset, registry: Path, log: Callable[[str], None] = p
         "inference_ms_per_session": round(result.ms_per_prefix(), 3),
     }
     log(f"test {summarize(result.ranks)}")
-    return publish_model(
-        registry,
-        SessionKNNGraph(knn).eval(),
-        model_type=KNN_MODEL,
-        model_args={"k": knn.k, "sample_size": knn.sample_size, "idf_weight": knn.idf_weight},
-        vocabulary=split.vocab.item_ids,
-        max_seq_len=MAX_RECENT_ITEMS,
-        popular=popular_items(split.train_items),
-        data=data_summary(dataset, split),
-        metrics=metrics,
-    )
+    knn_args = {"k": knn.k, "sample_size": knn.sample_size, "idf_weight": knn.idf_weight}
+    graph = SessionKNNGraph(knn).eval()
+    return _publish(registry, graph, dataset, split, KNN_MODEL, knn_args, MAX_RECENT_ITEMS, metrics)
 
 
 def publish_hybrid(
@@ -240,16 +231,33 @@ def publish_hybrid(
         "neural": cfg.model_args(n_items),
         "repeat_bias": cfg.repeat_bias,  # the scorer's rules treat repeats as the neural part does
     }
+    graph = HybridGraph(SessionKNNGraph(knn), trained.model, weight, n_items).eval()
+    return _publish(registry, graph, dataset, split, HYBRID_MODEL_TYPE, model_args, cfg.max_seq_len, metrics)
+
+
+def _publish(
+    registry: Path,
+    model: Any,
+    dataset: Dataset,
+    split: Split,
+    model_type: str,
+    model_args: dict[str, Any],
+    max_seq_len: int,
+    metrics: dict[str, Any],
+    **options: Any,
+) -> Path:
+    """publish_model with what every version of a dataset's split carries: vocabulary, popular items, data."""
     return publish_model(
         registry,
-        HybridGraph(SessionKNNGraph(knn), trained.model, weight, n_items).eval(),
-        model_type=HYBRID_MODEL_TYPE,
+        model,
+        model_type=model_type,
         model_args=model_args,
         vocabulary=split.vocab.item_ids,
-        max_seq_len=cfg.max_seq_len,
+        max_seq_len=max_seq_len,
         popular=popular_items(split.train_items),
         data=data_summary(dataset, split),
         metrics=metrics,
+        **options,
     )
 
 
