@@ -7,9 +7,9 @@ the gauges say how their values combine across processes.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from streamrec.errors import ConfigError
+from streamrec.metrics_endpoint import serve_metrics
 
 REGISTRY = CollectorRegistry()
 LATENCY = Histogram(
@@ -72,11 +72,7 @@ REFRESHED = SOURCES.labels("refreshed")
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
-    """/metrics on host:port; loopback unless configured, since it tells anyone who asks about the traffic."""
-    try:
-        start_http_server(port, addr=host, registry=REGISTRY)
-    except OSError as exc:
-        raise ConfigError(f"cannot serve /metrics on {host}:{port}: {exc.strerror}") from None
+    serve_metrics(REGISTRY, port, host)
 
 
 def serving_model(version: str, providers: str) -> None:

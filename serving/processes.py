@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamrec.errors import ConfigError
+from streamrec.metrics_endpoint import serve_metrics
 from streamrec.serving import ports
 from streamrec.serving.config import ServingSettings
 from streamrec.signals import stop_on_signals
@@ -150,15 +150,12 @@ def run_group(settings: ServingSettings) -> int:
 
 
 def _serve_group_metrics(port: int, host: str, metrics_dir: Path) -> None:
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(metrics_dir))
-    try:
-        start_http_server(port, addr=host, registry=registry)
-    except OSError as exc:
-        raise ConfigError(f"cannot serve /metrics on {host}:{port}: {exc.strerror}") from None
+    serve_metrics(registry, port, host)
 
 
 def _forget_metrics(pid: int, metrics_dir: Path) -> None:

@@ -6,11 +6,11 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from itertools import accumulate
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
-from streamrec.errors import ConfigError
+from streamrec.metrics_endpoint import serve_metrics
 from streamrec.stream.processor import BatchOutcome
 
 REGISTRY = CollectorRegistry()
@@ -128,8 +128,4 @@ def record(outcome: BatchOutcome, records: int, seconds: float) -> None:
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
-    """/metrics on host:port; loopback unless configured, since it tells anyone who asks about the traffic."""
-    try:
-        start_http_server(port, addr=host, registry=REGISTRY)
-    except OSError as exc:
-        raise ConfigError(f"cannot serve /metrics on {host}:{port}: {exc.strerror}") from None
+    serve_metrics(REGISTRY, port, host)

@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
             "streamrec.security",
             "streamrec.privacy",
             "streamrec.logs",
+            "streamrec.metrics_endpoint",
             "streamrec.signals",
             "streamrec.redis",
             "streamrec.artifact",
