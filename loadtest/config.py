@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Metadata = tuple[tuple[str, str], ...]
+from streamrec.security import Metadata, bearer_metadata
 
 
 class LoadtestSettings(BaseSettings):
@@ -20,5 +20,4 @@ class LoadtestSettings(BaseSettings):
     )
 
     def scorer_metadata(self) -> Metadata:
-        token = self.scorer_token.get_secret_value() if self.scorer_token else ""
-        return (("authorization", f"Bearer {token}"),) if token else ()
+        return bearer_metadata(self.scorer_token)

@@ -21,10 +21,10 @@ from typing import Any
 import grpc
 
 from streamrec.channels import insecure_scorer_aio_channel
-from streamrec.loadtest.config import Metadata
 from streamrec.loadtest.histograms import Timeline, encode, new_histogram, record_seconds
 from streamrec.loadtest.schedule import Planned
 from streamrec.protos import recommender_pb2, recommender_pb2_grpc
+from streamrec.security import Metadata
 
 CONNECT_TIMEOUT_S = 30.0
 YIELD_EVERY = 16  # when behind schedule, let in-flight calls run between bursts of new ones

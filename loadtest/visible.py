@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import grpc
 
 from streamrec.channels import insecure_scorer_channel
-from streamrec.loadtest.config import Metadata
 from streamrec.loadtest.freshness import FreshnessReport
 from streamrec.loadtest.probe_thread import ProbeThread
 from streamrec.protos import recommender_pb2, recommender_pb2_grpc
+from streamrec.security import Metadata
 
 GIVE_UP_S = 60.0  # a probe unanswered this long is counted missing and no longer polled
 

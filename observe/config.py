@@ -53,7 +53,9 @@ class Credentials:
         return {**config, **dict(self.kafka)}
 
     def grpc_metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {self.scorer_token}"),) if self.scorer_token else ()
+        from streamrec.security import bearer_metadata
+
+        return bearer_metadata(self.scorer_token)
 
     def grpc_credentials(self) -> grpc.ChannelCredentials | None:
         from streamrec.security import channel_credentials

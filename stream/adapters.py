@@ -22,6 +22,7 @@ from streamrec.features.session_store import (
 )
 from streamrec.protos import recommender_pb2, recommender_pb2_grpc
 from streamrec.redis import Command, RedisClient, Script, execute_with_scripts
+from streamrec.security import bearer_metadata
 from streamrec.stream.aggregates import AppliedBatch
 from streamrec.stream.processor import RawRecord, Refresh
 
@@ -117,7 +118,7 @@ class GrpcScorer:
     ) -> None:
         self.target = scorer_target(address)
         self.timeout_s = timeout_s
-        self.metadata = (("authorization", f"Bearer {token.get_secret_value()}"),) if token else ()
+        self.metadata = bearer_metadata(token)
         self.credentials = credentials
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None

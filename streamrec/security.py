@@ -18,10 +18,17 @@ from pydantic import SecretStr
 from streamrec.errors import ConfigError
 
 SCOPES = ("recommend", "score", "admin")
+Metadata = tuple[tuple[str, str], ...]
 
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer_metadata(token: str | SecretStr | None) -> Metadata:
+    """The call metadata a client sends with a token (none without one): what `scopes_of` reads on the server."""
+    plain = token.get_secret_value() if isinstance(token, SecretStr) else token
+    return (("authorization", f"Bearer {plain}"),) if plain else ()
 
 
 def parse_tokens(spec: SecretStr | None) -> dict[str, frozenset[str]]:
