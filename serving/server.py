@@ -17,7 +17,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from streamrec.errors import ConfigError
-from streamrec.features.session_store import Recommendations, SessionState
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
 from streamrec.redis import connect
@@ -151,28 +150,13 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
             await self._reject("Recommend", context, grpc.StatusCode.INVALID_ARGUMENT, problem)
         started = time.perf_counter()
         with self._slot():
-            remaining = context.time_remaining()
-            timeout = (
-                self.settings.redis_timeout_s if remaining is None else min(self.settings.redis_timeout_s, remaining)
-            )
-            # a request that is alone reads in place: nobody waits meanwhile, and not suspending saves the most
-            state, refreshed, redis_ok = await self.reader.read(request.session_id, timeout, alone=self._alone())
-            excludes = set(request.exclude_item_ids)
-            if request.context.item_id:
-                excludes.add(request.context.item_id)
-            runtime = self.holder.runtime  # one reference for the whole call: a swap cannot split it
-            now_ms = int(time.time() * 1000)
-            if self.settings.prebuilt_answers:
-                ready = prebuilt.answer_for(state, refreshed, runtime.version, request.k, excludes, now_ms)
-                if ready is not None:
-                    metrics.RECOMMEND_LATENCY.observe(time.perf_counter() - started)
-                    metrics.RECOMMEND_OK.inc()
-                    metrics.REFRESHED.inc()
-                    metrics.PREBUILT.inc()
-                    return ready
-            answer = await self._recommend(request.k, excludes, state, refreshed, redis_ok, runtime, now_ms)
+            answer = await self._recommend(request, context)
         metrics.RECOMMEND_LATENCY.observe(time.perf_counter() - started)
         metrics.RECOMMEND_OK.inc()
+        if isinstance(answer, bytes):
+            metrics.REFRESHED.inc()
+            metrics.PREBUILT.inc()
+            return answer
         metrics.SOURCES.labels(answer.source).inc()
         response = pb.RecommendResponse(
             model_version=answer.model_version,
@@ -181,23 +165,30 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
             source=answer.source,
             cause_event_id=answer.cause_event_id,
         )
-        add_items(response.items, answer.items)
+        prebuilt.add_items(response.items, answer.items)
         return response
 
     async def _recommend(
-        self,
-        k: int,
-        excludes: set[str],
-        state: SessionState | None,
-        refreshed: Recommendations | None,
-        redis_ok: bool,
-        runtime: ModelRuntime,
-        now_ms: int,
-    ) -> recommender.Answer:
+        self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext
+    ) -> recommender.Answer | bytes:
+        """The stored answer's bytes where they serve (serving/prebuilt.py), else the answer built for the call."""
+        remaining = context.time_remaining()
+        timeout = self.settings.redis_timeout_s if remaining is None else min(self.settings.redis_timeout_s, remaining)
+        # a request that is alone reads in place: nobody waits meanwhile, and not suspending saves the most
+        state, refreshed, redis_ok = await self.reader.read(request.session_id, timeout, alone=self._alone())
+        excludes = set(request.exclude_item_ids)
+        if request.context.item_id:
+            excludes.add(request.context.item_id)
+        runtime = self.holder.runtime  # one reference for the whole call: a swap cannot split it
+        now_ms = int(time.time() * 1000)
+        if self.settings.prebuilt_answers:
+            ready = prebuilt.answer_for(state, refreshed, runtime.version, request.k, excludes, now_ms)
+            if ready is not None:
+                return ready
         answer = await recommender.recommend(
             BoundModel(runtime, self.batcher),
             self._popular(),
-            k,
+            request.k,
             excludes,
             state,
             refreshed,
@@ -238,7 +229,7 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
                 )
         else:
             for session_id, items in results:
-                add_items(add_result(session_id=session_id).items, items)
+                prebuilt.add_items(add_result(session_id=session_id).items, items)
         return response
 
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:
@@ -288,13 +279,6 @@ def _nothing(items: list[Scored]) -> bytes:
 
 def _serialize_recommend(response: pb.RecommendResponse | bytes) -> bytes:
     return response if isinstance(response, bytes) else response.SerializeToString()
-
-
-def add_items(field: Any, items: list[Scored]) -> None:
-    """Append scored items to a repeated ScoredItem field (`add` costs half of building messages and a list)."""
-    add = field.add
-    for item_id, score, reason in items:
-        add(item_id=item_id, score=score, reason=reason)
 
 
 def add_recommender(service: RecommenderService, server: grpc.aio.Server) -> None:
