@@ -86,9 +86,7 @@ def _levels(text: str) -> tuple[int, ...]:
     try:
         levels = tuple(int(n) for n in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"levels are positive whole numbers separated by commas, not {text!r}"
-        ) from None
+        levels = ()
     if not levels or min(levels) < 1:
         raise argparse.ArgumentTypeError(f"levels are positive whole numbers separated by commas, not {text!r}")
     return levels

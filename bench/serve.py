@@ -180,7 +180,7 @@ async def _drive(
             await driver.close()
     figures = {kind: Figures(sequential[kind], levels[kind], infos[kind]) for kind in drivers}
     figures["ours_refreshed"] = Figures(refreshed, levels_refreshed["ours"], infos["ours"], prebuilt=prebuilt)
-    figures["echo_refreshed"] = Figures(refreshed, levels_refreshed["echo"], None)
+    figures["echo_refreshed"] = Figures(Run(), levels_refreshed["echo"], None)  # its step-up only
     return figures
 
 
