@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from streamrec.artifact import KNN_MODEL_TYPE
 from streamrec.training.baselines import BASELINES
 from streamrec.training.datasets import Dataset
 from streamrec.training.metrics import Prefixes, RankResult, all_prefixes, rank_prefixes, summarize
@@ -23,7 +24,7 @@ DEFAULT_MODELS = ("pop", "s-pop", "item-knn", "v-sknn", "gru4rec", "sasrec", "v-
 KNOWN_MODELS = (*BASELINES, *MODEL_PRESETS, *HYBRIDS)
 # what `streamrec train` can publish and the scorer run: the neural presets, session kNN (training/knn_graph.py)
 # and their blends (training/hybrid.py)
-SERVABLE_MODELS = frozenset({"v-sknn", *MODEL_PRESETS, *HYBRIDS})
+SERVABLE_MODELS = frozenset({KNN_MODEL_TYPE, *MODEL_PRESETS, *HYBRIDS})
 # SR-GNN's own code on the same YooChoose 100k split (../shared/data/README.md), for side-by-side figures
 SRGNN_YOOCHOOSE_100K = {"hr@20": 67.33, "mrr@20": 35.78}
 
@@ -66,20 +67,14 @@ def train_neural(
     on all training sessions."""
     from streamrec.training.pipeline import preset  # torch is imported only when a neural model is asked for
     from streamrec.training.train import select_and_train
+    from streamrec.training.tune import tuned_config
 
-    cfg = preset(name, seed=seed, progress=progress)
-    valid = all_prefixes(split.valid)
-    tuning = None
-    if tune_seconds > 0:
-        from streamrec.training.tune import summary, tune
-
-        log(f"  tuning {name} on validation for {tune_seconds:g} s")
-        tuned = tune(cfg, split.fit, valid, len(split.vocab), tune_seconds, log=log)
-        cfg, tuning = tuned.config, summary(tuned, cfg)
+    cfg, tuning = tuned_config(preset(name, seed=seed, progress=progress), split, tune_seconds, log)
 
     def on_epoch(epoch: int, loss: float, scores: dict[str, float]) -> None:
         log(f"  {name} epoch {epoch}: loss {loss:.4f} valid {scores}")
 
+    valid = all_prefixes(split.valid)
     return NeuralRun(select_and_train(split.fit, split.train, valid, cfg, len(split.vocab), on_epoch), tuning)
 
 
@@ -95,21 +90,16 @@ def evaluate_trained(name: str, run: NeuralRun, test: Prefixes) -> dict[str, Any
     return _entry(result, trained.seconds, extra)
 
 
-def evaluate_hybrid(name: str, split: Split, test: Prefixes, run: NeuralRun) -> dict[str, Any]:
+def evaluate_hybrid(name: str, split: Split, run: NeuralRun) -> dict[str, Any]:
     """The blend's weight chosen on validation (parts fitted on the fitting sessions), test figures from the parts
     refitted on all training sessions."""
-    trained = run.trained
-    from streamrec.training.hybrid import blended_scorer, tune_weight
+    from streamrec.training.hybrid import fit_blend
     from streamrec.training.pipeline import preset
 
-    max_seq_len = preset(HYBRIDS[name]).max_seq_len
     start = time.perf_counter()
-    on_fit = BASELINES["v-sknn"]().fit(split.fit, len(split.vocab))
-    weight, valid = tune_weight(on_fit.score, trained.fit_model, max_seq_len, all_prefixes(split.valid))
-    knn = BASELINES["v-sknn"]().fit(split.train, len(split.vocab))
-    result = rank_prefixes(blended_scorer(knn.score, trained.model, max_seq_len, weight), test)
-    seconds = trained.seconds + time.perf_counter() - start
-    return _entry(result, seconds, {"epochs": trained.epochs, "weight": weight, "valid": valid})
+    blend = fit_blend(split, run.trained, preset(HYBRIDS[name]).max_seq_len)
+    seconds = run.trained.seconds + time.perf_counter() - start
+    return _entry(blend.test, seconds, {"epochs": run.trained.epochs, "weight": blend.weight, "valid": blend.valid})
 
 
 def evaluate_dataset(
@@ -133,9 +123,9 @@ def evaluate_dataset(
     test = all_prefixes(split.test)
     log(f"{dataset.name}: {split.sizes()}")
     results: dict[str, Any] = {}
-    neural_runs: dict[str, Any] = {}  # a hybrid reuses the run of its neural part
+    neural_runs: dict[str, NeuralRun] = {}  # a hybrid reuses the run of its neural part
 
-    def neural_run(name: str) -> Any:
+    def neural_run(name: str) -> NeuralRun:
         if name not in neural_runs:
             neural_runs[name] = train_neural(name, split, seed, progress, log, tune_seconds)
         return neural_runs[name]
@@ -145,7 +135,7 @@ def evaluate_dataset(
         if name in BASELINES:
             results[name] = evaluate_baseline(name, split, test)
         elif name in HYBRIDS:
-            results[name] = evaluate_hybrid(name, split, test, neural_run(HYBRIDS[name]))
+            results[name] = evaluate_hybrid(name, split, neural_run(HYBRIDS[name]))
         else:
             results[name] = evaluate_trained(name, neural_run(name), test)
         results[name]["servable"] = name in SERVABLE_MODELS

@@ -10,12 +10,16 @@ refitted on all training sessions, in one ONNX file, so the scorer serves it lik
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from streamrec.training.metrics import Prefixes, summarize
+from streamrec.training.baselines import VSKNN
+from streamrec.training.metrics import Prefixes, RankResult, all_prefixes, rank_prefixes, summarize
+from streamrec.training.protocol import Split
 from streamrec.training.train import torch_scorer
 
 WEIGHTS = tuple(round(w / 10, 1) for w in range(11))  # 0 = the neural model alone, 1 = kNN alone
@@ -83,3 +87,22 @@ def blended_scorer(knn: Scorer, neural: nn.Module, max_seq_len: int, weight: flo
         return blend(knn(items, lengths), neural_score(items, lengths), weight)
 
     return score
+
+
+@dataclass(frozen=True)
+class FittedBlend:
+    weight: float
+    valid: dict[str, float]  # the chosen weight's validation figures
+    knn: VSKNN  # fitted on all training sessions
+    test: RankResult  # of the blend of the parts refitted on all training sessions
+
+
+def fit_blend(split: Split, trained: Any, max_seq_len: int) -> FittedBlend:
+    """The blend of V-SKNN and a neural run (train.Trained): the weight chosen on validation from the parts fitted
+    on the fitting sessions, the test ranks from the parts refitted on all training sessions."""
+    n_items = len(split.vocab)
+    on_fit = VSKNN().fit(split.fit, n_items)
+    weight, valid = tune_weight(on_fit.score, trained.fit_model, max_seq_len, all_prefixes(split.valid))
+    knn = VSKNN().fit(split.train, n_items)
+    test = rank_prefixes(blended_scorer(knn.score, trained.model, max_seq_len, weight), all_prefixes(split.test))
+    return FittedBlend(weight, valid, knn, test)

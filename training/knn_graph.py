@@ -29,6 +29,11 @@ from streamrec.training.baselines import TIEBREAK, VSKNN
 TIE_STEP = 1e-9
 
 
+def knn_args(knn: VSKNN) -> dict[str, float]:
+    """A fitted V-SKNN's settings, as a version's model_args records them."""
+    return {"k": knn.k, "sample_size": knn.sample_size, "idf_weight": knn.idf_weight}
+
+
 class SessionKNNGraph(nn.Module):
     """forward(items [B, T] right-padded with 0, lengths [B]) -> scores [B, n_items] (float64) of a fitted VSKNN."""
 

@@ -22,12 +22,13 @@ from streamrec.training.canonical import events_sha256
 from streamrec.training.datasets import Dataset
 from streamrec.training.evaluate import HYBRIDS
 from streamrec.training.export import publish_model
-from streamrec.training.metrics import all_prefixes, rank_prefixes, summarize
+from streamrec.training.metrics import RankResult, all_prefixes, rank_prefixes, summarize
 from streamrec.training.models import load_checkpoint, save_checkpoint
 from streamrec.training.plots import plot_validation_curve
 from streamrec.training.protocol import ProtocolConfig, Split, make_split
 from streamrec.training.sequences import popular_items
 from streamrec.training.train import MODEL_PRESETS, TrainConfig, select_and_train, torch_scorer
+from streamrec.training.tune import tuned_config
 
 CHECKPOINT = "model.pt"
 CURVE = "valid_curve.png"
@@ -55,7 +56,6 @@ def data_summary(dataset: Dataset, split: Split) -> dict[str, Any]:
 
 
 AUTO = "auto"
-KNN_MODEL = KNN_MODEL_TYPE
 
 
 def train_on_dataset(
@@ -73,19 +73,15 @@ def train_on_dataset(
     With `tune_seconds`, a neural model's settings are first searched on validation (training/tune.py)."""
     if model_name == AUTO:
         model_name = choose_by_validation(dataset, seed=seed, progress=progress, log=log, tune_seconds=tune_seconds)
-    if model_name == KNN_MODEL:
+    if model_name == KNN_MODEL_TYPE:
         return publish_knn(dataset, registry, log=log)
     neural = HYBRIDS.get(model_name, model_name)
     cfg = preset(neural, seed=seed, epochs=epochs, progress=progress)
     split = make_split(dataset.events, dataset.protocol)
     log(f"{dataset.name}: {split.sizes()}")
     n_items = len(split.vocab)
-    tuning = None
-    if tune_seconds > 0:
-        from streamrec.training.tune import summary, tune
-
-        tuned = tune(cfg, split.fit, all_prefixes(split.valid), n_items, tune_seconds, log=log)
-        cfg, tuning = tuned.config, summary(tuned, cfg)
+    cfg, tuning = tuned_config(cfg, split, tune_seconds, log)
+    if tuning is not None:
         log(f"tuned {neural} on validation: {tuning}")
     if model_name in HYBRIDS:
         return publish_hybrid(dataset, model_name, registry, split, cfg, tuning, log=log)
@@ -97,16 +93,8 @@ def train_on_dataset(
     log(f"selected {trained.epochs} epochs on validation; refitted on all training sessions")
     test = all_prefixes(split.test)
     result = rank_prefixes(torch_scorer(trained.model, cfg.max_seq_len), test)
-    metrics: dict[str, Any] = summarize(result.ranks) | {
-        "split": "test",
-        "test_prefixes": len(test),
-        "valid": trained.selection.valid[trained.epochs - 1],
-        "epochs": trained.epochs,
-        "train_seconds": round(trained.seconds, 1),
-        "inference_ms_per_session": round(result.ms_per_prefix(), 3),
-    }
-    if tuning is not None:
-        metrics["tuning"] = tuning
+    valid = trained.selection.valid[trained.epochs - 1]
+    metrics = test_metrics(result, valid, tuning, epochs=trained.epochs, train_seconds=round(trained.seconds, 1))
     log(f"test {summarize(result.ranks)}")
     model_args = cfg.model_args(n_items)
     with tempfile.TemporaryDirectory(prefix="streamrec-train-") as tmp:
@@ -145,7 +133,7 @@ def train_on_dataset(
 
 def choose_by_validation(
     dataset: Dataset,
-    candidates: tuple[str, ...] = (KNN_MODEL, "gru4rec", "sasrec", *HYBRIDS),
+    candidates: tuple[str, ...] = (KNN_MODEL_TYPE, "gru4rec", "sasrec", *HYBRIDS),
     *,
     seed: int = 0,
     progress: bool = False,
@@ -167,25 +155,18 @@ def publish_knn(dataset: Dataset, registry: Path, log: Callable[[str], None] = p
     """Fit V-SKNN on all training sessions and publish its graph; test figures are the baseline's, which the graph
     reproduces (validation figures from a fit on the fitting sessions, as for every model)."""
     from streamrec.training.baselines import VSKNN
-    from streamrec.training.knn_graph import SessionKNNGraph
+    from streamrec.training.knn_graph import SessionKNNGraph, knn_args
 
     split = make_split(dataset.events, dataset.protocol)
     log(f"{dataset.name}: {split.sizes()}")
     n_items = len(split.vocab)
     valid = summarize(rank_prefixes(VSKNN().fit(split.fit, n_items).score, all_prefixes(split.valid)).ranks)
     knn = VSKNN().fit(split.train, n_items)
-    test = all_prefixes(split.test)
-    result = rank_prefixes(knn.score, test)
-    metrics: dict[str, Any] = summarize(result.ranks) | {
-        "split": "test",
-        "test_prefixes": len(test),
-        "valid": valid,
-        "inference_ms_per_session": round(result.ms_per_prefix(), 3),
-    }
+    result = rank_prefixes(knn.score, all_prefixes(split.test))
+    metrics = test_metrics(result, valid)
     log(f"test {summarize(result.ranks)}")
-    knn_args = {"k": knn.k, "sample_size": knn.sample_size, "idf_weight": knn.idf_weight}
     graph = SessionKNNGraph(knn).eval()
-    return _publish(registry, graph, dataset, split, KNN_MODEL, knn_args, MAX_RECENT_ITEMS, metrics)
+    return _publish(registry, graph, dataset, split, KNN_MODEL_TYPE, knn_args(knn), MAX_RECENT_ITEMS, metrics)
 
 
 def publish_hybrid(
@@ -199,40 +180,44 @@ def publish_hybrid(
 ) -> Path:
     """Train the neural part (`cfg`, epochs on validation), fit kNN, choose the blend's weight on validation (parts
     fitted on the fitting sessions), and publish the blend of the parts refitted on all training sessions."""
-    from streamrec.training.baselines import VSKNN
-    from streamrec.training.hybrid import HybridGraph, blended_scorer, tune_weight
-    from streamrec.training.knn_graph import SessionKNNGraph
+    from streamrec.training.hybrid import HybridGraph, fit_blend
+    from streamrec.training.knn_graph import SessionKNNGraph, knn_args
 
     n_items = len(split.vocab)
     trained = select_and_train(split.fit, split.train, all_prefixes(split.valid), cfg, n_items)
-    assert trained.fit_model is not None
-    on_fit = VSKNN().fit(split.fit, n_items)
-    weight, valid = tune_weight(on_fit.score, trained.fit_model, cfg.max_seq_len, all_prefixes(split.valid))
-    log(f"{name}: {trained.epochs} epochs, weight {weight} on validation {valid}")
-    knn = VSKNN().fit(split.train, n_items)
-    test = all_prefixes(split.test)
-    result = rank_prefixes(blended_scorer(knn.score, trained.model, cfg.max_seq_len, weight), test)
-    metrics: dict[str, Any] = summarize(result.ranks) | {
-        "split": "test",
-        "test_prefixes": len(test),
-        "valid": valid,
-        "epochs": trained.epochs,
-        "weight": weight,
-        "train_seconds": round(trained.seconds, 1),
-        "inference_ms_per_session": round(result.ms_per_prefix(), 3),
-    }
-    if tuning is not None:
-        metrics["tuning"] = tuning
-    log(f"test {summarize(result.ranks)}")
+    blend = fit_blend(split, trained, cfg.max_seq_len)
+    log(f"{name}: {trained.epochs} epochs, weight {blend.weight} on validation {blend.valid}")
+    train_seconds = round(trained.seconds, 1)
+    metrics = test_metrics(
+        blend.test, blend.valid, tuning, epochs=trained.epochs, weight=blend.weight, train_seconds=train_seconds
+    )
+    log(f"test {summarize(blend.test.ranks)}")
     model_args = {
-        "weight": weight,
-        "knn": {"k": knn.k, "sample_size": knn.sample_size, "idf_weight": knn.idf_weight},
+        "weight": blend.weight,
+        "knn": knn_args(blend.knn),
         "neural_type": cfg.model,
         "neural": cfg.model_args(n_items),
         "repeat_bias": cfg.repeat_bias,  # the scorer's rules treat repeats as the neural part does
     }
-    graph = HybridGraph(SessionKNNGraph(knn), trained.model, weight, n_items).eval()
+    graph = HybridGraph(SessionKNNGraph(blend.knn), trained.model, blend.weight, n_items).eval()
     return _publish(registry, graph, dataset, split, HYBRID_MODEL_TYPE, model_args, cfg.max_seq_len, metrics)
+
+
+def test_metrics(
+    result: RankResult, valid: dict[str, float], tuning: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A published version's `metrics`: test figures and their prefix count, validation figures, inference cost,
+    what the model family adds (`extra`), and the search before it when there was one."""
+    metrics: dict[str, Any] = summarize(result.ranks) | {
+        "split": "test",
+        "test_prefixes": len(result.ranks),
+        "valid": valid,
+        **extra,
+        "inference_ms_per_session": round(result.ms_per_prefix(), 3),
+    }
+    if tuning is not None:
+        metrics["tuning"] = tuning
+    return metrics
 
 
 def _publish(

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from streamrec.training.metrics import Prefixes
+from streamrec.training.metrics import Prefixes, all_prefixes
 from streamrec.training.models import build_model
+from streamrec.training.protocol import Split
 from streamrec.training.train import TrainConfig, fit, seed_everything
 
 MAX_TRIALS = 200  # the time budget decides; this only bounds a budget given generously on tiny data
@@ -105,3 +106,15 @@ def summary(tuned: Tuned, base: TrainConfig) -> dict[str, Any]:
         "best_valid_mrr@20": tuned.valid_mrr,
         "best": {key: chosen[key] for key in preset_params(base)},
     }
+
+
+def tuned_config(
+    base: TrainConfig, split: Split, budget_s: float, log: Callable[[str], None] = lambda _: None
+) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """`base` searched on `split`'s validation for `budget_s` seconds, with the search's summary; `base` itself
+    and no summary when there is no budget."""
+    if budget_s <= 0:
+        return base, None
+    log(f"  tuning {base.model} on validation for {budget_s:g} s")
+    tuned = tune(base, split.fit, all_prefixes(split.valid), len(split.vocab), budget_s, log=log)
+    return tuned.config, summary(tuned, base)
