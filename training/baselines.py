@@ -1,7 +1,8 @@
 """Baselines for next-item prediction: POP, S-POP, item-KNN (co-occurrence) and V-SKNN (session kNN).
 
-Each has `fit(sessions, n_items)` on encoded training sessions (oldest first) and `score(items, lengths)`
-giving scores [B, n_items] for right-padded prefixes, the metrics.ScoreFn shape. Every baseline adds a tiny
+Each has `fit(sessions, n_items, kinds)` on encoded training sessions (oldest first), with each event's kind
+(sequences.EVENT_KINDS) where the data has them, and `score(items, lengths)` giving scores [B, n_items] for
+right-padded prefixes, the metrics.ScoreFn shape. Every baseline adds a tiny
 popularity term so that items it has no opinion on are ordered by popularity rather than tied at zero
 (ranks count strictly higher scores, so ties would flatter a sparse scorer).
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TIEBREAK = 1e-6
+PLAIN_WEIGHTS = (1.0, 1.0, 1.0)  # a type weighting (views and clicks, carts, purchases) that changes nothing
 
 
 def _popularity(sessions: Sequence[np.ndarray], n_items: int) -> np.ndarray:
@@ -27,7 +29,7 @@ class Pop:
 
     name = "pop"
 
-    def fit(self, sessions: Sequence[np.ndarray], n_items: int) -> Pop:
+    def fit(self, sessions: Sequence[np.ndarray], n_items: int, kinds: Sequence[np.ndarray] | None = None) -> Pop:
         self.pop = _popularity(sessions, n_items)
         return self
 
@@ -50,22 +52,31 @@ class SessionPop(Pop):
 
 @dataclass
 class _Incidence:
-    """Sessions as item sets in CSR form, and each item's sessions (ascending, i.e. oldest first)."""
+    """Sessions as item sets in CSR form, each item's sessions (ascending, i.e. oldest first), and each (session,
+    item) pair's strongest event kind (sequences.EVENT_KINDS: 0 where the data has no kinds)."""
 
     session_ptr: np.ndarray
     session_items: np.ndarray
+    session_kinds: np.ndarray
     item_ptr: np.ndarray
     item_sessions: np.ndarray
 
     @classmethod
-    def build(cls, sessions: Sequence[np.ndarray], n_items: int) -> _Incidence:
+    def build(
+        cls, sessions: Sequence[np.ndarray], n_items: int, kinds: Sequence[np.ndarray] | None = None
+    ) -> _Incidence:
         sets = [np.unique(s) for s in sessions]
         session_ptr = np.concatenate([[0], np.cumsum([len(s) for s in sets])])
         session_items = np.concatenate(sets)
+        session_kinds = np.zeros(len(session_items), dtype=np.int8)
+        for row, session_kind in enumerate(kinds or ()):
+            start = session_ptr[row]
+            at = start + np.searchsorted(sets[row], sessions[row])
+            np.maximum.at(session_kinds, at, session_kind.astype(np.int8))
         owner = np.repeat(np.arange(len(sets)), np.diff(session_ptr))
         order = np.lexsort((owner, session_items))
         item_ptr = np.concatenate([[0], np.cumsum(np.bincount(session_items, minlength=n_items))])
-        return cls(session_ptr, session_items, item_ptr, owner[order])
+        return cls(session_ptr, session_items, session_kinds, item_ptr, owner[order])
 
     def items_of(self, session: int) -> np.ndarray:
         return self.session_items[self.session_ptr[session] : self.session_ptr[session + 1]]
@@ -83,7 +94,7 @@ class ItemKNN(Pop):
     def __init__(self, n_sims: int = 100, lmbd: float = 20.0, alpha: float = 0.5) -> None:
         self.n_sims, self.lmbd, self.alpha = n_sims, lmbd, alpha
 
-    def fit(self, sessions: Sequence[np.ndarray], n_items: int) -> ItemKNN:
+    def fit(self, sessions: Sequence[np.ndarray], n_items: int, kinds: Sequence[np.ndarray] | None = None) -> ItemKNN:
         super().fit(sessions, n_items)
         inc = _Incidence.build(sessions, n_items)
         support = np.diff(inc.item_ptr).astype(np.float64)
@@ -113,16 +124,27 @@ class ItemKNN(Pop):
 class VSKNN(Pop):
     """Vector-multiplication session kNN (Ludewig & Jannach): neighbours among the `sample_size` most recent
     sessions sharing an item with the prefix, similarity weighted by item position (later items count more),
-    item scores decayed by how far back the prefix's most recent shared item lies, optionally IDF-weighted."""
+    item scores decayed by how far back the prefix's most recent shared item lies, optionally IDF-weighted.
+
+    `type_weights` (views and clicks, carts, purchases) multiply a neighbour's item by the strongest thing its
+    session did with it, where `fit` is given the events' kinds; all ones is the plain V-SKNN."""
 
     name = "v-sknn"
 
-    def __init__(self, k: int = 100, sample_size: int = 500, idf_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        k: int = 100,
+        sample_size: int = 500,
+        idf_weight: float = 1.0,
+        type_weights: tuple[float, float, float] = PLAIN_WEIGHTS,
+    ) -> None:
         self.k, self.sample_size, self.idf_weight = k, sample_size, idf_weight
+        self.type_weights = tuple(float(w) for w in type_weights)
 
-    def fit(self, sessions: Sequence[np.ndarray], n_items: int) -> VSKNN:
+    def fit(self, sessions: Sequence[np.ndarray], n_items: int, kinds: Sequence[np.ndarray] | None = None) -> VSKNN:
         super().fit(sessions, n_items)
-        self.inc = _Incidence.build(sessions, n_items)
+        self.inc = _Incidence.build(sessions, n_items, kinds)
+        self.item_weight = np.asarray(self.type_weights, dtype=np.float64)[self.inc.session_kinds]
         support = np.maximum(np.diff(self.inc.item_ptr), 1)
         self.idf = np.log(len(sessions) / support)
         self.n_items = n_items
@@ -150,8 +172,9 @@ class VSKNN(Pop):
         similarity = positions / (len(prefix) * len(weight))
         scores = scores.copy()
         for neighbour, sim, steps in zip(candidates[top], similarity[top], recency[top], strict=True):
-            items = self.inc.items_of(int(neighbour))
-            scores[items] += sim / steps * (1.0 + self.idf_weight * self.idf[items])
+            start, end = self.inc.session_ptr[neighbour], self.inc.session_ptr[neighbour + 1]
+            items = self.inc.session_items[start:end]
+            scores[items] += sim / steps * (1.0 + self.idf_weight * self.idf[items]) * self.item_weight[start:end]
         return scores
 
     def score(self, items: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -9,7 +9,8 @@ their longest item set, not items × sessions:
   items). V-SKNN's neighbours are the `sample_size` most recent sessions sharing any item with the prefix; each of
   those is among the most recent `sample_size` of every item it shares, so these lists hold all of them, with
   every shared item, and the similarity of each is complete.
-* `session_items[s]`: the distinct items of session s (padded with item 0, masked at the end).
+* `session_items[s]`: the distinct items of session s (padded with item 0, masked at the end), and
+  `session_weights[s]` the type weight of each (the baseline's `type_weights` of the strongest event kind).
 
 Neighbours are chosen on whole-number similarities (sums of positions, exact in float64) with ties broken as
 the baseline breaks them, the older session first, so the graph ranks as the baseline does
@@ -17,6 +18,8 @@ the baseline breaks them, the older session first, so the graph ranks as the bas
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,9 +32,14 @@ from streamrec.training.baselines import TIEBREAK, VSKNN
 TIE_STEP = 1e-9
 
 
-def knn_args(knn: VSKNN) -> dict[str, float]:
+def knn_args(knn: VSKNN) -> dict[str, Any]:
     """A fitted V-SKNN's settings, as a version's model_args records them."""
-    return {"k": knn.k, "sample_size": knn.sample_size, "idf_weight": knn.idf_weight}
+    return {
+        "k": knn.k,
+        "sample_size": knn.sample_size,
+        "idf_weight": knn.idf_weight,
+        "type_weights": list(knn.type_weights),
+    }
 
 
 class SessionKNNGraph(nn.Module):
@@ -39,6 +47,7 @@ class SessionKNNGraph(nn.Module):
 
     postings: torch.Tensor
     session_items: torch.Tensor
+    session_weights: torch.Tensor
     item_factor: torch.Tensor
     prior: torch.Tensor
     tie: torch.Tensor
@@ -58,11 +67,14 @@ class SessionKNNGraph(nn.Module):
             postings[item, : len(recent)] = recent
         widths = np.diff(inc.session_ptr)
         session_items = np.zeros((n_sessions + 1, max(int(widths.max(initial=1)), 1)), dtype=np.int64)
+        session_weights = np.zeros(session_items.shape, dtype=np.float64)
         for session in range(n_sessions):
-            items = inc.items_of(session)
-            session_items[session, : len(items)] = items
+            start, end = inc.session_ptr[session], inc.session_ptr[session + 1]
+            session_items[session, : end - start] = inc.session_items[start:end]
+            session_weights[session, : end - start] = knn.item_weight[start:end]
         self.register_buffer("postings", torch.from_numpy(postings))
         self.register_buffer("session_items", torch.from_numpy(session_items))
+        self.register_buffer("session_weights", torch.from_numpy(session_weights))
         self.register_buffer("item_factor", torch.from_numpy(1.0 + knn.idf_weight * knn.idf.astype(np.float64)))
         self.register_buffer("prior", torch.from_numpy((knn.pop * TIEBREAK).astype(np.float64)))
         self.register_buffer("tie", torch.arange(n_sessions + 1, dtype=torch.float64) * TIE_STEP)
@@ -99,7 +111,8 @@ class SessionKNNGraph(nn.Module):
         neighbour_weight = neighbour_similarity / torch.where(chosen, recency.gather(1, neighbours), 1.0)
 
         their_items = self.session_items[neighbours]  # [B, k, width of the widest session]
-        contribution = neighbour_weight.unsqueeze(2) * self.item_factor[their_items]
+        their_weights = self.session_weights[neighbours]
+        contribution = neighbour_weight.unsqueeze(2) * self.item_factor[their_items] * their_weights
         scores = self.prior.unsqueeze(0).repeat(batch, 1)
         scores = scores.scatter_add(1, their_items.reshape(batch, -1), contribution.reshape(batch, -1))
         return scores

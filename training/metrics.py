@@ -39,12 +39,21 @@ def ndcg(ranks: np.ndarray, k: int = 20) -> float:
     return float(np.mean(np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0))) if len(ranks) else 0.0
 
 
+def mrr_standard_error(ranks: np.ndarray, k: int = 20) -> float:
+    """The standard error of MRR@k as a mean over prefixes: how far apart two models may be by chance alone."""
+    if len(ranks) < 2:
+        return 0.0
+    reciprocal = np.where(ranks <= k, 1.0 / ranks, 0.0)
+    return float(reciprocal.std(ddof=1) / np.sqrt(len(ranks)))
+
+
 def summarize(ranks: np.ndarray, k: int = 20) -> dict[str, float]:
     """Metrics in percent, rounded to 2 decimals, under the names the CLI and the manifest use."""
     return {
         f"hr@{k}": round(100 * hit_rate(ranks, k), 2),
         f"mrr@{k}": round(100 * mrr(ranks, k), 2),
         f"ndcg@{k}": round(100 * ndcg(ranks, k), 2),
+        f"mrr@{k}_se": round(100 * mrr_standard_error(ranks, k), 2),
     }
 
 

@@ -29,6 +29,14 @@ from streamrec.training.protocol import ProtocolConfig, Split, make_split
 from streamrec.training.sequences import popular_items
 from streamrec.training.train import MODEL_PRESETS, TrainConfig, select_and_train, torch_scorer
 from streamrec.training.tune import tuned_config
+from streamrec.training.type_weights import (
+    NO_SIGNALS,
+    TYPED_KNN,
+    TYPED_MODELS,
+    choose_knn_weights,
+    choose_neural_weights,
+)
+from streamrec.training.type_weights import report as weights_report
 
 CHECKPOINT = "model.pt"
 CURVE = "valid_curve.png"
@@ -36,7 +44,7 @@ CURVE = "valid_curve.png"
 
 def preset(model_name: str, **overrides: Any) -> TrainConfig:
     if model_name not in MODEL_PRESETS:
-        known = ", ".join((*MODEL_PRESETS, KNN_MODEL_TYPE, *HYBRIDS, "auto"))
+        known = ", ".join((*MODEL_PRESETS, KNN_MODEL_TYPE, *HYBRIDS, *TYPED_MODELS, "auto"))
         raise DataError(f"unknown model {model_name!r}; known: {known}")
     return replace(MODEL_PRESETS[model_name], **{k: v for k, v in overrides.items() if v is not None})
 
@@ -73,28 +81,37 @@ def train_on_dataset(
     With `tune_seconds`, a neural model's settings are first searched on validation (training/tune.py)."""
     if model_name == AUTO:
         model_name = choose_by_validation(dataset, seed=seed, progress=progress, log=log, tune_seconds=tune_seconds)
-    if model_name == KNN_MODEL_TYPE:
-        return publish_knn(dataset, registry, log=log)
-    neural = HYBRIDS.get(model_name, model_name)
+    if model_name in (KNN_MODEL_TYPE, TYPED_KNN):
+        return publish_knn(dataset, registry, typed=model_name == TYPED_KNN, log=log)
+    neural = HYBRIDS.get(model_name) or TYPED_MODELS.get(model_name) or model_name
     cfg = preset(neural, seed=seed, epochs=epochs, progress=progress)
     split = make_split(dataset.events, dataset.protocol)
     log(f"{dataset.name}: {split.sizes()}")
     n_items = len(split.vocab)
+    if model_name in TYPED_MODELS and not split.has_signals:
+        raise DataError(f"{model_name} weighs carts and purchases, but {NO_SIGNALS}: train {neural} instead")
     cfg, tuning = tuned_config(cfg, split, tune_seconds, log)
     if tuning is not None:
         log(f"tuned {neural} on validation: {tuning}")
     if model_name in HYBRIDS:
         return publish_hybrid(dataset, model_name, registry, split, cfg, tuning, log=log)
+    weighting: dict[str, Any] = {}
+    if model_name in TYPED_MODELS:
+        cfg, choice = choose_neural_weights(cfg, split, log)
+        weighting = weights_report(choice)
+        log(f"type weights {choice.weights} chosen on validation")
 
     def on_epoch(epoch: int, loss: float, valid: dict[str, float]) -> None:
         log(f"epoch {epoch}: loss {loss:.4f} valid {valid}")
 
-    trained = select_and_train(split.fit, split.train, all_prefixes(split.valid), cfg, n_items, on_epoch)
+    kinds = (split.fit_kinds, split.train_kinds)
+    trained = select_and_train(split.fit, split.train, all_prefixes(split.valid), cfg, n_items, on_epoch, kinds)
     log(f"selected {trained.epochs} epochs on validation; refitted on all training sessions")
     test = all_prefixes(split.test)
     result = rank_prefixes(torch_scorer(trained.model, cfg.max_seq_len), test)
     valid = trained.selection.valid[trained.epochs - 1]
-    metrics = test_metrics(result, valid, tuning, epochs=trained.epochs, train_seconds=round(trained.seconds, 1))
+    train_seconds = round(trained.seconds, 1)
+    metrics = test_metrics(result, valid, tuning, epochs=trained.epochs, train_seconds=train_seconds, **weighting)
     log(f"test {summarize(result.ranks)}")
     model_args = cfg.model_args(n_items)
     with tempfile.TemporaryDirectory(prefix="streamrec-train-") as tmp:
@@ -133,37 +150,47 @@ def train_on_dataset(
 
 def choose_by_validation(
     dataset: Dataset,
-    candidates: tuple[str, ...] = (KNN_MODEL_TYPE, "gru4rec", "sasrec", *HYBRIDS),
+    candidates: tuple[str, ...] = (KNN_MODEL_TYPE, "gru4rec", "sasrec", *HYBRIDS, *TYPED_MODELS),
     *,
     seed: int = 0,
     progress: bool = False,
     log: Callable[[str], None] = print,
     tune_seconds: float = 0.0,
 ) -> str:
-    """The servable model with the best validation MRR@20 on `dataset` (the evaluation's own choice, made without
-    the test set); it is then trained again as `train` trains it."""
-    from streamrec.training.evaluate import best_by_validation, evaluate_dataset
+    """The servable model the evaluation chooses on validation, never seeing the test set (`served_by_validation`:
+    the simplest within one standard error of the best MRR@20); it is then trained again as `train` trains it."""
+    from streamrec.training.evaluate import evaluate_dataset
 
     report = evaluate_dataset(dataset, candidates, seed=seed, progress=progress, log=log, tune_seconds=tune_seconds)
-    chosen = best_by_validation(report["models"])
+    chosen = report["served_by_validation"]
     valid = {name: entry["valid"]["mrr@20"] for name, entry in report["models"].items()}
     log(f"auto: validation MRR@20 {valid}; publishing {chosen}")
     return chosen
 
 
-def publish_knn(dataset: Dataset, registry: Path, log: Callable[[str], None] = print) -> Path:
+def publish_knn(dataset: Dataset, registry: Path, typed: bool = False, log: Callable[[str], None] = print) -> Path:
     """Fit V-SKNN on all training sessions and publish its graph; test figures are the baseline's, which the graph
-    reproduces (validation figures from a fit on the fitting sessions, as for every model)."""
+    reproduces (validation figures from a fit on the fitting sessions, as for every model). `typed`: with the type
+    weighting chosen on validation (training/type_weights.py)."""
     from streamrec.training.baselines import VSKNN
     from streamrec.training.knn_graph import SessionKNNGraph, knn_args
 
     split = make_split(dataset.events, dataset.protocol)
     log(f"{dataset.name}: {split.sizes()}")
     n_items = len(split.vocab)
-    valid = summarize(rank_prefixes(VSKNN().fit(split.fit, n_items).score, all_prefixes(split.valid)).ranks)
-    knn = VSKNN().fit(split.train, n_items)
+    weighting: dict[str, Any] = {}
+    if typed:
+        if not split.has_signals:
+            raise DataError(f"{TYPED_KNN} weighs carts and purchases, but {NO_SIGNALS}: train {KNN_MODEL_TYPE} instead")
+        choice = choose_knn_weights(split)
+        knn, valid, weighting = VSKNN(type_weights=choice.weights), choice.valid, weights_report(choice)
+        log(f"type weights {choice.weights} chosen on validation")
+    else:
+        knn = VSKNN()
+        valid = summarize(rank_prefixes(VSKNN().fit(split.fit, n_items).score, all_prefixes(split.valid)).ranks)
+    knn.fit(split.train, n_items, split.train_kinds)
     result = rank_prefixes(knn.score, all_prefixes(split.test))
-    metrics = test_metrics(result, valid)
+    metrics = test_metrics(result, valid, **weighting)
     log(f"test {summarize(result.ranks)}")
     graph = SessionKNNGraph(knn).eval()
     return _publish(registry, graph, dataset, split, KNN_MODEL_TYPE, knn_args(knn), MAX_RECENT_ITEMS, metrics)

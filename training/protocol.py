@@ -23,7 +23,7 @@ import pandas as pd
 
 from streamrec.errors import DataError
 from streamrec.training.metrics import all_prefixes
-from streamrec.training.sequences import Vocabulary, session_sequences
+from streamrec.training.sequences import Vocabulary, session_events
 
 DAY_MS = 86_400_000
 LONG_SPAN_DAYS = 14.0  # data spanning this long or longer: the window is the last day
@@ -53,6 +53,13 @@ class Split:
     fit: list[np.ndarray]  # training minus the validation slice: models are selected by fitting on these ...
     valid: list[np.ndarray]  # ... and scoring these (items unseen in `fit` removed)
     train_items: list[list[str]]  # training sessions as item ids, for popularity and the artifact
+    train_kinds: list[np.ndarray]  # each training event's kind (sequences.EVENT_KINDS), aligned with `train`
+    fit_kinds: list[np.ndarray]  # the same for `fit`
+
+    @property
+    def has_signals(self) -> bool:
+        """Whether the training sessions hold carts or purchases, so that a type weighting can matter."""
+        return any(k.any() for k in self.train_kinds)
 
     def sizes(self) -> dict[str, Any]:
         return {
@@ -67,14 +74,34 @@ class Split:
         }
 
 
-def filter_sessions(sessions: list[list[str]], dates: np.ndarray, cfg: ProtocolConfig) -> tuple[list, np.ndarray]:
+@dataclass(frozen=True)
+class Sessions:
+    """Sessions as item ids (oldest first), each event's kind beside its item, and each session's date."""
+
+    items: list[list[str]]
+    kinds: list[list[int]]
+    dates: np.ndarray
+
+    def subset(self, keep: list[int]) -> Sessions:
+        return Sessions([self.items[i] for i in keep], [self.kinds[i] for i in keep], self.dates[keep])
+
+
+def filter_sessions(sessions: Sessions, cfg: ProtocolConfig) -> Sessions:
     """Steps 1-2: drop short sessions, then rare items, then sessions left too short."""
-    keep = [i for i, s in enumerate(sessions) if len(s) >= cfg.min_session_length]
-    sessions, dates = [sessions[i] for i in keep], dates[keep]
-    counts = Counter(item for s in sessions for item in s)
-    filtered = [[item for item in s if counts[item] >= cfg.min_item_support] for s in sessions]
-    keep = [i for i, s in enumerate(filtered) if len(s) >= cfg.min_session_length]
-    return [filtered[i] for i in keep], dates[keep]
+    sessions = sessions.subset([i for i, s in enumerate(sessions.items) if len(s) >= cfg.min_session_length])
+    counts = Counter(item for s in sessions.items for item in s)
+    items: list[list[str]] = []
+    kinds: list[list[int]] = []
+    for session, session_kinds in zip(sessions.items, sessions.kinds, strict=True):
+        kept = [
+            (item, kind)
+            for item, kind in zip(session, session_kinds, strict=True)
+            if counts[item] >= cfg.min_item_support
+        ]
+        items.append([item for item, _ in kept])
+        kinds.append([kind for _, kind in kept])
+    filtered = Sessions(items, kinds, sessions.dates)
+    return filtered.subset([i for i, s in enumerate(items) if len(s) >= cfg.min_session_length])
 
 
 def split_by_time(dates: np.ndarray, span_days: float) -> tuple[np.ndarray, np.ndarray]:
@@ -89,14 +116,13 @@ def _restrict(sessions: list[np.ndarray], known: set[int] | None, min_len: int) 
     return [s for s in out if len(s) >= min_len]
 
 
-def filtered_dates(frame: pd.DataFrame, cfg: ProtocolConfig) -> tuple[list[list[str]], np.ndarray]:
-    """Steps 1-2 on canonical events: the kept sessions (oldest first) and their dates."""
-    raw, ends = session_sequences(frame)
-    dates = (ends // cfg.date_unit_ms) * cfg.date_unit_ms
-    sessions, dates = filter_sessions(raw, dates, cfg)
-    if not sessions:
+def filtered_sessions(frame: pd.DataFrame, cfg: ProtocolConfig) -> Sessions:
+    """Steps 1-2 on canonical events: the kept sessions (oldest first), their events' kinds and their dates."""
+    items, kinds, ends = session_events(frame)
+    sessions = filter_sessions(Sessions(items, kinds, (ends // cfg.date_unit_ms) * cfg.date_unit_ms), cfg)
+    if not sessions.items:
         raise DataError("no sessions are left after filtering (sessions of length >= 2, items seen >= 5 times)")
-    return sessions, dates
+    return sessions
 
 
 def fit_to_data(
@@ -106,7 +132,7 @@ def fit_to_data(
 
     DataError, naming the flags that would help, when the data cannot be split at all.
     """
-    _, dates = filtered_dates(frame, cfg)
+    dates = filtered_sessions(frame, cfg).dates
     if len(dates) < MIN_SPLIT_SESSIONS:
         raise DataError(
             f"only {len(dates)} sessions are left after filtering (length >= {cfg.min_session_length}, items seen "
@@ -164,9 +190,12 @@ def _duration(ms: float) -> str:
 
 def make_split(frame: pd.DataFrame, cfg: ProtocolConfig) -> Split:
     """Canonical events -> the filtered, time-split, encoded sessions of the protocol."""
-    sessions, dates = filtered_dates(frame, cfg)
+    kept = filtered_sessions(frame, cfg)
+    sessions, dates = kept.items, kept.dates
     train_mask, test_mask = split_by_time(dates, cfg.test_days)
     train_items = [sessions[i] for i in np.flatnonzero(train_mask)]
+    # every training item is in the vocabulary, so the kinds stay aligned with the encoded sessions
+    train_kinds = [np.array(kept.kinds[i], dtype=np.int8) for i in np.flatnonzero(train_mask)]
     if not train_items or not test_mask.any():
         span = _duration(float(dates.max() - dates.min()))
         raise DataError(
@@ -178,6 +207,7 @@ def make_split(frame: pd.DataFrame, cfg: ProtocolConfig) -> Split:
     test = _restrict(vocab.encode(sessions[i] for i in np.flatnonzero(test_mask)), None, cfg.min_session_length)
     fit_mask, valid_mask = split_by_time(dates[train_mask], cfg.valid_days)
     fit = [train[i] for i in np.flatnonzero(fit_mask)]
+    fit_kinds = [train_kinds[i] for i in np.flatnonzero(fit_mask)]
     fit_known = {int(i) for s in fit for i in s}
     valid = _restrict([train[i] for i in np.flatnonzero(valid_mask)], fit_known, cfg.min_session_length)
     if not fit or not valid:
@@ -185,4 +215,4 @@ def make_split(frame: pd.DataFrame, cfg: ProtocolConfig) -> Split:
             f"the {cfg.valid_days:g}-day validation split leaves no fitting or validation sessions; pass a shorter "
             "--valid-days, or leave it to be chosen from the data"
         )
-    return Split(vocab, train, test, fit, valid, train_items)
+    return Split(vocab, train, test, fit, valid, train_items, train_kinds, fit_kinds)

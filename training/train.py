@@ -48,6 +48,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_seq_len: int = 50
     patience: int = 2  # epochs without a better validation MRR@20 before stopping
+    # how much a transition into a cart or a purchase counts in the loss, against 1 for a view or click
+    # (sequences.EVENT_KINDS), where the data has event types; 1 and 1 train as if it had none
+    cart_weight: float = 1.0
+    purchase_weight: float = 1.0
     seed: int = 0
     # one intra-op thread: the per-step ops are small, and with two threads on a busy 2-core machine
     # OpenMP's spin-waiting made a 9 s run take 208 s; one thread stays near its idle speed
@@ -148,15 +152,34 @@ def _progress(batches: Iterable[Any], cfg: TrainConfig) -> Iterable[Any]:
     return tqdm(batches, desc=f"train {cfg.model}", unit="batch", leave=False)
 
 
+Kinds = Sequence[np.ndarray] | None  # each event's kind (sequences.EVENT_KINDS), aligned with the sessions
+
+
+def weighted_loss(scores: torch.Tensor, targets: torch.Tensor, kinds: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """Cross-entropy over all items, each target weighted by its kind (padding targets 0 count nothing); the
+    plain mean when every weight is 1."""
+    losses = F.cross_entropy(scores.float(), targets, ignore_index=0, reduction="none")
+    weights = torch.tensor([1.0, cfg.cart_weight, cfg.purchase_weight], device=scores.device)[kinds]
+    weights = weights * (targets != 0)
+    return (losses * weights).sum() / weights.sum().clamp(min=1e-9)
+
+
 def _epoch_session_parallel(
-    model: nn.Module, seqs: Sequence[np.ndarray], cfg: TrainConfig, step: _Step, rng: np.random.Generator
+    model: nn.Module,
+    seqs: Sequence[np.ndarray],
+    cfg: TrainConfig,
+    step: _Step,
+    rng: np.random.Generator,
+    kinds: Kinds = None,
 ) -> float:
     """One pass of GRU4Rec's session-parallel mini-batches; the hidden state is carried, detached, per lane."""
     device = step.device
     hidden: torch.Tensor | None = None
     recent: torch.Tensor | None = None  # each lane's last items, for the repeat bias
     total, steps = 0.0, 0
-    for inputs, targets, reset in _progress(session_parallel_batches(seqs, cfg.batch_size, rng), cfg):
+    for inputs, targets, reset, target_kinds in _progress(
+        session_parallel_batches(seqs, cfg.batch_size, rng, kinds), cfg
+    ):
         keep = torch.from_numpy(~reset).to(device)
         items = torch.from_numpy(inputs).to(device)
         if recent is None:  # as many lanes as the batcher opened (fewer than batch_size on little data)
@@ -166,22 +189,30 @@ def _epoch_session_parallel(
         recent = torch.cat([recent[:, 1:] * keep[:, None], items[:, None]], dim=1)
         with _autocast(cfg, device):
             scores, hidden = model.step(items, hidden, recent)  # type: ignore[operator]
-            loss = F.cross_entropy(scores.float(), torch.from_numpy(targets).to(device))
+            target = torch.from_numpy(targets).to(device)
+            loss = weighted_loss(scores, target, torch.from_numpy(target_kinds).to(device), cfg)
         total, steps = total + step(loss), steps + 1
     return total / max(steps, 1)
 
 
 def _epoch_padded(
-    model: nn.Module, seqs: Sequence[np.ndarray], cfg: TrainConfig, step: _Step, rng: np.random.Generator
+    model: nn.Module,
+    seqs: Sequence[np.ndarray],
+    cfg: TrainConfig,
+    step: _Step,
+    rng: np.random.Generator,
+    kinds: Kinds = None,
 ) -> float:
     """One pass over whole sessions, cross-entropy at every position (the padding target 0 is ignored)."""
     device = step.device
     total, steps = 0.0, 0
-    for inputs, targets in _progress(padded_batches(seqs, cfg.batch_size, cfg.max_seq_len, rng), cfg):
+    batches = padded_batches(seqs, cfg.batch_size, cfg.max_seq_len, rng, kinds)
+    for inputs, targets, target_kinds in _progress(batches, cfg):
         with _autocast(cfg, device):
             scores = model.scores_all(torch.from_numpy(inputs).to(device))  # type: ignore[operator]
             flat_targets = torch.from_numpy(targets).to(device).flatten()
-            loss = F.cross_entropy(scores.float().flatten(0, 1), flat_targets, ignore_index=0)
+            flat_kinds = torch.from_numpy(target_kinds).to(device).flatten()
+            loss = weighted_loss(scores.flatten(0, 1), flat_targets, flat_kinds, cfg)
         total, steps = total + step(loss), steps + 1
     return total / max(steps, 1)
 
@@ -211,9 +242,11 @@ def fit(
     cfg: TrainConfig,
     valid: Prefixes | None = None,
     on_epoch: Callable[[int, float, dict[str, float]], None] | None = None,
+    kinds: Kinds = None,
 ) -> History:
     """Train for cfg.epochs; with `valid`, keep the weights of the epoch with the best validation MRR@20 and
-    stop after cfg.patience epochs without improvement. Selection never sees the test set."""
+    stop after cfg.patience epochs without improvement. Selection never sees the test set. With `kinds`, the
+    loss weighs targets by cfg's cart and purchase weights."""
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = resolve_device(cfg)
@@ -226,7 +259,7 @@ def fit(
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        history.loss.append(run_epoch(model, seqs, cfg, step, rng))
+        history.loss.append(run_epoch(model, seqs, cfg, step, rng, kinds))
         scores = summarize(rank_prefixes(torch_scorer(model, cfg.max_seq_len), valid).ranks) if valid else {}
         history.valid.append(scores)
         if on_epoch:
@@ -262,17 +295,19 @@ def select_and_train(
     cfg: TrainConfig,
     n_items: int,
     on_epoch: Callable[[int, float, dict[str, float]], None] | None = None,
+    kinds: tuple[Kinds, Kinds] = (None, None),
 ) -> Trained:
     """Choose the number of epochs by validation MRR@20 (early stopping) on a model fitted to `fit_seqs`, then
     fit a fresh model to all of `train_seqs` for that many epochs, so the final model also learns from the most
-    recent days before the test period. The test set plays no part."""
+    recent days before the test period. The test set plays no part. `kinds`: the events' kinds of the fitting
+    and of the training sessions, for cfg's type weighting."""
     start = time.perf_counter()
     seed_everything(cfg.seed)
     on_fit = build_model(cfg.model, cfg.model_args(n_items))
-    selection = fit(on_fit, fit_seqs, cfg, valid, on_epoch)
+    selection = fit(on_fit, fit_seqs, cfg, valid, on_epoch, kinds[0])
     seed_everything(cfg.seed)
     model = build_model(cfg.model, cfg.model_args(n_items))
-    fit(model, train_seqs, replace(cfg, epochs=selection.best_epoch))
+    fit(model, train_seqs, replace(cfg, epochs=selection.best_epoch), kinds=kinds[1])
     return Trained(model, selection, selection.best_epoch, time.perf_counter() - start, on_fit)
 
 

@@ -46,9 +46,15 @@ def prefixes_with_repeats(split: Split, n: int) -> list[np.ndarray]:
     return [*rows, np.concatenate([rows[-1], rows[-1][:2]])]  # an item seen twice weighs by its latest position
 
 
-@pytest.mark.parametrize(("k", "sample_size"), [(100, 500), (5, 20)])  # the defaults, and a sample that binds
-def test_the_graph_scores_exactly_as_the_baseline(split: Split, k: int, sample_size: int) -> None:
-    knn = VSKNN(k=k, sample_size=sample_size).fit(split.train, len(split.vocab))
+# the defaults, a sample that binds, and carts and purchases weighted
+@pytest.mark.parametrize(
+    ("k", "sample_size", "type_weights"), [(100, 500, (1, 1, 1)), (5, 20, (1, 1, 1)), (100, 500, (1, 2, 4))]
+)
+def test_the_graph_scores_exactly_as_the_baseline(
+    split: Split, k: int, sample_size: int, type_weights: tuple[float, float, float]
+) -> None:
+    knn = VSKNN(k=k, sample_size=sample_size, type_weights=type_weights)
+    knn.fit(split.train, len(split.vocab), split.train_kinds)
     items, lengths = padded(prefixes_with_repeats(split, 200))
     expected = knn.score(items, lengths)
     with torch.no_grad():
@@ -101,3 +107,36 @@ def test_evaluate_says_what_is_servable_and_auto_takes_the_best_servable_on_vali
     best = max(("v-sknn", "gru4rec"), key=valid.__getitem__)
     assert report["best_servable_by_validation"] == best
     assert choose_by_validation(shop, ("v-sknn", "gru4rec"), log=lambda _: None) == best
+
+
+def test_typed_models_weigh_the_shops_carts_and_report_their_weighting(shop: Dataset, tmp_path: Path) -> None:
+    from streamrec.training.evaluate import evaluate_dataset
+    from streamrec.training.type_weights import CANDIDATES
+
+    report = evaluate_dataset(shop, ("v-sknn", "v-sknn-typed"))
+    typed = report["models"]["v-sknn-typed"]
+    assert typed["servable"] and tuple(typed["type_weights"]) in CANDIDATES
+    assert len(typed["type_weights_tried"]) == len(CANDIDATES)
+    # plain weighting is a candidate: the typed model is never worse on validation than its family
+    assert typed["valid"]["mrr@20"] >= report["models"]["v-sknn"]["valid"]["mrr@20"]
+
+    version = train_on_dataset(shop, "v-sknn-typed", tmp_path / "registry", log=lambda _: None)
+    manifest = load_manifest(version)
+    assert manifest.model_type == "v-sknn" and manifest.model_args["type_weights"] == typed["type_weights"]
+    assert manifest.metrics["type_weights"] == typed["type_weights"]
+
+
+def test_a_clickstream_without_carts_skips_the_typed_models(tmp_path: Path) -> None:
+    from streamrec.errors import DataError
+    from streamrec.training.canonical import write_parquet
+    from streamrec.training.evaluate import evaluate_dataset
+    from streamrec.training.sequences import events_frame
+    from streamrec.training.synthetic import generate
+
+    frame = events_frame(generate(SyntheticConfig(n_sessions=400, p_cart=0.0, seed=3)))
+    path = write_parquet(frame, tmp_path / "clicks.parquet")
+    clicks = load_dataset(str(path))
+    report = evaluate_dataset(clicks, ("v-sknn", "v-sknn-typed"))
+    assert set(report["models"]) == {"v-sknn"} and "no cart or purchase" in report["skipped"]["v-sknn-typed"]
+    with pytest.raises(DataError, match="train v-sknn instead"):
+        train_on_dataset(clicks, "v-sknn-typed", tmp_path / "registry", log=lambda _: None)

@@ -49,3 +49,23 @@ def test_vsknn_beats_pop_on_synthetic_data() -> None:
     pop = summarize(rank_prefixes(Pop().fit(split.train, len(split.vocab)).score, test).ranks)
     knn = summarize(rank_prefixes(VSKNN().fit(split.train, len(split.vocab)).score, test).ranks)
     assert knn["hr@20"] > pop["hr@20"] + 20
+
+
+def test_vsknn_type_weights_lift_what_neighbours_bought() -> None:
+    # the prefix [1] shares a session with 2 (viewed) and one with 3 (bought there): plain V-SKNN ties 2 and 3
+    sessions = [np.array([1, 2]), np.array([1, 3])]
+    kinds = [np.array([0, 0], dtype=np.int8), np.array([0, 2], dtype=np.int8)]
+    prefix, length = np.array([[1]]), np.array([1])
+    plain = VSKNN(idf_weight=0.0).fit(sessions, 4, kinds).score(prefix, length)[0]
+    weighted = VSKNN(idf_weight=0.0, type_weights=(1.0, 2.0, 4.0)).fit(sessions, 4, kinds).score(prefix, length)[0]
+    assert plain[3] == plain[2] and weighted[3] > weighted[2]
+    no_kinds = VSKNN(idf_weight=0.0, type_weights=(1.0, 2.0, 4.0)).fit(sessions, 4).score(prefix, length)[0]
+    assert no_kinds[3] == no_kinds[2]  # without kinds there is nothing to weigh
+
+
+def test_a_session_keeps_its_strongest_kind_per_item() -> None:
+    # item 2 is viewed, carted and bought in one session: it weighs as bought, once
+    sessions = [np.array([1, 2, 2, 2])]
+    kinds = [np.array([0, 0, 1, 2], dtype=np.int8)]
+    knn = VSKNN(idf_weight=0.0, type_weights=(1.0, 2.0, 4.0)).fit(sessions, 3, kinds)
+    assert knn.item_weight.tolist() == [1.0, 4.0]

@@ -88,20 +88,36 @@ def test_repeat_bias_adds_one_bonus_per_occurrence_by_distance() -> None:
 
 def test_session_parallel_batches_visit_every_transition_of_the_sessions_they_finish() -> None:
     sessions = [np.array([1, 2, 3]), np.array([4, 5]), np.array([6, 7, 8, 9]), np.array([3])]
+    kinds = [np.array([0, 0, 2]), np.array([0, 1]), np.array([0, 0, 0, 0]), np.array([0])]
     seen, resets = [], 0
-    for inputs, targets, reset in session_parallel_batches(sessions, 2, np.random.default_rng(0)):
-        seen += list(zip(inputs.tolist(), targets.tolist(), strict=True))
+    for inputs, targets, reset, target_kinds in session_parallel_batches(sessions, 2, np.random.default_rng(0), kinds):
+        seen += list(zip(inputs.tolist(), targets.tolist(), target_kinds.tolist(), strict=True))
         resets += int(reset.sum())
-    assert set(seen) <= {(1, 2), (2, 3), (4, 5), (6, 7), (7, 8), (8, 9)}
+    # each target comes with its own event's kind: 3 was bought, 5 carted
+    assert set(seen) <= {(1, 2, 0), (2, 3, 2), (4, 5, 1), (6, 7, 0), (7, 8, 0), (8, 9, 0)}
     assert len(seen) == len(set(seen)) >= 4 and resets == 3  # the single-item session is skipped
 
 
 def test_padded_batches_cut_long_sessions_into_windows() -> None:
     long = np.arange(1, 13)  # 11 transitions, windows of 5 transitions
-    pairs = set()
-    for inputs, targets in padded_batches([long], 8, 5, np.random.default_rng(0)):
-        pairs |= {(a, b) for a, b in zip(inputs.ravel().tolist(), targets.ravel().tolist(), strict=True) if b}
-    assert pairs == {(i, i + 1) for i in range(1, 12)}
+    kinds = (long % 3 == 0).astype(np.int8)  # every third event a cart
+    triples = set()
+    for inputs, targets, target_kinds in padded_batches([long], 8, 5, np.random.default_rng(0), [kinds]):
+        flat = zip(inputs.ravel().tolist(), targets.ravel().tolist(), target_kinds.ravel().tolist(), strict=True)
+        triples |= {(a, b, k) for a, b, k in flat if b}
+    assert triples == {(i, i + 1, int((i + 1) % 3 == 0)) for i in range(1, 12)}
+
+
+def test_type_weights_move_the_loss_toward_the_weighted_targets() -> None:
+    from streamrec.training.train import TrainConfig, weighted_loss
+
+    scores = torch.log_softmax(torch.tensor([[0.0, 2.0, 0.0], [0.0, 0.0, 2.0]]), dim=1)
+    targets, kinds = torch.tensor([1, 1]), torch.tensor([0, 2])  # the second target, a purchase, is scored badly
+    plain = weighted_loss(scores, targets, kinds, TrainConfig())
+    torch.testing.assert_close(plain, torch.nn.functional.cross_entropy(scores, targets))
+    assert weighted_loss(scores, targets, kinds, TrainConfig(purchase_weight=4.0)) > plain
+    padded = weighted_loss(scores, torch.tensor([1, 0]), kinds, TrainConfig(purchase_weight=4.0))
+    torch.testing.assert_close(padded, torch.nn.functional.cross_entropy(scores[:1], targets[:1]))
 
 
 def test_checkpoint_rebuilds_the_model(tmp_path: Path) -> None:

@@ -54,3 +54,21 @@ def test_filtering_split_and_vocabulary_follow_srgnn() -> None:
 def test_an_empty_test_period_is_a_data_error() -> None:
     with pytest.raises(DataError):
         make_split(_frame({"s": (0, ["a", "b"])}), ProtocolConfig(test_days=1, valid_days=1, min_item_support=1))
+
+
+def test_event_kinds_follow_their_items_through_the_filtering() -> None:
+    sessions = {f"s{i}": (i % 3, ["a", "b", "c"]) for i in range(6)}
+    sessions |= {"rare": (0, ["a", "r", "b"]), "late": (3, ["a", "b"])}
+    frame = _frame(sessions)
+    frame.loc[(frame["session_id"] == "rare") & (frame["item_id"] == "b"), "type"] = "purchase"
+    frame.loc[(frame["session_id"] == "s1") & (frame["item_id"] == "c"), "type"] = "add_to_cart"
+    split = make_split(frame, ProtocolConfig(test_days=1, valid_days=1))
+    pairs = [
+        ([split.vocab.item_ids[i] for i in items], kinds.tolist())
+        for items, kinds in zip(split.train, split.train_kinds, strict=True)
+    ]
+    assert (["a", "b"], [0, 2]) in pairs  # the rare r went, and b's purchase stayed with b
+    assert (["a", "b", "c"], [0, 0, 1]) in pairs and split.has_signals
+    assert [len(k) for k in split.fit_kinds] == [len(s) for s in split.fit]
+    clicks_only = make_split(_frame(sessions), ProtocolConfig(test_days=1, valid_days=1))
+    assert not clicks_only.has_signals
