@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dstreamrec/protos/events.proto\x12\x0cstreamrec.v1\"\xf1\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12%\n\x04type\x18\x02 \x01(\x0e\x32\x17.streamrec.v1.EventType\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x0f\n\x07item_id\x18\x05 \x01(\t\x12\x18\n\x0b\x63\x61tegory_id\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05price\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08quantity\x18\x08 \x01(\rH\x02\x88\x01\x01\x12\r\n\x05ts_ms\x18\t \x01(\x03\x42\x0e\n\x0c_category_idB\x08\n\x06_priceB\x0b\n\t_quantity*\x87\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_TYPE_VIEW\x10\x01\x12\x14\n\x10\x45VENT_TYPE_CLICK\x10\x02\x12\x1a\n\x16\x45VENT_TYPE_ADD_TO_CART\x10\x03\x12\x17\n\x13\x45VENT_TYPE_PURCHASE\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dstreamrec/protos/events.proto\x12\x0cstreamrec.v1\"\x80\x02\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12%\n\x04type\x18\x02 \x01(\x0e\x32\x17.streamrec.v1.EventType\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x0f\n\x07item_id\x18\x05 \x01(\t\x12\x18\n\x0b\x63\x61tegory_id\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05price\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08quantity\x18\x08 \x01(\rH\x02\x88\x01\x01\x12\r\n\x05ts_ms\x18\t \x01(\x03\x12\r\n\x05query\x18\n \x01(\tB\x0e\n\x0c_category_idB\x08\n\x06_priceB\x0b\n\t_quantity*\x9e\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_TYPE_VIEW\x10\x01\x12\x14\n\x10\x45VENT_TYPE_CLICK\x10\x02\x12\x1a\n\x16\x45VENT_TYPE_ADD_TO_CART\x10\x03\x12\x17\n\x13\x45VENT_TYPE_PURCHASE\x10\x04\x12\x15\n\x11\x45VENT_TYPE_SEARCH\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'streamrec.protos.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTTYPE']._serialized_start=292
-  _globals['_EVENTTYPE']._serialized_end=427
+  _globals['_EVENTTYPE']._serialized_start=307
+  _globals['_EVENTTYPE']._serialized_end=465
   _globals['_EVENT']._serialized_start=48
-  _globals['_EVENT']._serialized_end=289
+  _globals['_EVENT']._serialized_end=304
 # @@protoc_insertion_point(module_scope)

@@ -12,14 +12,16 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_CLICK: _ClassVar[EventType]
     EVENT_TYPE_ADD_TO_CART: _ClassVar[EventType]
     EVENT_TYPE_PURCHASE: _ClassVar[EventType]
+    EVENT_TYPE_SEARCH: _ClassVar[EventType]
 EVENT_TYPE_UNSPECIFIED: EventType
 EVENT_TYPE_VIEW: EventType
 EVENT_TYPE_CLICK: EventType
 EVENT_TYPE_ADD_TO_CART: EventType
 EVENT_TYPE_PURCHASE: EventType
+EVENT_TYPE_SEARCH: EventType
 
 class Event(_message.Message):
-    __slots__ = ("event_id", "type", "session_id", "user_id", "item_id", "category_id", "price", "quantity", "ts_ms")
+    __slots__ = ("event_id", "type", "session_id", "user_id", "item_id", "category_id", "price", "quantity", "ts_ms", "query")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +31,7 @@ class Event(_message.Message):
     PRICE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     TS_MS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     type: EventType
     session_id: str
@@ -38,4 +41,5 @@ class Event(_message.Message):
     price: float
     quantity: int
     ts_ms: int
-    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., category_id: _Optional[str] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., ts_ms: _Optional[int] = ...) -> None: ...
+    query: str
+    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., category_id: _Optional[str] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., ts_ms: _Optional[int] = ..., query: _Optional[str] = ...) -> None: ...

@@ -125,3 +125,59 @@ class InfoResponse(_message.Message):
     uptime_s: float
     ranker: bool
     def __init__(self, model_version: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., model_type: _Optional[str] = ..., redis_ok: _Optional[bool] = ..., trending_from_stream: _Optional[bool] = ..., in_flight: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., uptime_s: _Optional[float] = ..., ranker: _Optional[bool] = ...) -> None: ...
+
+class SearchFilters(_message.Message):
+    __slots__ = ("categories", "brands", "min_price", "max_price")
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    BRANDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_PRICE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PRICE_FIELD_NUMBER: _ClassVar[int]
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    brands: _containers.RepeatedScalarFieldContainer[str]
+    min_price: float
+    max_price: float
+    def __init__(self, categories: _Optional[_Iterable[str]] = ..., brands: _Optional[_Iterable[str]] = ..., min_price: _Optional[float] = ..., max_price: _Optional[float] = ...) -> None: ...
+
+class SearchRequest(_message.Message):
+    __slots__ = ("query", "session_id", "k", "filters", "exclude_item_ids")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    session_id: str
+    k: int
+    filters: SearchFilters
+    exclude_item_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, query: _Optional[str] = ..., session_id: _Optional[str] = ..., k: _Optional[int] = ..., filters: _Optional[_Union[SearchFilters, _Mapping]] = ..., exclude_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SearchHit(_message.Message):
+    __slots__ = ("item_id", "title", "brand", "category", "price", "score", "reason")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    BRAND_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    title: str
+    brand: str
+    category: str
+    price: float
+    score: float
+    reason: str
+    def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., brand: _Optional[str] = ..., category: _Optional[str] = ..., price: _Optional[float] = ..., score: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("items", "catalogue_products", "fallback", "source")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    CATALOGUE_PRODUCTS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[SearchHit]
+    catalogue_products: int
+    fallback: bool
+    source: str
+    def __init__(self, items: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., catalogue_products: _Optional[int] = ..., fallback: _Optional[bool] = ..., source: _Optional[str] = ...) -> None: ...

@@ -50,6 +50,11 @@ class RecommenderStub:
                 request_serializer=streamrec_dot_protos_dot_recommender__pb2.InfoRequest.SerializeToString,
                 response_deserializer=streamrec_dot_protos_dot_recommender__pb2.InfoResponse.FromString,
                 _registered_method=True)
+        self.Search = channel.unary_unary(
+                '/streamrec.v1.Recommender/Search',
+                request_serializer=streamrec_dot_protos_dot_recommender__pb2.SearchRequest.SerializeToString,
+                response_deserializer=streamrec_dot_protos_dot_recommender__pb2.SearchResponse.FromString,
+                _registered_method=True)
 
 
 class RecommenderServicer:
@@ -77,6 +82,13 @@ class RecommenderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Search(self, request, context):
+        """Catalogue products matching a query, ranked for the session that types it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommenderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +106,11 @@ def add_RecommenderServicer_to_server(servicer, server):
                     servicer.Info,
                     request_deserializer=streamrec_dot_protos_dot_recommender__pb2.InfoRequest.FromString,
                     response_serializer=streamrec_dot_protos_dot_recommender__pb2.InfoResponse.SerializeToString,
+            ),
+            'Search': grpc.unary_unary_rpc_method_handler(
+                    servicer.Search,
+                    request_deserializer=streamrec_dot_protos_dot_recommender__pb2.SearchRequest.FromString,
+                    response_serializer=streamrec_dot_protos_dot_recommender__pb2.SearchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +195,33 @@ class Recommender:
             '/streamrec.v1.Recommender/Info',
             streamrec_dot_protos_dot_recommender__pb2.InfoRequest.SerializeToString,
             streamrec_dot_protos_dot_recommender__pb2.InfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Search(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/streamrec.v1.Recommender/Search',
+            streamrec_dot_protos_dot_recommender__pb2.SearchRequest.SerializeToString,
+            streamrec_dot_protos_dot_recommender__pb2.SearchResponse.FromString,
             options,
             channel_credentials,
             insecure,

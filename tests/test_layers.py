@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "streamrec"
-LINKED = ("stream", "features", "serving", "protos", "training", "loadtest", "bench", "observe")
+LINKED = ("stream", "features", "search", "serving", "protos", "training", "loadtest", "bench", "observe")
 
 # Bottom to top, as drawn in docs/architecture.md. A module may import anything in a lower layer and its own
 # unit; in a layer of independent units (the engines, the tools) one unit never imports another.
@@ -45,7 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
         ),
         False,
     ),
-    ("features", ("streamrec.features",), True),
+    ("features and search", ("streamrec.features", "streamrec.search"), True),
     ("engines", ("streamrec.stream", "streamrec.serving", "streamrec.training"), True),
     ("dev stack", ("streamrec.devstack",), True),
     ("tools", ("streamrec.loadtest", "streamrec.observe"), True),
