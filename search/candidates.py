@@ -1,0 +1,119 @@
+"""A query's candidates and their features: the lexical and dense lists, fused, and what the ranker reads of each.
+
+The same function builds the features for the scorer's live answer and for training and evaluating the ranker,
+so the ranker never sees a feature computed two ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamrec.search.catalogue import Catalogue
+from streamrec.search.fusion import RRF_K, fused_order, reciprocal_rank_fusion
+from streamrec.search.lexical import Filters
+from streamrec.search.match import TEXT_FEATURES, Query, text_features
+
+RETRIEVE = 100  # from each list: the union (at most 200) is what the ranker orders
+RETRIEVAL_FEATURES = (
+    "bm25",  # 0 outside the lexical list
+    "bm25_share",  # of the query's best BM25
+    "lexical_rank",  # 1 / rank in the lexical list, 0 outside it
+    "dense_similarity",  # cosine of query and title embeddings (every candidate)
+    "dense_rank",  # 1 / rank in the dense list, 0 outside it
+    "fused",  # reciprocal-rank fusion of the two lists, scaled so that rank 1 in both is 1
+)
+FEATURES = RETRIEVAL_FEATURES + TEXT_FEATURES
+
+
+@dataclass(frozen=True)
+class Candidates:
+    query: str
+    product_ids: list[str]  # in fused order
+    features: np.ndarray  # [n, len(FEATURES)] float32, rows aligned with product_ids
+    lexical: list[str]  # the lexical list, best first
+    dense: list[str]  # the dense list, best first
+
+    def column(self, name: str) -> np.ndarray:
+        return self.features[:, FEATURES.index(name)]
+
+
+def retrieve(
+    catalogue: Catalogue,
+    query: str,
+    query_vector: np.ndarray | None,
+    filters: Filters | None = None,
+    limit: int = RETRIEVE,
+    extra: Sequence[str] = (),
+) -> Candidates:
+    """The query's lexical and dense lists, fused, with every candidate's features; `extra` product ids (the
+    judged products, when training) are added after the fused ones."""
+    lexical = catalogue.lexical.search(query, limit, filters)
+    dense: list[tuple[str, float]] = []
+    if query_vector is not None and catalogue.dense is not None:
+        dense = catalogue.dense.search(query_vector, limit if not filters else limit * 4)
+        if filters:
+            dense = [(p, s) for p, s in dense if _passes(catalogue, p, filters)][:limit]
+    lexical_ids, dense_ids = [p for p, _ in lexical], [p for p, _ in dense]
+    order = fused_order([lexical_ids, dense_ids])
+    seen = set(order)
+    order += [p for p in dict.fromkeys(extra) if p not in seen and catalogue.get(p) is not None]
+    return Candidates(
+        query, order, _features(catalogue, query, query_vector, order, lexical, dense), lexical_ids, dense_ids
+    )
+
+
+def _passes(catalogue: Catalogue, product_id: str, filters: Filters) -> bool:
+    listing = catalogue.get(product_id)
+    if listing is None:
+        return False
+    if filters.categories and listing.category not in filters.categories:
+        return False
+    if filters.brands and listing.brand.lower() not in {b.lower() for b in filters.brands}:
+        return False
+    if filters.min_price is None and filters.max_price is None:
+        return True
+    if listing.price is None:
+        return False
+    low = filters.min_price if filters.min_price is not None else -np.inf
+    high = filters.max_price if filters.max_price is not None else np.inf
+    return low <= listing.price <= high
+
+
+def _features(
+    catalogue: Catalogue,
+    query: str,
+    query_vector: np.ndarray | None,
+    order: list[str],
+    lexical: list[tuple[str, float]],
+    dense: list[tuple[str, float]],
+) -> np.ndarray:
+    bm25 = dict(lexical)
+    best_bm25 = max(bm25.values(), default=0.0) or 1.0
+    lexical_rank = {p: 1.0 / r for r, (p, _) in enumerate(lexical, start=1)}
+    dense_rank = {p: 1.0 / r for r, (p, _) in enumerate(dense, start=1)}
+    similarity = dict(dense)
+    fused = reciprocal_rank_fusion([[p for p, _ in lexical], [p for p, _ in dense]])
+    top_fused = 2.0 / (RRF_K + 1)
+    analysed = Query.of(query)
+    rows = np.zeros((len(order), len(FEATURES)), dtype=np.float32)
+    for row, product_id in enumerate(order):
+        listing = catalogue.get(product_id)
+        assert listing is not None
+        cosine = similarity.get(product_id)
+        if cosine is None and query_vector is not None and catalogue.dense is not None:
+            vector = catalogue.dense.vector(product_id)
+            cosine = float(vector @ query_vector) if vector is not None else 0.0
+        score = bm25.get(product_id, 0.0)
+        rows[row, : len(RETRIEVAL_FEATURES)] = (
+            score,
+            score / best_bm25,
+            lexical_rank.get(product_id, 0.0),
+            cosine or 0.0,
+            dense_rank.get(product_id, 0.0),
+            fused.get(product_id, 0.0) / top_fused,
+        )
+        rows[row, len(RETRIEVAL_FEATURES) :] = text_features(analysed, listing.title, listing.brand)
+    return rows
