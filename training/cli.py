@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from streamrec.commands import run_package_cli
 from streamrec.errors import ArtifactError, DataError
+from streamrec.training.search_cli import register as register_search
 
 if TYPE_CHECKING:  # pandas and the loaders only when a handler runs
     from streamrec.training.datasets import Dataset
@@ -94,6 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ranker.add_argument("--epochs", type=int, default=None)
     _data_options(ranker)
     ranker.set_defaults(handler=_guarded(_train_ranker))
+    register_search(subparsers)
 
 
 def _guarded(handler: Handler) -> Handler:
