@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    # one intra-op thread: on this busy 2-core machine two made torch spin-wait (docs/models.md)
+    torch.set_num_threads(1)
     results = {}
     for name in args.models:
         try:
