@@ -112,6 +112,12 @@ def _enc_double(v: float | None) -> bytes:
     return b"\x29" + _PACK_D(v)
 
 
+def _enc_bool(v: bool | None) -> bytes:
+    if v is None:
+        return b""
+    return b"\x38\x01" if v else b"\x38\x00"  # bool_val (7) is in a oneof: present even when false
+
+
 def _enc_string_list(v: Iterable[str] | None) -> bytes:
     if v is None:
         return b""
@@ -136,6 +142,7 @@ ENCODERS: dict[Kind, Encoder] = {
     "string": _enc_string,
     "int64": _enc_int64,
     "double": _enc_double,
+    "bool": _enc_bool,
     "string_list": _enc_string_list,
     "int64_list": _enc_int64_list,
 }
@@ -310,6 +317,7 @@ DECODERS: dict[Kind, Decoder] = {
     "string": _dec_string,
     "int64": _dec_int64,
     "double": _dec_double,
+    "bool": decode_value,
     "string_list": decode_value,
     "int64_list": decode_value,
 }

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.feast_object import FeastObject
-from feast.types import Array, FeastType, Float64, Int64, String
+from feast.types import Array, Bool, FeastType, Float64, Int64, String
 
 from streamrec.features.schema import VIEWS, Kind, ViewSpec
 
@@ -24,6 +24,7 @@ FEAST_TYPES: dict[Kind, FeastType] = {
     "string": String,
     "int64": Int64,
     "double": Float64,
+    "bool": Bool,
     "string_list": Array(String),
     "int64_list": Array(Int64),
 }
@@ -33,6 +34,7 @@ ARROW_TYPES: dict[Kind, pa.DataType] = {
     "string": pa.string(),
     "int64": pa.int64(),
     "double": pa.float64(),
+    "bool": pa.bool_(),
     "string_list": pa.list_(pa.string()),
     "int64_list": pa.list_(pa.int64()),
 }

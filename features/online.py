@@ -11,7 +11,8 @@ pipeline on streamrec.redis's client (or `execute_sync` for redis-py in tools an
     await client.execute([*commands, *other_commands])
     rows = await layout.read_rows(client, "item_features", [item_id])
 
-Each row is one HSET (the given features and `_ts:{view}`) and one EXPIRE of the view's TTL. Like Feast's
+Each row is one HSET (the given features and `_ts:{view}`) and one EXPIRE of the view's TTL (none for a view
+without one, such as the catalogue's `product_features`). Like Feast's
 `skip_dedup` mode, the last write wins whatever its event time; the stream worker writes a key in event order.
 Clients must keep `decode_responses=False`: values are binary.
 """
@@ -86,9 +87,19 @@ class FeatureLayout:
 
     # -- writing -------------------------------------------------------------------------------------------
     def row_commands(self, view: str, entity_id: str, values: dict[str, Any], event_ts_ms: int) -> list[Command]:
-        """One row's HSET and EXPIRE; features absent from `values` keep their stored value."""
+        """One row's HSET and EXPIRE (none for a view without TTL); features absent from `values` keep their
+        stored value."""
+        key, hset = self.row_fields(view, entity_id, values, event_ts_ms)
+        ttl_s = self._views[view].spec.ttl_s
+        # Feast's own reads ignore TTLs on Redis; the expiry bounds memory and drops rows past the view's TTL
+        # (counted from the last write, so a replay of old events is not deleted on arrival).
+        return [("HSET", key, *hset), ("EXPIRE", key, ttl_s)] if ttl_s else [("HSET", key, *hset)]
+
+    def row_fields(
+        self, view: str, entity_id: str, values: dict[str, Any], event_ts_ms: int
+    ) -> tuple[bytes, list[bytes]]:
+        """A row's key and its HSET field/value pairs, for a caller that writes them itself (a Lua script)."""
         layout = self._view(view)
-        key = layout.key(entity_id)
         hset: list[bytes] = [layout.ts_field, codec.encode_timestamp_ms(event_ts_ms)]
         writers = layout.writers
         for name, value in values.items():
@@ -97,9 +108,7 @@ class FeatureLayout:
             except KeyError:
                 raise ConfigError(f"{view} has no feature {name!r}") from None
             hset += (field, encode(value))
-        # Feast's own reads ignore TTLs on Redis; the expiry bounds memory and drops rows past the view's TTL
-        # (counted from the last write, so a replay of old events is not deleted on arrival).
-        return [("HSET", key, *hset), ("EXPIRE", key, layout.spec.ttl_s)]
+        return layout.key(entity_id), hset
 
     # -- reading -------------------------------------------------------------------------------------------
     def read_commands(

@@ -11,6 +11,7 @@ Kinds map to Feast types and to the `Value` proto field that holds them:
     string        String          string_val (2)
     int64         Int64           int64_val (4)
     double        Float64         double_val (5)
+    bool          Bool            bool_val (7)
     string_list   Array(String)   string_list_val (12)
     int64_list    Array(Int64)    int64_list_val (14)
 """
@@ -20,12 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["string", "int64", "double", "string_list", "int64_list"]
+Kind = Literal["string", "int64", "double", "bool", "string_list", "int64_list"]
 
 DAY_S = 24 * 3600
 SESSION_TTL_S = DAY_S  # no real session lasts a day; also the TTL of the session state and its list
 ITEM_TTL_S = 2 * DAY_S  # the widest window is 24 h; one more day keeps quiet items' last counts readable
 USER_TTL_S = 30 * DAY_S  # a month of a returning user's tastes and purchases
+NO_TTL = 0  # a view whose rows never expire (Feast: a ttl of 0 lives forever; the writer sets no EXPIRE)
 
 TRENDING_HALF_LIFE_MS = 3_600_000  # the trending score halves in an hour without events (stream and ranker)
 MAX_RECENT_ITEMS = 50  # session recent_items and user purchase_history are capped at this length
@@ -33,7 +35,7 @@ MAX_RECENT_ITEMS = 50  # session recent_items and user purchase_history are capp
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """One feature view: its entity (Feast entity name and join key), TTL and ordered features."""
+    """One feature view: its entity (Feast entity name and join key), TTL (NO_TTL: none) and ordered features."""
 
     name: str
     entity: str
@@ -101,4 +103,23 @@ USER_FEATURES = ViewSpec(
     description="long-lived tastes of a signed-in user",
 )
 
-VIEWS: dict[str, ViewSpec] = {v.name: v for v in (SESSION_FEATURES, ITEM_FEATURES, USER_FEATURES)}
+# Its own entity (join key product_id, the same ids as item_id): a row in its own Redis hash. Sharing the item
+# entity's hash would share its expiry, and the worker sets ITEM_TTL_S on that hash with every event, so a
+# product would vanish two days after its last event, even though the catalogue still holds it.
+PRODUCT_FEATURES = ViewSpec(
+    name="product_features",
+    entity="product",
+    join_key="product_id",
+    ttl_s=NO_TTL,  # the catalogue's latest record stays until the product is deleted
+    features=(
+        ("title", "string"),
+        ("brand", "string"),
+        ("category", "string"),
+        ("price", "double"),  # null when the record has none
+        ("available", "bool"),
+        ("updated_ms", "int64"),
+    ),
+    description="the catalogue's latest record of one product, kept by the stream worker (features/catalog_store.py)",
+)
+
+VIEWS: dict[str, ViewSpec] = {v.name: v for v in (SESSION_FEATURES, ITEM_FEATURES, USER_FEATURES, PRODUCT_FEATURES)}

@@ -38,6 +38,7 @@ return 1
 # The start of SessionState.to_json: offset, partition, updated_ms (field order is part of the layout)
 STATE_HEAD = re.compile(rb'^\{"offset":-?\d+,"partition":(-?\d+),"updated_ms":(\d+)')
 MAX_SESSION_ITEMS = MAX_RECENT_ITEMS  # the session's viewed items, carts and purchases are capped alike
+MAX_SESSION_QUERIES = 10  # the session's last search queries
 
 
 def session_key(project: str, session_id: str) -> str:
@@ -56,7 +57,8 @@ class SessionState:
     applied, on the session's `partition`; writes are fenced by it (`PUT_IF_NEWER`). `partition` and
     `updated_ms` follow, so the worker can find idle sessions in its table without decoding them
     (`STATE_HEAD`). `seen` holds the last event ids with the record they came in (`id@partition:offset`) for
-    deduplication.
+    deduplication. `queries` holds the last MAX_SESSION_QUERIES search queries, newest last (absent from states
+    written before search events existed, which load with none).
     """
 
     offset: int = -1
@@ -74,6 +76,7 @@ class SessionState:
     cart_adds: int = 0
     purchase_count: int = 0
     seen: list[str] = field(default_factory=list)
+    queries: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return self.to_json_bytes().decode()

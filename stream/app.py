@@ -1,4 +1,5 @@
-"""The Faust app: topics, the session table and the agent that feeds batches of records to the SessionProcessor."""
+"""The Faust app: topics, the session table, and the agents that feed batches of records to the SessionProcessor
+(events) and to the CatalogProcessor (the compacted catalogue topic)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import faust
 import grpc
 
-from streamrec.config import CoreSettings
+from streamrec.config import DLQ_MAX_MESSAGE_BYTES, CoreSettings
 from streamrec.features.session_store import partition_and_update
 from streamrec.privacy import Pseudonymizer
 from streamrec.redis import RedisError, connect
@@ -25,6 +26,7 @@ from streamrec.stream import metrics, transport
 from streamrec.stream.adapters import GrpcScorer, RedisStateStore, TopicDeadLetters
 from streamrec.stream.aggregates import AggregateApplier
 from streamrec.stream.batcher import SmartBatcher
+from streamrec.stream.catalog import CatalogLimits, CatalogProcessor
 from streamrec.stream.config import StreamSettings
 from streamrec.stream.processor import Forward, Limits, RawRecord, SessionProcessor
 
@@ -33,6 +35,7 @@ RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 5.0
 HEARTBEAT_S = 1.0
 EVICT_EVERY_S = 60.0
+T = TypeVar("T")
 
 
 class SessionTable(faust.Table):  # type: ignore[misc]
@@ -190,6 +193,29 @@ def create_app(settings: StreamSettings) -> faust.App:
     processor = SessionProcessor(
         table, dead_letter_sink, scorer, aggregates, store, limits, pseudonym=pseudonym, router=router
     )
+    catalog = app.topic(
+        settings.catalog_topic,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.catalog_partitions,
+        config={"cleanup.policy": "compact"},  # the latest record of each product, and tombstones for a while
+        internal=True,  # Faust creates it (with this config) before subscribing, if no one has yet
+    )
+    catalog_letters = app.topic(
+        settings.catalog_dlq_topic,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=1,
+        config={"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)},
+    )
+    catalog_limits = CatalogLimits(settings.catalog_max_record_bytes, settings.max_future_skew_ms)
+    catalog_sink = TopicDeadLetters(catalog_letters, app.conf.producer_max_request_size)
+    catalog_processor = CatalogProcessor(redis_client, core.project, catalog_sink, catalog_limits)
+
+    async def crash(exc: BaseException) -> None:
+        # not a Redis or network error (those are retried): a bug. Stop loudly; the records of this batch
+        # are not acked, so a restarted worker gets them again.
+        await app.crash(exc)
 
     @app.agent(events, name="sessions-agent")
     async def process(stream: Any) -> None:
@@ -207,11 +233,6 @@ def create_app(settings: StreamSettings) -> faust.App:
             for event in batch:
                 await stream.ack(event)
 
-        async def crash(exc: BaseException) -> None:
-            # not a Redis or network error (those are retried): a bug. Stop loudly; the events of this batch
-            # are not acked, so a restarted worker gets them again.
-            await app.crash(exc)
-
         def backlog(event: Any) -> int:
             """Records Kafka holds past this one in its partition, as of the last fetch: how far behind we are."""
             message = event.message
@@ -226,6 +247,25 @@ def create_app(settings: StreamSettings) -> faust.App:
             on_error=crash,
             linger_from=settings.batch_linger_from_events,
             backlog=backlog,
+        )
+        async for event in stream.events():
+            await batcher.add(event)
+
+    @app.agent(catalog, name="catalog-agent")
+    async def apply_catalog(stream: Any) -> None:
+        stream.enable_acks = False  # as for events: acked once their batch is applied
+        await catalog_letters.maybe_declare()  # created with its settings before the first letter needs it
+
+        async def handle(batch: list[Any]) -> None:
+            outcome, _ = await with_retry(lambda: catalog_processor.process([_raw(e) for e in batch]), len(batch))
+            metrics.record_catalog(outcome)
+            if outcome.dead_letters:
+                log.info("catalogue batch of %d: %s", len(batch), outcome)
+            for event in batch:
+                await stream.ack(event)
+
+        batcher: SmartBatcher[Any] = SmartBatcher(
+            handle, settings.batch_max_events, settings.buffer_max_events, on_error=crash
         )
         async for event in stream.events():
             await batcher.add(event)
@@ -290,25 +330,30 @@ def broker_credentials(core: CoreSettings) -> Any:
 
 
 async def process_with_retry(processor: SessionProcessor, records: list[RawRecord]) -> None:
-    """Retry a batch while Redis or the network is down: nothing is acked, the consumer waits (backpressure).
+    """Process a batch of events, retried while Redis or the network is down (`with_retry`).
 
     A retried batch is safe: the table is written last, and the aggregate script skips applied offsets.
     """
+    outcome, seconds = await with_retry(lambda: processor.process(records), len(records))
+    metrics.record(outcome, len(records), seconds)
+    if outcome.dead_letters or outcome.refresh_failed or outcome.duplicates:
+        log.info("batch of %d: %s", len(records), outcome)
+
+
+async def with_retry(process: Callable[[], Awaitable[T]], records: int) -> tuple[T, float]:
+    """Run one batch, again after a Redis or network error until it succeeds: nothing is acked meanwhile, so the
+    consumer waits (backpressure). Any other error is a bug and propagates. Returns the result and the seconds
+    the successful try took."""
     delay = RETRY_FIRST_S
     while True:
         started = time.perf_counter()
         try:
-            outcome = await processor.process(records)
+            return await process(), time.perf_counter() - started
         except (RedisError, OSError) as exc:  # OSError covers ConnectionError
             metrics.RETRIES.inc()
-            log.warning("batch of %d failed (%s); retrying in %.1fs", len(records), exc, delay)
+            log.warning("batch of %d failed (%s); retrying in %.1fs", records, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
-            continue
-        metrics.record(outcome, len(records), time.perf_counter() - started)
-        if outcome.dead_letters or outcome.refresh_failed or outcome.duplicates:
-            log.info("batch of %d: %s", len(records), outcome)
-        return
 
 
 def _raw(event: Any) -> RawRecord:

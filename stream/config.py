@@ -14,6 +14,8 @@ from streamrec.config import DLQ_MAX_MESSAGE_BYTES, CoreSettings
 # aiokafka's 500 ms. Apache Kafka answers a waiting fetch as soon as data arrives, so the wait only paces idle
 # polling; shorter waits cost broker CPU (the figures for each value: docs/benchmarks.md, "Freshness").
 DEFAULT_FETCH_MAX_WAIT_MS = 20
+CATALOG_TOPIC = "streamrec.catalog"
+CATALOG_DLQ_TOPIC = "streamrec.catalog.dlq"
 
 
 class StreamSettings(BaseSettings):
@@ -48,6 +50,14 @@ class StreamSettings(BaseSettings):
     max_event_bytes: int = Field(16_384, ge=64, description="larger payloads are dead-lettered as oversize")
     max_future_skew_ms: int = Field(10 * 60_000, ge=0, description="events further in the future are rejected")
     max_event_age_ms: int = Field(400 * 24 * 3600_000, ge=0, description="events older than this are rejected")
+    catalog_topic: str = Field(CATALOG_TOPIC, description="catalogue records (compacted, key = product id)")
+    catalog_dlq_topic: str = Field(CATALOG_DLQ_TOPIC, description="catalogue records that failed validation")
+    catalog_partitions: int = Field(
+        1, ge=1, description="partitions of the catalogue topic where the worker or `catalog publish` creates it"
+    )
+    catalog_max_record_bytes: int = Field(
+        65_536, ge=1024, description="larger catalogue records are dead-lettered as oversize"
+    )
     # at-least-once plus the event-id and offset dedupe is the default; exactly_once (Kafka transactions) covers
     # the changelog and the offsets but not the Redis writes, so the dedupe is needed either way (docs/streaming.md)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"

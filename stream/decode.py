@@ -2,24 +2,29 @@
 
 Reasons (the `reason` header of a dead letter and the label of its counter):
 undecodable, oversize, missing_field, unknown_type, bad_value, future_timestamp, stale_timestamp.
+
+Every type needs an item_id but SEARCH, which needs a `query` of 1 to MAX_QUERY_CHARS characters (after trimming)
+instead; a query on another type is checked for length alike and kept, but nothing uses it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from google.protobuf.message import DecodeError
 
 from streamrec.errors import InvalidEvent
-from streamrec.events import CanonicalEvent
+from streamrec.events import ITEMLESS_TYPES, CanonicalEvent
 from streamrec.protos import events_pb2
 
 MAX_ID_CHARS = 256
+MAX_QUERY_CHARS = 256
 # quantity is a uint32: a producer that writes -1 or -2 as an int32 varint (Java, Go) sends 4,294,967,295 or
 # 4,294,967,294, which would otherwise count as one huge order. No basket line holds more than this.
 MAX_QUANTITY = 10_000
 MAX_PRICE = 1e12  # above any price in any currency; catches garbage such as a misread int64 or 1e308
-REQUIRED_FIELDS = ("event_id", "session_id", "item_id")
+REQUIRED_FIELDS = ("event_id", "session_id", "item_id")  # item_id: but for a SEARCH
 REASONS = (
     "undecodable",
     "oversize",
@@ -51,6 +56,7 @@ def decode_event(
     if message.type == events_pb2.EVENT_TYPE_UNSPECIFIED:
         raise InvalidEvent("missing_field", "type is unset")
     event = CanonicalEvent.from_proto(message)  # raises unknown_type
+    event = _check_query(event)
     _check_values(event)
     if event.ts_ms <= 0:
         raise InvalidEvent("missing_field", "ts_ms is unset")
@@ -65,11 +71,23 @@ def _check_ids(message: events_pb2.Event) -> None:
     for name in REQUIRED_FIELDS:
         value = getattr(message, name)
         if not value:
+            if name == "item_id" and message.type == events_pb2.EVENT_TYPE_SEARCH:
+                continue
             raise InvalidEvent("missing_field", f"{name} is empty")
         if len(value) > MAX_ID_CHARS:
             raise InvalidEvent("bad_value", f"{name} is {len(value)} chars > {MAX_ID_CHARS}")
     if len(message.user_id) > MAX_ID_CHARS or len(message.category_id) > MAX_ID_CHARS:
         raise InvalidEvent("bad_value", f"user_id or category_id longer than {MAX_ID_CHARS} chars")
+
+
+def _check_query(event: CanonicalEvent) -> CanonicalEvent:
+    """The event with its query trimmed; a search needs one, and no query may be longer than MAX_QUERY_CHARS."""
+    query = event.query.strip()
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidEvent("bad_value", f"query is {len(query)} chars > {MAX_QUERY_CHARS}")
+    if not query and event.type in ITEMLESS_TYPES:
+        raise InvalidEvent("missing_field", f"query of a {event.type} event is empty")
+    return event if query == event.query else dataclasses.replace(event, query=query)
 
 
 def _check_values(event: CanonicalEvent) -> None:

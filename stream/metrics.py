@@ -11,6 +11,7 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
 from streamrec.metrics_endpoint import serve_metrics
+from streamrec.stream.catalog import CatalogOutcome
 from streamrec.stream.processor import BatchOutcome
 
 REGISTRY = CollectorRegistry()
@@ -105,6 +106,19 @@ LATE = Counter(
     "streamrec_worker_late_events_total", "Events older than the 24 h window (totals only)", registry=REGISTRY
 )
 
+CATALOG_RECORDS = Counter(
+    "streamrec_worker_catalog_records_total",
+    "Catalogue records by outcome: applied, ignored (not newer than the stored one), dead_lettered",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CATALOG_DEAD_LETTERS = Counter(
+    "streamrec_worker_catalog_dead_letters_total",
+    "Catalogue records sent to the catalogue's dead-letter topic, by reason",
+    ["reason"],
+    registry=REGISTRY,
+)
+
 
 def record(outcome: BatchOutcome, records: int, seconds: float) -> None:
     BATCH_SIZE.observe(records)
@@ -125,6 +139,16 @@ def record(outcome: BatchOutcome, records: int, seconds: float) -> None:
         LATE.inc(outcome.late)
     if outcome.forwarded:
         FORWARDED.inc(outcome.forwarded)
+
+
+def record_catalog(outcome: CatalogOutcome) -> None:
+    if outcome.applied:
+        CATALOG_RECORDS.labels("applied").inc(outcome.applied)
+    if outcome.ignored:
+        CATALOG_RECORDS.labels("ignored").inc(outcome.ignored)
+    for reason, n in outcome.dead_letters.items():
+        CATALOG_RECORDS.labels("dead_lettered").inc(n)
+        CATALOG_DEAD_LETTERS.labels(reason).inc(n)
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from streamrec.errors import InvalidEvent, ScorerError
-from streamrec.events import CanonicalEvent
-from streamrec.features.session_store import MAX_SESSION_ITEMS, Recommendations, SessionState
+from streamrec.events import ITEMLESS_TYPES, CanonicalEvent
+from streamrec.features.session_store import MAX_SESSION_ITEMS, MAX_SESSION_QUERIES, Recommendations, SessionState
 from streamrec.stream.aggregates import AggregateInput, AppliedBatch
 from streamrec.stream.decode import decode_event
 from streamrec.stream.partitioning import owner_partition
@@ -212,6 +212,8 @@ class SessionProcessor:
                 outcome.by_type[event.type] += 1
             else:
                 outcome.redelivered += 1
+            if event.type in ITEMLESS_TYPES:  # a search: the aggregates count what was done with items
+                continue
             to_aggregate.append(
                 AggregateInput(
                     record.partition,
@@ -223,6 +225,10 @@ class SessionProcessor:
                     event.user_id,
                 )
             )
+        # A search makes its session's latest event, so it is refreshed like any other: the same items scored again
+        # (a search adds none, so no empty item is ever scored), which keeps the stored list current for the
+        # next page view (serving/recommender.py serves it only if caused by the latest event). A session that
+        # has only searched has no items and is not refreshed (`_refresh`).
         affected = {sid: t for sid, t in touched.items() if t.cause is not None}
         if not affected:
             return
@@ -345,6 +351,8 @@ def apply_event(state: SessionState, event: CanonicalEvent, now_ms: int, partiti
         state.purchases = (state.purchases + [event.item_id])[-MAX_SESSION_ITEMS:]
         state.carts = [item for item in state.carts if item != event.item_id]
         state.purchase_count += 1
+    elif event.type == "search":
+        state.queries = (state.queries + [event.query])[-MAX_SESSION_QUERIES:]
     if event.user_id:
         state.user_id = event.user_id
     if event.category_id:

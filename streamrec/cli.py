@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -61,6 +62,36 @@ def _health(args: argparse.Namespace) -> int:
     return 0 if serving and all(serving.values()) else 1
 
 
+def _catalog_publish(args: argparse.Namespace) -> int:
+    from streamrec.devstack.cli_args import Endpoint, kafka_logger, require_reachable, stack_addresses
+    from streamrec.stream.catalog import CatalogLimits
+    from streamrec.stream.catalog_producer import parse_mapping, publish, read_export
+    from streamrec.stream.config import StreamSettings
+
+    mapping = parse_mapping(args.map)
+    frame = read_export(args.file)
+    settings = StreamSettings()
+    stack = stack_addresses(args.state_dir, addresses_given=args.bootstrap is not None)
+    bootstrap = args.bootstrap or (stack.kafka if stack else settings.core.kafka_bootstrap)
+    require_reachable(Endpoint.broker(bootstrap))
+    topic = args.topic or settings.catalog_topic
+    limits = CatalogLimits(settings.catalog_max_record_bytes, settings.max_future_skew_ms)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    result = publish(
+        frame,
+        mapping,
+        bootstrap,
+        topic,
+        limits,
+        partitions=settings.catalog_partitions,
+        replication=settings.replication_factor,
+        progress=progress,
+        logger=kafka_logger(),
+    )
+    print(json.dumps({"file": str(args.file), "topic": topic, **result.summary()}))
+    return 0 if result.ok else 1
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -112,6 +143,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--processes", type=int, default=None, help="scorer processes on the one port, for more cores (default 1)"
     )
     p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("catalog", help="the product catalogue: publish an export to the catalogue topic")
+    catalog = p.add_subparsers(dest="catalog_command", required=True)
+    p = catalog.add_parser(
+        "publish",
+        help="produce a CSV or Parquet export to the catalogue topic, one Product per row keyed by product id; "
+        "prints one JSON line (rows, produced, refused by reason); exit 1 when any row was refused or not delivered",
+    )
+    p.add_argument("file", type=Path, help="the export: .csv (or .tsv) with a header row, or .parquet")
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="the column holding a Product field (product_id, title, brand, category, price, available, updated_ms); "
+        "repeatable; by default each field's own name. No available column: available; no updated_ms: now",
+    )
+    from streamrec.devstack.cli_args import add_state_dir_argument
+
+    add_state_dir_argument(p)
+    p.add_argument(
+        "--bootstrap", default=None, help="Kafka bootstrap (default: --state-dir's, else STREAMREC_KAFKA_BOOTSTRAP)"
+    )
+    p.add_argument("--topic", default=None, help="default STREAMREC_STREAM_CATALOG_TOPIC (streamrec.catalog)")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(handler=_catalog_publish)
 
     p = sub.add_parser("health", help="exit 0 when the scorer at --address reports SERVING (grpc.health.v1)")
     p.add_argument("--address", default="127.0.0.1:50051", help="host:port, or several comma-separated: each is asked")

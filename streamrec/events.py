@@ -8,16 +8,19 @@ from dataclasses import dataclass
 from streamrec.errors import InvalidEvent
 from streamrec.protos import events_pb2
 
-EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase")
+# "search" (a query typed in the search box) has no item; training keeps the other four (training/sequences.py)
+EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase", "search")
+ITEMLESS_TYPES = frozenset({"search"})  # the only types whose item_id may be empty
 _TO_PROTO = {
     "view": events_pb2.EVENT_TYPE_VIEW,
     "click": events_pb2.EVENT_TYPE_CLICK,
     "add_to_cart": events_pb2.EVENT_TYPE_ADD_TO_CART,
     "purchase": events_pb2.EVENT_TYPE_PURCHASE,
+    "search": events_pb2.EVENT_TYPE_SEARCH,
 }
 _FROM_PROTO = {v: k for k, v in _TO_PROTO.items()}
 
-# Columns of the canonical Parquet layout, in order.
+# Columns of the canonical Parquet layout, in order (a search's `query` is not one: training has no use for it).
 COLUMNS: tuple[str, ...] = (
     "event_id",
     "type",
@@ -42,6 +45,7 @@ class CanonicalEvent:
     category_id: str = ""
     price: float | None = None
     quantity: int = 1
+    query: str = ""  # the query of a search event; empty for the other types
 
     def to_proto(self) -> events_pb2.Event:
         if self.type not in _TO_PROTO:
@@ -59,6 +63,8 @@ class CanonicalEvent:
             event.category_id = self.category_id
         if self.price is not None and not math.isnan(self.price):
             event.price = float(self.price)
+        if self.query:
+            event.query = self.query
         return event
 
     def to_bytes(self) -> bytes:
@@ -78,6 +84,7 @@ class CanonicalEvent:
             category_id=event.category_id if event.HasField("category_id") else "",
             price=event.price if event.HasField("price") else None,
             quantity=event.quantity if event.HasField("quantity") else 1,
+            query=event.query,
         )
 
     def as_row(self) -> dict[str, object]:

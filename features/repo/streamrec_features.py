@@ -15,6 +15,6 @@ from streamrec.features.definitions import build_definitions
 
 _definitions = build_definitions(data_dir(Path(os.environ.get("STREAMREC_FEATURES_STATE_DIR", DEFAULT_STATE_DIR))))
 
-session, item, user = _definitions.entities
-session_features_push, item_features_push, user_features_push = _definitions.push_sources
-session_features, item_features, user_features = _definitions.feature_views
+session, item, user, product = _definitions.entities
+session_features_push, item_features_push, user_features_push, product_features_push = _definitions.push_sources
+session_features, item_features, user_features, product_features = _definitions.feature_views

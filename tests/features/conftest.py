@@ -70,7 +70,23 @@ USER_ROWS: dict[str, dict[str, Any]] = {
     },
     "u-empty": {"top_categories": [], "top_category_counts": [], "purchase_history": []},
 }
-ROWS = {"session_features": SESSION_ROWS, "item_features": ITEM_ROWS, "user_features": USER_ROWS}
+PRODUCT_ROWS: dict[str, dict[str, Any]] = {
+    "p-1": {
+        "title": "Cordless drill, 18 V — ünïcode",
+        "brand": "Acme",
+        "category": "tools > drills",
+        "price": 129.99,
+        "available": True,
+        "updated_ms": 1_704_164_645_678,
+    },
+    "製品-2": {"title": "x", "brand": "", "category": "", "price": None, "available": False, "updated_ms": 0},
+}
+ROWS = {
+    "session_features": SESSION_ROWS,
+    "item_features": ITEM_ROWS,
+    "user_features": USER_ROWS,
+    "product_features": PRODUCT_ROWS,
+}
 
 
 Rows = dict[str, dict[str, dict[str, Any]]]  # view -> entity id -> feature -> value

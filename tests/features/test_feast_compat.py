@@ -76,8 +76,9 @@ def test_feast_reads_exactly_what_the_fast_writer_wrote(store: Any, client: redi
     for got, want in zip(from_feast, written.values(), strict=True):  # ints stay ints, floats floats
         assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in want.items()}
     assert read_rows(FeatureLayout("tfeast"), client, view, ids) == from_feast
-    # The expiry we add does not hide anything from Feast.
-    assert all(client.ttl(FeatureLayout("tfeast").redis_key(view, e)) > 0 for e in ids)
+    # The expiry we add does not hide anything from Feast; a view without TTL (the catalogue's) gets none.
+    ttls = {client.ttl(FeatureLayout("tfeast").redis_key(view, e)) for e in ids}
+    assert all(ttl > 0 for ttl in ttls) if VIEWS[view].ttl_s else ttls == {-1}
 
 
 @pytest.mark.parametrize("view", list(VIEWS))
@@ -160,7 +161,12 @@ def test_feast_cli_repo_matches_the_programmatic_one(
     monkeypatch.delitem(sys.modules, "streamrec_features", raising=False)
     contents = parse_repo(REPO_DIR)
     assert sorted(v.name for v in contents.feature_views) == sorted(VIEWS)
-    assert sorted(e.name for e in contents.entities if not e.name.startswith("__")) == ["item", "session", "user"]
+    assert sorted(e.name for e in contents.entities if not e.name.startswith("__")) == [
+        "item",
+        "product",
+        "session",
+        "user",
+    ]
     for view in contents.feature_views:
         assert [(f.name, str(f.dtype)) for f in view.features] == [
             (f.name, str(f.dtype)) for f in programmatic_view(view.name).features

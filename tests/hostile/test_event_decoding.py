@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from streamrec.errors import InvalidEvent
 from streamrec.events import CanonicalEvent
 from streamrec.protos import events_pb2
-from streamrec.stream.decode import MAX_ID_CHARS, MAX_PRICE, MAX_QUANTITY, REASONS, decode_event
+from streamrec.stream.decode import MAX_ID_CHARS, MAX_PRICE, MAX_QUANTITY, MAX_QUERY_CHARS, REASONS, decode_event
 from tests.hostile.records import (
     AGE_MS,
     MAX_BYTES,
@@ -30,7 +30,8 @@ from tests.hostile.records import (
     varint_field_bytes,
 )
 
-KNOWN_TYPES = {1: "view", 2: "click", 3: "add_to_cart", 4: "purchase"}
+KNOWN_TYPES = {1: "view", 2: "click", 3: "add_to_cart", 4: "purchase", 5: "search"}
+SEARCH = 5  # the one type without an item: it needs a query instead
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -50,7 +51,7 @@ def expected_reason(message: events_pb2.Event, size: int) -> str | None:
         return "oversize"
     for name in ("event_id", "session_id", "item_id"):
         value = getattr(message, name)
-        if not value:
+        if not value and not (name == "item_id" and message.type == SEARCH):
             return "missing_field"
         if len(value) > MAX_ID_CHARS:
             return "bad_value"
@@ -60,6 +61,10 @@ def expected_reason(message: events_pb2.Event, size: int) -> str | None:
         return "missing_field"
     if message.type not in KNOWN_TYPES:
         return "unknown_type"
+    if len(message.query.strip()) > MAX_QUERY_CHARS:
+        return "bad_value"
+    if message.type == SEARCH and not message.query.strip():
+        return "missing_field"
     if message.HasField("price") and not (math.isfinite(message.price) and 0 <= message.price <= MAX_PRICE):
         return "bad_value"
     if message.quantity > MAX_QUANTITY:
