@@ -8,6 +8,7 @@ COPY pyproject.toml README.md ./
 COPY streamrec streamrec
 COPY stream stream
 COPY features features
+COPY search search
 COPY serving serving
 COPY protos protos
 COPY training training

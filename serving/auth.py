@@ -20,6 +20,7 @@ METHOD_SCOPES = {
     "/streamrec.v1.Recommender/Recommend": "recommend",
     "/streamrec.v1.Recommender/Score": "score",
     "/streamrec.v1.Recommender/Info": "admin",
+    "/streamrec.v1.Recommender/Search": "search",
 }
 
 

@@ -14,6 +14,10 @@ DEFAULT_PORT = 50051
 MAX_K = 1000
 MAX_IDS = 1000  # exclude lists and session histories longer than this are rejected
 MAX_ID_CHARS = 256
+MAX_SEARCH_K = 100
+MAX_QUERY_CHARS = 256
+MAX_FILTER_VALUES = 100
+MAX_PRICE = 1e12
 
 
 class ServingSettings(BaseSettings):
@@ -59,4 +63,12 @@ class ServingSettings(BaseSettings):
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = Field(None, description="CA of client certificates: turns mutual TLS on")
     grace_s: float = Field(5.0, ge=0, description="drain time for in-flight calls on SIGTERM")
+    search: bool = Field(True, description="answer Search from the catalogue in Redis (serving/search.py)")
+    search_dir: Path = Field(
+        Path(".streamrec/search"), description="the search ranker (`streamrec search train --out`); absent: fused order"
+    )
+    encoder_dir: Path | None = Field(
+        None, description="the exported text encoder; unset: search/encoder.py's default; absent: lexical search only"
+    )
+    encoder_variant: Literal["fp32", "int8"] = Field("int8", description="which exported encoder answers queries")
     log_level: str = "info"

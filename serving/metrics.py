@@ -63,11 +63,38 @@ REDIS_UP = Gauge(
     multiprocess_mode="livemin",
 )
 
+SEARCH_SOURCES = Counter(
+    "streamrec_scorer_search_answers_total", "Search answers by what ordered them", ["source"], registry=REGISTRY
+)
+SEARCH_FALLBACKS = Counter(
+    "streamrec_scorer_search_fallbacks_total",
+    "Search answers missing a part (no encoder: lexical only; no ranker: fused order), by the part",
+    ["missing"],
+    registry=REGISTRY,
+)
+CATALOGUE_PRODUCTS = Gauge(
+    "streamrec_scorer_catalogue_products",
+    "Products the search index holds (available or not)",
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+CATALOGUE_CHANGES = Counter(
+    "streamrec_scorer_catalogue_changes_total", "Catalogue changes applied to the search index", registry=REGISTRY
+)
+CATALOGUE_LAG = Histogram(
+    "streamrec_scorer_catalogue_lag_seconds",
+    "A product record's updated time to searchable in this scorer",
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 5, 60),
+)
+
 # the children the hot path uses, resolved once (`labels()` is a locked dict lookup per call)
 RECOMMEND_LATENCY = LATENCY.labels("Recommend")
 SCORE_LATENCY = LATENCY.labels("Score")
+SEARCH_LATENCY = LATENCY.labels("Search")
 RECOMMEND_OK = REQUESTS.labels("Recommend", "OK")
 SCORE_OK = REQUESTS.labels("Score", "OK")
+SEARCH_OK = REQUESTS.labels("Search", "OK")
 REFRESHED = SOURCES.labels("refreshed")
 
 

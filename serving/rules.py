@@ -24,11 +24,23 @@ def apply_rules(
     max_per_category: int = 0,
 ) -> list[Scored]:
     """Keep ranked items that are not excluded or repeated, at most `max_per_category` of a category (0 = no
-    cap; items of unknown category are not capped), until `k` are kept."""
+    cap; items of unknown category are not capped), until `k` are kept; each with `reason`."""
+    return keep_by_rules(((item, score, reason) for item, score in ranked), k, exclude, categories, max_per_category)
+
+
+def keep_by_rules(
+    ranked: Iterable[Scored],
+    k: int,
+    exclude: set[str],
+    categories: Mapping[str, str] | None = None,
+    max_per_category: int = 0,
+) -> list[Scored]:
+    """`apply_rules` for items that carry their own reasons."""
     out: list[Scored] = []
     seen: set[str] = set()
     per_category: Counter[str] = Counter()
-    for item, score in ranked:
+    for scored in ranked:
+        item = scored[0]
         if item in exclude or item in seen:
             continue
         if max_per_category and categories:
@@ -38,7 +50,7 @@ def apply_rules(
                     continue
                 per_category[category] += 1
         seen.add(item)
-        out.append((item, score, reason))
+        out.append(scored)
         if len(out) == k:
             break
     return out

@@ -1,4 +1,4 @@
-"""The scorer's gRPC server: Recommend, Score and Info, standard health and reflection, graceful drain."""
+"""The scorer's gRPC server: Recommend, Score, Info and Search, standard health and reflection, graceful drain."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ from streamrec.serving.popularity import PopularitySource
 from streamrec.serving.ranking import MlpReranker, Rerankers
 from streamrec.serving.rules import Scored
 from streamrec.serving.runtime import ModelRuntime
+from streamrec.serving.search import SearchParts, build_search
 from streamrec.serving.session_reader import SessionReader
-from streamrec.serving.validation import Undecodable, lenient, recommend_problem, score_problem
+from streamrec.serving.validation import Undecodable, lenient, recommend_problem, score_problem, search_problem
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
@@ -40,6 +41,7 @@ HEALTH_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 # A call is "alone" (and may read Redis in place) when the last one left longer ago than this: between one
 # client's sequential calls the gap is longer, under concurrent load shorter (docs/benchmarks.md, "Serving").
 IDLE_BEFORE_ALONE_S = 0.00025
+SESSION_MODEL_CANDIDATES = 200  # of the session model's list, what a search may favour
 
 
 @dataclass
@@ -77,8 +79,10 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         batcher: InferenceBatcher,
         settings: ServingSettings,
         rerankers: Rerankers | None = None,
+        search: SearchParts | None = None,
     ) -> None:
         self.rerankers = rerankers
+        self.search = search
         self.holder = holder
         self.reader = reader
         self.popularity = popularity
@@ -232,6 +236,49 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
                 prebuilt.add_items(add_result(session_id=session_id).items, items)
         return response
 
+    async def Search(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext) -> pb.SearchResponse:
+        await self._admit("Search", context)
+        problem = search_problem(request)
+        if problem:
+            await self._reject("Search", context, grpc.StatusCode.INVALID_ARGUMENT, problem)
+        if self.search is None:
+            await self._reject(
+                "Search",
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "search is off on this scorer (STREAMREC_SERVING_SEARCH)",
+            )
+        assert self.search is not None
+        started = time.perf_counter()
+        with self._slot():
+            state, model_scores = None, {}
+            if request.session_id:
+                remaining = context.time_remaining()
+                timeout = (
+                    self.settings.redis_timeout_s
+                    if remaining is None
+                    else min(self.settings.redis_timeout_s, remaining)
+                )
+                state, _, _ = await self.reader.read(request.session_id, timeout, alone=self._alone())
+                if state is not None and state.items:
+                    model_scores = await self._session_model_scores(state.items)
+            # encoding the query and ranking take milliseconds of CPU: off the event loop, which serves the rest
+            response = await asyncio.to_thread(
+                self.search.answer, request, state, model_scores, self.settings.max_per_category
+            )
+        metrics.SEARCH_LATENCY.observe(time.perf_counter() - started)
+        metrics.SEARCH_OK.inc()
+        return response
+
+    async def _session_model_scores(self, history: list[str]) -> dict[str, float]:
+        """The session model's best items for `history`, scaled so that its best is 1."""
+        runtime = self.holder.runtime
+        ranked = await BoundModel(runtime, self.batcher).candidates(history, SESSION_MODEL_CANDIDATES)
+        if not ranked:
+            return {}
+        count = len(ranked)
+        return {item: 1.0 - rank / count for rank, (item, _) in enumerate(ranked)}
+
     async def Info(self, request: pb.InfoRequest, context: grpc.aio.ServicerContext) -> pb.InfoResponse:
         if isinstance(request, Undecodable):
             await self._reject("Info", context, grpc.StatusCode.INVALID_ARGUMENT, request.problem)
@@ -268,6 +315,8 @@ class Scorer:
         await service.popularity.stop()
         if service.rerankers is not None:
             await service.rerankers.item_cache.stop()
+        if service.search is not None and service.search.feed is not None:
+            service.search.feed.stop()
         service.batcher.close()
         await service.reader.close()
         await service.popularity.client.aclose()
@@ -295,6 +344,7 @@ def add_recommender(service: RecommenderService, server: grpc.aio.Server) -> Non
         "Recommend": handler(service.Recommend, pb.RecommendRequest, _serialize_recommend),
         "Score": handler(service.Score, pb.ScoreRequest, pb.ScoreResponse.SerializeToString),
         "Info": handler(service.Info, pb.InfoRequest, pb.InfoResponse.SerializeToString),
+        "Search": handler(service.Search, pb.SearchRequest, pb.SearchResponse.SerializeToString),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
 
@@ -319,7 +369,12 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     item_cache = ItemFeatureCache(connect(redis_url), settings.core.project, settings.trending_refresh_s)
     rerankers = Rerankers(item_cache)
     rerankers.get(holder.registry / holder.runtime.version)  # the served version's ranker, loaded up front
-    service = RecommenderService(holder, reader, popularity, batcher, settings, rerankers)
+    search = None
+    if settings.search:
+        search = build_search(
+            redis_url, settings.core.project, settings.search_dir, settings.encoder_dir, settings.encoder_variant
+        )
+    service = RecommenderService(holder, reader, popularity, batcher, settings, rerankers, search)
     tokens = parse_tokens(settings.auth_tokens)
     interceptors = [TokenAuthInterceptor(tokens)] if tokens else []
     if not tokens:
@@ -348,6 +403,8 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     item_cache.start()
     if settings.reload_interval_s > 0:
         holder.start_watching(settings.reload_interval_s)
+    if search is not None and search.feed is not None:
+        search.feed.start()  # loads the catalogue, then follows its changes; Search answers from what is loaded
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     runtime = holder.runtime

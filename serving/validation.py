@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -9,7 +10,15 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 
 from streamrec.protos import recommender_pb2
-from streamrec.serving.config import MAX_ID_CHARS, MAX_IDS, MAX_K
+from streamrec.serving.config import (
+    MAX_FILTER_VALUES,
+    MAX_ID_CHARS,
+    MAX_IDS,
+    MAX_K,
+    MAX_PRICE,
+    MAX_QUERY_CHARS,
+    MAX_SEARCH_K,
+)
 
 M = TypeVar("M", bound=Message)
 
@@ -91,4 +100,49 @@ def score_problem(request: recommender_pb2.ScoreRequest | Undecodable) -> str | 
         )
         if problem:
             return problem
+    return None
+
+
+def _filter_values_problem(name: str, values: Sequence[str]) -> str | None:
+    if len(values) > MAX_FILTER_VALUES:
+        return f"{name} has {len(values)} entries; at most {MAX_FILTER_VALUES}"
+    for value in values:
+        problem = _id_problem(f"an entry of {name}", value, required=True)
+        if problem:
+            return problem
+    return None
+
+
+def _price_problem(name: str, request: recommender_pb2.SearchFilters) -> str | None:
+    if not request.HasField(name):
+        return None
+    value = getattr(request, name)
+    if not math.isfinite(value) or not 0 <= value <= MAX_PRICE:
+        return f"filters.{name} must be a finite price between 0 and {MAX_PRICE:g}, got {value}"
+    return None
+
+
+def search_problem(request: recommender_pb2.SearchRequest | Undecodable) -> str | None:
+    """The first thing wrong with a Search request, or None."""
+    if isinstance(request, Undecodable):
+        return request.problem
+    if not request.query.strip():
+        return "query must not be empty or blank"
+    if len(request.query) > MAX_QUERY_CHARS:
+        return f"query is {len(request.query)} characters; at most {MAX_QUERY_CHARS}"
+    if request.k <= 0 or request.k > MAX_SEARCH_K:
+        return f"k must be between 1 and {MAX_SEARCH_K}, got {request.k}"
+    filters = request.filters
+    problem = (
+        _id_problem("session_id", request.session_id, required=False)
+        or _filter_values_problem("filters.categories", filters.categories)
+        or _filter_values_problem("filters.brands", filters.brands)
+        or _price_problem("min_price", filters)
+        or _price_problem("max_price", filters)
+        or _ids_problem("exclude_item_ids", request.exclude_item_ids)
+    )
+    if problem:
+        return problem
+    if filters.HasField("min_price") and filters.HasField("max_price") and filters.min_price > filters.max_price:
+        return f"filters.min_price {filters.min_price} is above filters.max_price {filters.max_price}"
     return None

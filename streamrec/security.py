@@ -1,6 +1,6 @@
 """gRPC security shared by the scorer (server) and its clients: bearer tokens with scopes, TLS and mutual TLS.
 
-Tokens are configured as JSON `{"<token>": ["recommend", "score", "admin"], ...}` in a secret setting; only
+Tokens are configured as JSON `{"<token>": ["recommend", "search", "score", "admin"], ...}` in a secret setting; only
 their SHA-256 digests are kept in memory, compared in constant time, and never logged.
 """
 
@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from streamrec.errors import ConfigError
 
-SCOPES = ("recommend", "score", "admin")
+SCOPES = ("recommend", "score", "search", "admin")
 Metadata = tuple[tuple[str, str], ...]
 
 

@@ -542,7 +542,7 @@ def test_clients_hold_the_credentials_their_servers_check(services: dict[str, An
 
     for name in SCORERS:  # the workers' token has the 'score' scope at every scorer
         tokens = parse_tokens(SecretStr(env_of(services[name])["STREAMREC_SERVING_AUTH_TOKENS"]))
-        assert {frozenset({"score"}), frozenset({"recommend"})} == set(tokens.values())
+        assert {frozenset({"score"}), frozenset({"recommend", "search"})} == set(tokens.values())
         for worker in WORKERS:
             token = stream_settings(env_of(services[worker])).scorer_token
             assert token is not None
