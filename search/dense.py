@@ -9,11 +9,15 @@ the living. Vectors are L2-normalised embeddings (search/encoder.py), so inner p
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 
-import faiss
 import numpy as np
+
+# faiss announces at INFO which of its builds (AVX2, AVX-512, generic) it loaded; that is not the user's news
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+import faiss  # noqa: E402
 
 NEIGHBOURS = 16  # HNSW graph degree (M)
 EF_CONSTRUCTION = 128

@@ -32,7 +32,9 @@ from streamrec.search.lexical import LexicalIndex, Listing
 RELEVANT = 2.67  # the rating from which a judged product counts as relevant
 FOLDS = 5
 SERVED = "ranked"
-SERVED_VARIANT: Literal["fp32", "int8"] = "int8"  # the encoder the scorer runs (docs/search.md: fp32 and int8 side by side)
+SERVED_VARIANT: Literal["fp32", "int8"] = (
+    "int8"  # the encoder the scorer runs (docs/search.md: fp32 and int8 side by side)
+)
 SEARCH_MANIFEST = "search.json"
 LABEL_COLUMNS = {"product_uid": "product_id", "product_title": "title", "search_term": "term", "relevance": "relevance"}
 
