@@ -1,4 +1,4 @@
-"""`streamrec bench ingest|freshness|serve|scale`: run one benchmark and print its JSON line (--json) or a table."""
+"""`streamrec bench ingest|freshness|serve|scale|search`: run one benchmark, print its JSON line (--json) or a table."""
 
 from __future__ import annotations
 
@@ -32,6 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--level-seconds", type=float, default=2.0, help="seconds per offered-load level")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_serve)
+    p = kinds.add_parser("search", help="Search latency, throughput and catalogue freshness beside Recommend and echo")
+    p.add_argument("--queries", type=int, default=300, help="distinct queries for the 1-client figures")
+    p.add_argument("--freshness-samples", type=int, default=50, help="products produced and searched for")
+    p.add_argument("--labels", type=Path, default=None, help="graded labels (default: the Home Depot file if present)")
+    p.add_argument("--synthetic", action="store_true", help="the synthetic catalogue even where real data exist")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_search)
     p = kinds.add_parser("scale", help="1->2 workers, 1->2 scorer processes, 1->3 Redis primaries: measured steps")
     p.add_argument("--events", type=int, default=30_000)
     p.add_argument("--load-seconds", type=float, default=3.0, help="seconds of closed-loop Recommend per level")
@@ -55,6 +62,15 @@ def _freshness(args: argparse.Namespace) -> int:
     from streamrec.bench.freshness import run_freshness
 
     emit(run_freshness(args.rate, args.seconds, guarantee=args.guarantee), args.json)
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from streamrec.bench.common import emit
+    from streamrec.bench.search import HOMEDEPOT, run_search
+
+    labels = None if args.synthetic else (args.labels or HOMEDEPOT)
+    emit(run_search(args.queries, args.freshness_samples, labels), args.json)
     return 0
 
 

@@ -17,11 +17,11 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import numpy as np
 
-from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
 
 CALL_TIMEOUT_S = 2.0
@@ -65,11 +65,13 @@ class Level:
 
 
 class Driver:
-    """Calls Recommend with the given requests, in turn, over one channel."""
+    """Calls `method` (Recommend, or Search with SearchRequests) with the given requests, in turn, over one
+    channel."""
 
-    def __init__(self, address: str, requests: Sequence[pb.RecommendRequest]) -> None:
+    def __init__(self, address: str, requests: Sequence[Any], method: str = "Recommend") -> None:
         self.channel = grpc.aio.insecure_channel(address)
         self.stub = recommender_pb2_grpc.RecommenderStub(self.channel)
+        self.method = getattr(self.stub, method)
         self.requests = itertools.cycle(requests)
 
     async def close(self) -> None:
@@ -78,7 +80,7 @@ class Driver:
     async def _call(self, run: Run | None) -> None:
         started = time.perf_counter()
         try:
-            reply = await self.stub.Recommend(next(self.requests), timeout=CALL_TIMEOUT_S)
+            reply = await self.method(next(self.requests), timeout=CALL_TIMEOUT_S)
         except grpc.RpcError as exc:  # the client edge: count it, the level then does not qualify
             if run is not None:
                 run.errors[exc.code().name] += 1

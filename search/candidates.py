@@ -16,7 +16,8 @@ from streamrec.search.fusion import RRF_K, fused_order, reciprocal_rank_fusion
 from streamrec.search.lexical import Filters
 from streamrec.search.match import TEXT_FEATURES, Query, text_features
 
-RETRIEVE = 100  # from each list: the union (at most 200) is what the ranker orders
+RETRIEVE = 100  # from each list ...
+RERANK = 100  # ... and the best of their fusion is what the ranker orders (recall@100 is the fusion's)
 RETRIEVAL_FEATURES = (
     "bm25",  # 0 outside the lexical list
     "bm25_share",  # of the query's best BM25
@@ -48,8 +49,8 @@ def retrieve(
     limit: int = RETRIEVE,
     extra: Sequence[str] = (),
 ) -> Candidates:
-    """The query's lexical and dense lists, fused, with every candidate's features; `extra` product ids (the
-    judged products, when training) are added after the fused ones."""
+    """The query's lexical and dense lists, fused, the best RERANK of them with their features; `extra` product
+    ids (the judged products, when training) are added after the fused ones."""
     lexical = catalogue.lexical.search(query, limit, filters)
     dense: list[tuple[str, float]] = []
     if query_vector is not None and catalogue.dense is not None:
@@ -57,7 +58,7 @@ def retrieve(
         if filters:
             dense = [(p, s) for p, s in dense if _passes(catalogue, p, filters)][:limit]
     lexical_ids, dense_ids = [p for p, _ in lexical], [p for p, _ in dense]
-    order = fused_order([lexical_ids, dense_ids])
+    order = fused_order([lexical_ids, dense_ids])[:RERANK]
     seen = set(order)
     order += [p for p in dict.fromkeys(extra) if p not in seen and catalogue.get(p) is not None]
     return Candidates(
@@ -98,14 +99,14 @@ def _features(
     fused = reciprocal_rank_fusion([[p for p, _ in lexical], [p for p, _ in dense]])
     top_fused = 2.0 / (RRF_K + 1)
     analysed = Query.of(query)
+    if query_vector is not None and catalogue.dense is not None:
+        unseen = [p for p in order if p not in similarity]
+        similarity |= dict(zip(unseen, (catalogue.dense.vectors(unseen) @ query_vector).tolist(), strict=True))
     rows = np.zeros((len(order), len(FEATURES)), dtype=np.float32)
     for row, product_id in enumerate(order):
         listing = catalogue.get(product_id)
         assert listing is not None
         cosine = similarity.get(product_id)
-        if cosine is None and query_vector is not None and catalogue.dense is not None:
-            vector = catalogue.dense.vector(product_id)
-            cosine = float(vector @ query_vector) if vector is not None else 0.0
         score = bm25.get(product_id, 0.0)
         rows[row, : len(RETRIEVAL_FEATURES)] = (
             score,

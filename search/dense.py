@@ -90,6 +90,16 @@ class DenseIndex:
             slot = self._slot.get(product_id)
             return None if slot is None else np.asarray(self._index.reconstruct(slot), dtype=np.float32)
 
+    def vectors(self, product_ids: Sequence[str]) -> np.ndarray:
+        """[n, dim] vectors of `product_ids`, zeros for one the index does not hold (so its similarity is 0)."""
+        out = np.zeros((len(product_ids), self.dim), dtype=np.float32)
+        with self._lock:
+            rows = [(i, self._slot[p]) for i, p in enumerate(product_ids) if p in self._slot]
+            if rows:
+                found = self._index.reconstruct_batch(np.array([slot for _, slot in rows], dtype=np.int64))
+                out[[i for i, _ in rows]] = found
+        return out
+
     def search(self, query: np.ndarray, limit: int) -> list[tuple[str, float]]:
         """The `limit` nearest living (product id, cosine similarity), nearest first."""
         with self._lock:

@@ -2,15 +2,19 @@
 
 Starts the local stack (broker, Redis), trains a small model on synthetic sessions, starts scorer and worker,
 replays synthetic sessions, then for three sessions prints the recommendations before and after one new click
-and the measured event-to-refresh latency; stops everything, removes its temporary state directory (logs,
-registry, Feast registry, broker and Redis data) and says so in its last line, and exits 0.
+and the measured event-to-refresh latency; publishes the synthetic catalogue to the catalogue topic and shows
+one search (titles, prices, reasons) for a session, with the text encoder exported once into .streamrec/encoder
+and a search ranker trained on the synthetic catalogue's labels; stops everything, removes its temporary state
+directory (logs, registry, Feast registry, broker and Redis data) and says so in its last line, and exits 0.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
+from pathlib import Path
 from typing import cast
 
 import redis
@@ -29,6 +33,7 @@ from streamrec.stream.producer import EventProducer, replay
 from streamrec.training.synthetic import SyntheticConfig, generate_time_ordered, make_catalogue
 
 SHOWN = 8  # items printed per list
+SEARCHES = ("cordless drill", "toliet seat white")  # the second misspelt, as shoppers type
 REPLAY_SEED = 11  # sessions the model has not seen, drawn in the same synthetic world it was trained on
 # Feast logs each registry cache refresh and the registry's creation at INFO (feast.infra.registry.registry,
 # reached through `feast apply` in streamrec.features.feast_apply): noise between the demo's own lines
@@ -45,6 +50,7 @@ def run_demo(sessions: int = 2000, epochs: int | None = None) -> int:
             "and worker ...",
             flush=True,
         )
+        _prepare_search(stack.state_dir)
         addresses = start_stack(stack, StackOptions(train_epochs=epochs, feast_apply=True))
         print(
             f"stack up in {time.perf_counter() - started:.1f}s: kafka {addresses.kafka}, redis {addresses.redis}, "
@@ -72,6 +78,7 @@ def run_demo(sessions: int = 2000, epochs: int | None = None) -> int:
             stub = recommender_pb2_grpc.RecommenderStub(channel)
             for n, sid in enumerate(demo_sessions):
                 latencies.append(_show_session(stub, producer, client, addresses.project, sid, catalogue, n))
+            _show_search(stub, addresses.kafka, config, demo_sessions[0])
         client.close()
     print(f"\nevent -> refreshed recommendations: {', '.join(f'{ms:.1f} ms' for ms in latencies)}")
     state = f"its state ({stack.state_dir}) " + ("left in place" if stack.state_dir.exists() else "removed")
@@ -118,3 +125,55 @@ def _show_session(stub, producer, client, project, session_id, catalogue, n) -> 
     print(f"  after   [{after.source}, model {after.model_version}]: {' '.join(after_ids)}")
     print(f"  {follower} is {'#' + str(rank) if rank else 'not in the top ' + str(SHOWN)} after the click")
     return latency_ms
+
+
+def _prepare_search(state_dir: Path) -> None:
+    """The encoder (exported once into .streamrec/encoder, then reused) and a search ranker trained on the
+    synthetic catalogue's labels into the state dir; the scorer finds both through its settings."""
+    from streamrec.search.encoder import default_encoder_dir
+    from streamrec.training.search_eval import train_served_ranker
+    from streamrec.training.synthetic_catalogue import synthetic_labels, synthetic_products
+    from streamrec.training.text_encoder import ensure_encoder
+
+    encoder_dir = ensure_encoder(default_encoder_dir().resolve())
+    labels = state_dir / "search-labels.csv"
+    synthetic_labels(synthetic_products(), 200, seed=REPLAY_SEED).to_csv(labels, index=False, encoding="latin-1")
+    search_dir = train_served_ranker(labels, state_dir / "search", encoder_dir=encoder_dir, log=lambda _: None)
+    os.environ["STREAMREC_SERVING_ENCODER_DIR"] = str(encoder_dir)
+    os.environ["STREAMREC_SERVING_SEARCH_DIR"] = str(search_dir)
+
+
+def _show_search(stub, kafka: str, config: SyntheticConfig, session_id: str) -> None:  # type: ignore[no-untyped-def]
+    from streamrec.protos import catalog_pb2
+    from streamrec.stream.config import CATALOG_TOPIC
+    from streamrec.training.synthetic_catalogue import synthetic_products
+
+    products = synthetic_products(config)
+    now = int(time.time() * 1000)
+    producer = EventProducer(kafka, CATALOG_TOPIC, logger=kafka_logger())
+    for p in products:
+        record = catalog_pb2.Product(
+            product_id=p.product_id,
+            title=p.title,
+            brand=p.brand,
+            category=p.category,
+            price=p.price,
+            available=True,
+            updated_ms=now,
+        )
+        producer.send(p.product_id, record.SerializeToString())
+    producer.flush(10)
+    started = time.perf_counter()
+    while time.perf_counter() - started < 60:
+        probe = stub.Search(recommender_pb2.SearchRequest(query="drill", k=1), timeout=2)
+        if probe.catalogue_products >= len(products):
+            break
+        time.sleep(0.2)
+    print(f"\ncatalogue: {len(products)} products published, searchable {time.perf_counter() - started:.1f}s later")
+    for query in SEARCHES:
+        asked = time.perf_counter()
+        reply = stub.Search(recommender_pb2.SearchRequest(query=query, k=5, session_id=session_id), timeout=2)
+        took_ms = (time.perf_counter() - asked) * 1000
+        print(f"  search {query!r} for session {session_id} [{reply.source}] in {took_ms:.1f} ms:")
+        for hit in reply.items:
+            print(f"    {hit.item_id}  {hit.title:<55} ${hit.price:>7.2f}  ({hit.reason})")

@@ -295,8 +295,9 @@ def apply_feature_repo(project: str, redis_url: str, state_dir: Path) -> None:
 
 
 def create_topics(bootstrap: str, partitions: int, replication: int = 1) -> None:
-    """The events topic and the dead-letter topic, with `replication` replicas each (3 on a 3-node cluster,
-    where the brokers' `min.insync.replicas` of 2 then lets one node fail without losing an acknowledged write)."""
+    """The events topic, the catalogue topic (compacted: the latest record of each product is the catalogue) and
+    their dead-letter topics, with `replication` replicas each (3 on a 3-node cluster, where the brokers'
+    `min.insync.replicas` of 2 then lets one node fail without losing an acknowledged write)."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     from streamrec.config import DLQ_MAX_MESSAGE_BYTES, DLQ_TOPIC
@@ -304,7 +305,11 @@ def create_topics(bootstrap: str, partitions: int, replication: int = 1) -> None
     admin = AdminClient({"bootstrap.servers": bootstrap})
     # the dead-letter topic takes records bigger than the events topic does: each letter is a record + headers
     dlq = NewTopic(DLQ_TOPIC, 1, replication, config={"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)})
-    futures = admin.create_topics([NewTopic(EVENTS_TOPIC, partitions, replication), dlq])
+    from streamrec.stream.config import CATALOG_DLQ_TOPIC, CATALOG_TOPIC
+
+    catalog = NewTopic(CATALOG_TOPIC, 1, replication, config={"cleanup.policy": "compact"})
+    catalog_dlq = NewTopic(CATALOG_DLQ_TOPIC, 1, replication, config={"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)})
+    futures = admin.create_topics([NewTopic(EVENTS_TOPIC, partitions, replication), dlq, catalog, catalog_dlq])
     for topic, future in futures.items():
         try:
             future.result(timeout=10)
