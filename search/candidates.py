@@ -58,7 +58,8 @@ def retrieve(
         if filters:
             dense = [(p, s) for p, s in dense if _passes(catalogue, p, filters)][:limit]
     lexical_ids, dense_ids = [p for p, _ in lexical], [p for p, _ in dense]
-    order = fused_order([lexical_ids, dense_ids])[:RERANK]
+    # a product deleted while this query ran may still be in an index's last view: it is left out here
+    order = [p for p in fused_order([lexical_ids, dense_ids]) if catalogue.get(p) is not None][:RERANK]
     seen = set(order)
     order += [p for p in dict.fromkeys(extra) if p not in seen and catalogue.get(p) is not None]
     return Candidates(
@@ -105,7 +106,8 @@ def _features(
     rows = np.zeros((len(order), len(FEATURES)), dtype=np.float32)
     for row, product_id in enumerate(order):
         listing = catalogue.get(product_id)
-        assert listing is not None
+        if listing is None:  # deleted between the retrieval above and here: a row of zeros ranks it last
+            continue
         cosine = similarity.get(product_id)
         score = bm25.get(product_id, 0.0)
         rows[row, : len(RETRIEVAL_FEATURES)] = (

@@ -3,7 +3,8 @@
 What the ranker learnt comes from graded labels that have no sessions, so the session's part is not learnt from
 them: a candidate in a category or of a brand the session has been looking at gains `AFFINITY_WEIGHT` times the
 session's share of them, and one the session model ranks highly gains up to `SESSION_MODEL_WEIGHT`, both in the
-ranker's unit (relevance, 1 .. 3). They reorder close calls and never lift a poor text match over a good one.
+ranker's unit (its score, 0 .. 2: expected relevance above irrelevant). They reorder close calls and never lift
+a poor text match over a good one.
 Without a ranker the order is the fused lexical and dense one; without an encoder, the lexical one.
 """
 
@@ -56,7 +57,7 @@ class SearchEngine:
         if not candidates.product_ids:
             return Ranked([], self._source())
         if self.ranker is not None:
-            scores = self.ranker.predict(candidates.features).astype(np.float64)
+            scores = self.ranker.predict(candidates.features)[1].astype(np.float64)
         else:
             scores = candidates.column("fused").astype(np.float64)
         boosts, boost_reasons = self._session_boosts(candidates.product_ids, session)

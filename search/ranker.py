@@ -29,9 +29,10 @@ class SearchRanker:
         options.inter_op_num_threads = 1
         return cls(ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]))
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """Predicted relevance (1 .. 3) of each row."""
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's predicted relevance (1 .. 3) and score (the answer's order: training/search_ranker.py)."""
         if not len(features):
-            return np.zeros(0, dtype=np.float32)
-        (relevance,) = self.session.run(None, {"features": np.asarray(features, dtype=np.float32)})
-        return np.asarray(relevance, dtype=np.float32).reshape(-1)
+            empty = np.zeros(0, dtype=np.float32)
+            return empty, empty
+        relevance, score = self.session.run(None, {"features": np.asarray(features, dtype=np.float32)})
+        return np.asarray(relevance, dtype=np.float32).reshape(-1), np.asarray(score, dtype=np.float32).reshape(-1)
