@@ -109,11 +109,20 @@ def run_peer(python: Path, workdir: Path, models: list[str], epochs: int, patien
     command += ["--patience", str(patience)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     # RecBole writes its tensorboard logs under the working directory: keep them in the scratch one
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
-    if done.returncode != 0:
-        raise RuntimeError(f"the RecBole runner failed: {done.stderr.strip()[-1000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])["models"]
-    return result
+    results: dict[str, Any] = {}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=workdir
+    ) as run:
+        assert run.stdout is not None
+        for line in run.stdout:  # a model's figures as it finishes, so a long run shows progress
+            parsed = json.loads(line)
+            if "model" in parsed:
+                results[parsed.pop("model")] = parsed
+                _log(f"RecBole {line.strip()}")
+        stderr = run.stderr.read() if run.stderr else ""
+    if run.returncode != 0:
+        raise RuntimeError(f"the RecBole runner failed: {stderr.strip()[-1000:]}")
+    return results
 
 
 def _figures(entry: dict[str, Any]) -> dict[str, Any]:

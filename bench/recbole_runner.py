@@ -6,7 +6,8 @@ WORKDIR/split holds the RecBole atomic files bench/peer_recbole.py wrote: `split
 `split.test.inter` (one row per prefix: `session_id`, `item_id_list`, `item_id`, the target) and `split.train.inter`
 (the fitting and validation sessions together). Each model runs the protocol streamrec's models run: its epochs
 are chosen by validation MRR@20 (early stopping) on the fitting sessions, then a fresh model is fitted on all
-training sessions for that many epochs and ranks the test prefixes over all items. Prints one JSON object.
+training sessions for that many epochs and ranks the test prefixes over all items. Prints a JSON line per model
+as it finishes, then one JSON object with them all.
 
 It imports nothing of streamrec: it runs under the peer's interpreter, whose dependencies are not the package's.
 """
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = run_model(name, args.workdir, args.epochs, args.patience, args.seed)
         except Exception as exc:  # one peer model failing must not lose the others' figures
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps({"model": name, **results[name]}), flush=True)  # each as it finishes
     print(json.dumps({"models": results}), flush=True)
     return 0
 
