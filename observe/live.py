@@ -76,6 +76,7 @@ class LiveFigures:
     window_s: float = 60.0
     freshness: Window = field(init=False)
     recommend: Window = field(init=False)
+    search: Window = field(init=False)
     series: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=SERIES_POINTS))
     missing: int = 0
     storefront_clicks: int = 0
@@ -83,6 +84,7 @@ class LiveFigures:
     def __post_init__(self) -> None:
         self.freshness = Window(self.window_s)
         self.recommend = Window(self.window_s)
+        self.search = Window(self.window_s)
         self._produced = Rate()
         self._processed = Rate()
         self._server: deque[tuple[float, dict[float, float]]] = deque()
@@ -96,10 +98,14 @@ class LiveFigures:
     def record_recommend(self, latency_ms: float, now: float) -> None:
         self.recommend.add(latency_ms, now)
 
+    def record_search(self, latency_ms: float, now: float) -> None:
+        self.search.add(latency_ms, now)
+
     def tick(self, inputs: Inputs, now: float) -> dict[str, Any]:
         """One point of the series, appended and returned."""
         self.freshness.prune(now)
         self.recommend.prune(now)
+        self.search.prune(now)
         processed = None if inputs.processed_total is None else self._processed.add(inputs.processed_total, now)
         point = {
             "t": now,
@@ -113,6 +119,9 @@ class LiveFigures:
             "recommend_p50_ms": _round(self.recommend.percentile(50)),
             "recommend_p99_ms": _round(self.recommend.percentile(99)),
             "recommend_n": len(self.recommend),
+            "search_p50_ms": _round(self.search.percentile(50)),
+            "search_p99_ms": _round(self.search.percentile(99)),
+            "search_n": len(self.search),
             "server_recommend_p99_ms": _round(self._server_p99(inputs.server_buckets, now)),
         }
         self.series.append(point)

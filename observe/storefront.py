@@ -36,6 +36,8 @@ from streamrec.stream.producer import EventProducer
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")  # what the page may send: no key-namespace tricks
 CATALOGUE_SIZE = 24
 RECOMMEND_K = 8
+SEARCH_K = 8
+MAX_QUERY_CHARS = 256  # the scorer's limit (serving/config.py); the page refuses longer before asking
 CATALOGUE_SESSION = "__observe-catalogue__"  # never clicked, so Recommend answers it with popular items
 CATALOGUE_TTL_S = 10.0
 RECOMMEND_TIMEOUT_S = 2.0
@@ -85,8 +87,54 @@ class Storefront:
         shown = {i["item_id"] for i in items}
         # a young stack trends only a handful of items: fill the shelf with the model's training favourites
         items += [{"item_id": i, "reason": "popular in training"} for i in self._training_popular() if i not in shown]
-        items = items[:CATALOGUE_SIZE]
+        items = await self.describe(items[:CATALOGUE_SIZE])
         self._catalogue = (time.monotonic(), items)
+        return items
+
+    async def search(self, session_id: str, query: str) -> dict[str, Any]:
+        """One timed Search for the session; its client-side latency joins the page's Search figures."""
+        started = time.perf_counter()
+        reply: pb.SearchResponse = await self.stub.Search(
+            pb.SearchRequest(query=query, session_id=session_id, k=SEARCH_K),
+            timeout=RECOMMEND_TIMEOUT_S,
+            metadata=self.targets.credentials.grpc_metadata(),
+        )
+        took_ms = (time.perf_counter() - started) * 1000
+        self.figures.record_search(took_ms, time.monotonic())
+        items = [
+            {
+                "item_id": h.item_id,
+                "title": h.title,
+                "price": h.price if h.HasField("price") else None,
+                "reason": h.reason,
+                "score": round(h.score, 3),
+            }
+            for h in reply.items
+        ]
+        return {
+            "query": query,
+            "items": items,
+            "source": reply.source,
+            "fallback": reply.fallback,
+            "catalogue_products": reply.catalogue_products,
+            "search_ms": round(took_ms, 2),
+        }
+
+    async def describe(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`items` with each one's title and price from the catalogue in Redis, where it has them."""
+        if not items:
+            return items
+        from streamrec.features.catalog_store import catalog_keys
+        from streamrec.protos import catalog_pb2
+
+        [raw] = await self.redis.execute(
+            [("HMGET", catalog_keys(self.project).products, *(i["item_id"] for i in items))]
+        )
+        for item, value in zip(items, raw, strict=True):
+            if value:
+                product = catalog_pb2.Product.FromString(value)
+                item["title"] = product.title
+                item["price"] = product.price if product.HasField("price") else None
         return items
 
     def _training_popular(self) -> list[str]:
@@ -103,7 +151,9 @@ class Storefront:
         raw = await self.redis.get(session_key(self.project, session_id))
         started = time.perf_counter()
         reply = await self.recommend(session_id, RECOMMEND_K)
-        return session_view(session_id, raw, reply, (time.perf_counter() - started) * 1000)
+        view = session_view(session_id, raw, reply, (time.perf_counter() - started) * 1000)
+        await self.describe(view["recommendations"])
+        return view
 
     async def click(self, session_id: str, item_id: str) -> dict[str, Any]:
         """Produce a click, wait for its refresh to be visible, and return the session's new view."""

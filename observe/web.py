@@ -25,7 +25,7 @@ from aiohttp import web
 
 from streamrec.observe.config import ObserveSettings, Targets, targets_from_stack
 from streamrec.observe.feeds import Feeds
-from streamrec.observe.storefront import valid_id
+from streamrec.observe.storefront import MAX_QUERY_CHARS, valid_id
 from streamrec.redis import RedisError
 from streamrec.signals import stop_on_signals
 
@@ -51,6 +51,7 @@ def build_app(feeds: Feeds) -> web.Application:
     app.router.add_get("/api/catalogue", _catalogue)
     app.router.add_get("/api/sessions/{sid}", _session)
     app.router.add_post("/api/sessions/{sid}/clicks", _click)
+    app.router.add_get("/api/sessions/{sid}/search", _search)
     return app
 
 
@@ -82,6 +83,15 @@ async def _session(request: web.Request) -> web.Response:
     if not valid_id(sid):
         raise web.HTTPBadRequest(text="session id: 1-128 of A-Z a-z 0-9 _ . : -")
     return await _answer(request.app[FEEDS].storefront.session(sid))
+
+
+async def _search(request: web.Request) -> web.Response:
+    sid, query = request.match_info["sid"], request.query.get("q", "").strip()
+    if not valid_id(sid):
+        raise web.HTTPBadRequest(text="session id: 1-128 of A-Z a-z 0-9 _ . : -")
+    if not query or len(query) > MAX_QUERY_CHARS:
+        raise web.HTTPBadRequest(text=f"q: a query of 1 to {MAX_QUERY_CHARS} characters")
+    return await _answer(request.app[FEEDS].storefront.search(sid, query))
 
 
 async def _click(request: web.Request) -> web.Response:

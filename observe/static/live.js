@@ -15,6 +15,8 @@ async function refreshLive() {
       show("rec50", now.recommend_p50_ms); show("rec99", now.recommend_p99_ms); show("srv99", now.server_recommend_p99_ms);
       document.getElementById("fresh-n").textContent = now.freshness_n;
       document.getElementById("rec-n").textContent = now.recommend_n;
+      show("search50", now.search_p50_ms); show("search99", now.search_p99_ms);
+      document.getElementById("search-n").textContent = now.search_n;
       document.getElementById("processed-source").textContent = now.processed_source;
     }
     drawChart(document.getElementById("chart-rate"), live.series,

@@ -27,7 +27,16 @@ function card(item, caption, fresh) {
   swatch.style.background = `hsl(${hue(item.item_id)} 55% 45%)`;
   const id = document.createElement("div"); id.className = "id"; id.textContent = item.item_id;
   const why = document.createElement("div"); why.className = "why"; why.textContent = caption;
-  el.append(swatch, id, why);
+  el.append(swatch, id);
+  if (item.title) {  // from the catalogue, where the stack has one (streamrec catalog publish)
+    const title = document.createElement("div"); title.className = "title"; title.textContent = item.title;
+    el.append(title);
+  }
+  if (item.price !== undefined && item.price !== null) {
+    const price = document.createElement("div"); price.className = "price"; price.textContent = `$${item.price.toFixed(2)}`;
+    el.append(price);
+  }
+  el.append(why);
   el.addEventListener("click", () => clickItem(item.item_id));
   return el;
 }
@@ -106,6 +115,23 @@ async function clickItem(itemId) {
   finally { busy = false; }
 }
 
+async function search(event) {
+  event.preventDefault();
+  const query = document.getElementById("search-box").value.trim();
+  if (!query) return;
+  const meta = document.getElementById("search-meta");
+  try {
+    const reply = await fetch(`${api}/search?q=${encodeURIComponent(query)}`);
+    const body = await reply.json();
+    if (!reply.ok) { showError(body.error); return; }
+    setText(meta, "", `${body.items.length} of ${body.catalogue_products} products`, ` · ranked by ${body.source}` +
+      `${body.fallback ? " (fallback)" : ""} · Search ${body.search_ms} ms`);
+    document.getElementById("search-results").replaceChildren(...body.items.map(i => card(i, i.reason, false)));
+    showError("");
+  } catch (err) { showError("search failed: " + err); }
+}
+
+document.getElementById("search-form").addEventListener("submit", search);
 loadCatalogue().then(refreshSession);
 setInterval(refreshSession, 1500);
 setInterval(loadCatalogue, 15000);

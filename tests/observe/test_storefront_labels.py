@@ -114,13 +114,17 @@ class ScriptedRecommender(recommender_pb2_grpc.RecommenderServicer):
 
 
 class DictRedis:
-    """The one Redis command `Storefront.session` sends."""
+    """The Redis commands `Storefront.session` sends: GET of the session, HMGET of the catalogue's titles."""
 
     def __init__(self, values: dict[str, bytes]) -> None:
         self.values = values
 
     async def get(self, key: str) -> bytes | None:
         return self.values.get(key)
+
+    async def execute(self, commands: list[tuple[Any, ...]]) -> list[object]:
+        assert all(command[0] == "HMGET" for command in commands)
+        return [[None] * (len(command) - 2) for command in commands]  # no catalogue here
 
 
 @pytest.fixture

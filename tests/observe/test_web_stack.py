@@ -96,6 +96,40 @@ def test_click_refreshes_the_session(live_page: WebServer) -> None:
     assert [r["item_id"] for r in after["recommendations"]] != [r["item_id"] for r in before["recommendations"]]
 
 
+def test_storefront_search_finds_published_products_with_titles_and_prices(
+    observed_stack: ObservedStack, live_page: WebServer
+) -> None:
+    from streamrec.protos import catalog_pb2
+    from streamrec.stream.config import CATALOG_TOPIC
+    from streamrec.stream.producer import EventProducer
+    from streamrec.training.synthetic_catalogue import synthetic_products
+
+    products = synthetic_products()[:40]
+    producer = EventProducer(observed_stack.addresses.kafka, CATALOG_TOPIC)
+    now = int(time.time() * 1000)
+    for p in products:
+        record = catalog_pb2.Product(
+            product_id=p.product_id,
+            title=p.title,
+            brand=p.brand,
+            category=p.category,
+            price=p.price,
+            available=True,
+            updated_ms=now,
+        )
+        producer.send(p.product_id, record.SerializeToString())
+    producer.flush(10)
+    target = products[0]
+    url = f"{live_page.url}/api/sessions/searcher/search?q={urllib.request.quote(target.title)}"
+    found = wait_for(lambda: (r := call(url))[0] == 200 and r[1]["items"] and r[1])
+    first = found["items"][0]
+    assert first["item_id"] == target.product_id and first["title"] == target.title
+    assert first["price"] == pytest.approx(target.price) and first["reason"] and found["search_ms"] > 0
+    assert call(f"{live_page.url}/api/sessions/searcher/search?q=")[0] == 400
+    assert call(f"{live_page.url}/api/sessions/searcher/search?q={'x' * 257}")[0] == 400
+    assert wait_for(lambda: call(f"{live_page.url}/api/live")[1]["now"]["search_n"] >= 1, 10)
+
+
 def test_bad_input_is_refused(live_page: WebServer) -> None:
     assert call(f"{live_page.url}/api/sessions/a%20b")[0] == 400
     assert call(f"{live_page.url}/api/sessions/ok/clicks", {"item_id": ""})[0] == 400
