@@ -187,21 +187,30 @@ def _title_vectors(encoder: Any, variant: str, listings: list[Listing], cache_di
     return vectors
 
 
-def _fit(catalogue: Catalogue, encoder: Any, learn_from: dict[str, dict[str, float]]) -> Any:
+NEGATIVES_PER_TERM = 100  # retrieved but unjudged candidates per training term, for the ranker's `judged` head
+
+
+def _fit(catalogue: Catalogue, encoder: Any, learn_from: dict[str, dict[str, float]], seed: int = 0) -> Any:
+    """The ranker fitted on every judged product of `learn_from` and a sample of the other retrieved candidates."""
     from streamrec.training.search_ranker import fit_ranker
 
-    rows, labels, groups = [], [], []
+    rng = np.random.default_rng(seed)
+    rows, labels, judged, groups = [], [], [], []
     terms = list(learn_from)
     query_vectors = encoder.encode(terms)
     for number, term in enumerate(terms):
-        candidates = retrieve(catalogue, term, query_vectors[number], extra=list(learn_from[term]))
-        position = {p: i for i, p in enumerate(candidates.product_ids)}
-        for product, rating in learn_from[term].items():
-            if product in position:
-                rows.append(candidates.features[position[product]])
-                labels.append(rating)
-                groups.append(number)
-    return fit_ranker(np.stack(rows), np.array(labels), np.array(groups))
+        ratings = learn_from[term]
+        candidates = retrieve(catalogue, term, query_vectors[number], extra=list(ratings))
+        others = [i for i, p in enumerate(candidates.product_ids) if p not in ratings]
+        sample = rng.permutation(others)[:NEGATIVES_PER_TERM].tolist() if others else []
+        chosen = [i for i, p in enumerate(candidates.product_ids) if p in ratings] + sample
+        for i in chosen:
+            product = candidates.product_ids[i]
+            rows.append(candidates.features[i])
+            labels.append(ratings.get(product, 0.0))
+            judged.append(product in ratings)
+            groups.append(number)
+    return fit_ranker(np.stack(rows), np.array(labels), np.array(judged), np.array(groups))
 
 
 def _score_term(
@@ -231,11 +240,12 @@ def _score_term(
     fused_count = _fused_count(candidates, judged)
     fused = dict(zip(candidates.product_ids, candidates.column("fused").tolist(), strict=True))
     scored("hybrid", candidates.product_ids[:fused_count], fused)
-    predicted = predict(ranker, candidates.features)
+    predicted, scores = predict(ranker, candidates.features)
     relevance = dict(zip(candidates.product_ids, predicted.tolist(), strict=True))
+    score = dict(zip(candidates.product_ids, scores.tolist(), strict=True))
     retrieved = candidates.product_ids[:fused_count]
-    ranked = sorted(retrieved, key=lambda p: -relevance[p])
-    result = _ranking_figures(ranked, judged, relevance)
+    ranked = sorted(retrieved, key=lambda p: -score[p])
+    result = _ranking_figures(ranked, judged, score)
     result.squared_errors = [(relevance[p] - r) ** 2 for p, r in judged.items() if p in relevance]
     results[SERVED].append(result)
 

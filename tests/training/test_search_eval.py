@@ -64,8 +64,9 @@ def test_search_train_writes_a_ranker_the_scorer_loads(
     out = train_served_ranker(labels[0], tmp_path / "search", encoder_dir=encoder_dir, log=lambda _: None)
     ranker = SearchRanker.load(out / RANKER_FILE)
     features = np.random.default_rng(0).random((5, ranker.session.get_inputs()[0].shape[1]), dtype=np.float32)
-    relevance = ranker.predict(features)
-    assert relevance.shape == (5,) and ((relevance >= 1.0) & (relevance <= 3.0)).all()
+    relevance, score = ranker.predict(features)
+    assert relevance.shape == score.shape == (5,) and ((relevance >= 1.0) & (relevance <= 3.0)).all()
+    assert ((score >= 0.0) & (score <= relevance - 1.0 + 1e-6)).all()  # P(judged) x (relevance - 1)
     assert (out / "search.json").is_file()
 
 
