@@ -16,8 +16,7 @@ from streamrec.search.fusion import RRF_K, fused_order, reciprocal_rank_fusion
 from streamrec.search.lexical import Filters
 from streamrec.search.match import TEXT_FEATURES, Query, text_features
 
-RETRIEVE = 100  # from each list ...
-RERANK = 100  # ... and the best of their fusion is what the ranker orders (recall@100 is the fusion's)
+RETRIEVE = 100  # from each list: their union, in fused order (at most 200), is what the ranker orders
 RETRIEVAL_FEATURES = (
     "bm25",  # 0 outside the lexical list
     "bm25_share",  # of the query's best BM25
@@ -36,6 +35,7 @@ class Candidates:
     features: np.ndarray  # [n, len(FEATURES)] float32, rows aligned with product_ids
     lexical: list[str]  # the lexical list, best first
     dense: list[str]  # the dense list, best first
+    retrieved: int  # how many of product_ids retrieval found (the rest are the caller's `extra`)
 
     def column(self, name: str) -> np.ndarray:
         return self.features[:, FEATURES.index(name)]
@@ -49,8 +49,8 @@ def retrieve(
     limit: int = RETRIEVE,
     extra: Sequence[str] = (),
 ) -> Candidates:
-    """The query's lexical and dense lists, fused, the best RERANK of them with their features; `extra` product
-    ids (the judged products, when training) are added after the fused ones."""
+    """The query's lexical and dense lists, fused, with every candidate's features; `extra` product ids (the
+    judged products, when training and evaluating) are added after the `retrieved` ones."""
     lexical = catalogue.lexical.search(query, limit, filters)
     dense: list[tuple[str, float]] = []
     if query_vector is not None and catalogue.dense is not None:
@@ -59,12 +59,12 @@ def retrieve(
             dense = [(p, s) for p, s in dense if _passes(catalogue, p, filters)][:limit]
     lexical_ids, dense_ids = [p for p, _ in lexical], [p for p, _ in dense]
     # a product deleted while this query ran may still be in an index's last view: it is left out here
-    order = [p for p in fused_order([lexical_ids, dense_ids]) if catalogue.get(p) is not None][:RERANK]
+    order = [p for p in fused_order([lexical_ids, dense_ids]) if catalogue.get(p) is not None]
+    retrieved = len(order)
     seen = set(order)
     order += [p for p in dict.fromkeys(extra) if p not in seen and catalogue.get(p) is not None]
-    return Candidates(
-        query, order, _features(catalogue, query, query_vector, order, lexical, dense), lexical_ids, dense_ids
-    )
+    features = _features(catalogue, query, query_vector, order, lexical, dense)
+    return Candidates(query, order, features, lexical_ids, dense_ids, retrieved)
 
 
 def _passes(catalogue: Catalogue, product_id: str, filters: Filters) -> bool:

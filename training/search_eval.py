@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from streamrec.errors import DataError
-from streamrec.search.candidates import FEATURES, Candidates, retrieve
+from streamrec.search.candidates import FEATURES, retrieve
 from streamrec.search.catalogue import Catalogue, listing_text
 from streamrec.search.lexical import LexicalIndex, Listing
 
@@ -237,7 +237,7 @@ def _score_term(
         scored(name, candidates.dense, similarity)
     vector = encoders[SERVED_VARIANT].encode([term])[0]
     candidates = retrieve(catalogues[SERVED_VARIANT], term, vector, extra=list(judged))
-    fused_count = _fused_count(candidates, judged)
+    fused_count = candidates.retrieved
     fused = dict(zip(candidates.product_ids, candidates.column("fused").tolist(), strict=True))
     scored("hybrid", candidates.product_ids[:fused_count], fused)
     predicted, scores = predict(ranker, candidates.features)
@@ -248,12 +248,6 @@ def _score_term(
     result = _ranking_figures(ranked, judged, score)
     result.squared_errors = [(relevance[p] - r) ** 2 for p, r in judged.items() if p in relevance]
     results[SERVED].append(result)
-
-
-def _fused_count(candidates: Candidates, judged: dict[str, float]) -> int:
-    """How many of the candidates came from retrieval (the judged extras follow them)."""
-    retrieved = set(candidates.lexical) | set(candidates.dense)
-    return sum(1 for p in candidates.product_ids if p in retrieved)
 
 
 __all__ = ["FEATURES", "evaluate_search", "load_labels"]
