@@ -59,18 +59,7 @@ def catalogue_and_queries(labels: Path | None) -> tuple[list[catalog_pb2.Product
         ]
         return products, sorted(frame["term"].unique().tolist()), f"homedepot ({labels.name})", labels
     made = synthetic_products()
-    products = [
-        catalog_pb2.Product(
-            product_id=p.product_id,
-            title=p.title,
-            brand=p.brand,
-            category=p.category,
-            price=p.price,
-            available=True,
-            updated_ms=now,
-        )
-        for p in made
-    ]
+    products = [p.to_product(now) for p in made]
     frame = synthetic_labels(made, 300, seed=5)
     path = ROOT / ".streamrec/bench/search-labels.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from streamrec.artifact import sha256_file
-from streamrec.errors import ArtifactError, ChecksumMismatch
+from streamrec.artifact import verify_listed
+from streamrec.errors import ArtifactError
 
 MANIFEST = "encoder.json"
 TOKENIZER = "tokenizer.json"
@@ -94,16 +94,7 @@ class EncoderManifest:
 
 def verify_files(encoder_dir: Path, manifest: EncoderManifest, names: Sequence[str]) -> None:
     """Check that each of `names` is listed in the manifest, exists, and has the listed sha256."""
-    for name in names:
-        expected = manifest.files.get(name)
-        if expected is None:
-            raise ArtifactError(f"{encoder_dir / MANIFEST} lists no {name}")
-        path = encoder_dir / name
-        if not path.is_file():
-            raise ArtifactError(f"{path} is listed in the encoder manifest but missing")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ChecksumMismatch(f"{path}: sha256 {actual[:12]} != manifest {expected[:12]}")
+    verify_listed(encoder_dir, manifest.files, names, what="encoder manifest")
 
 
 class TextEncoder:

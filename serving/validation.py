@@ -51,9 +51,9 @@ def _id_problem(name: str, value: str, required: bool) -> str | None:
     return None
 
 
-def _ids_problem(name: str, values: Sequence[str]) -> str | None:
-    if len(values) > MAX_IDS:
-        return f"{name} has {len(values)} entries; at most {MAX_IDS}"
+def _ids_problem(name: str, values: Sequence[str], most: int = MAX_IDS) -> str | None:
+    if len(values) > most:
+        return f"{name} has {len(values)} entries; at most {most}"
     for value in values:
         problem = _id_problem(f"an entry of {name}", value, required=True)
         if problem:
@@ -103,16 +103,6 @@ def score_problem(request: recommender_pb2.ScoreRequest | Undecodable) -> str | 
     return None
 
 
-def _filter_values_problem(name: str, values: Sequence[str]) -> str | None:
-    if len(values) > MAX_FILTER_VALUES:
-        return f"{name} has {len(values)} entries; at most {MAX_FILTER_VALUES}"
-    for value in values:
-        problem = _id_problem(f"an entry of {name}", value, required=True)
-        if problem:
-            return problem
-    return None
-
-
 def _price_problem(name: str, request: recommender_pb2.SearchFilters) -> str | None:
     if not request.HasField(name):
         return None
@@ -135,8 +125,8 @@ def search_problem(request: recommender_pb2.SearchRequest | Undecodable) -> str 
     filters = request.filters
     problem = (
         _id_problem("session_id", request.session_id, required=False)
-        or _filter_values_problem("filters.categories", filters.categories)
-        or _filter_values_problem("filters.brands", filters.brands)
+        or _ids_problem("filters.categories", filters.categories, MAX_FILTER_VALUES)
+        or _ids_problem("filters.brands", filters.brands, MAX_FILTER_VALUES)
         or _price_problem("min_price", filters)
         or _price_problem("max_price", filters)
         or _ids_problem("exclude_item_ids", request.exclude_item_ids)

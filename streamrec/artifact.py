@@ -21,6 +21,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,17 +170,23 @@ def load_manifest(version_dir: Path) -> Manifest:
 def verify(version_dir: Path) -> Manifest:
     """Load the manifest and check every listed file's sha256; raise ChecksumMismatch on any difference."""
     manifest = load_manifest(version_dir)
-    for required in (MODEL, VOCABULARY):
-        if required not in manifest.files:
-            raise ArtifactError(f"{version_dir} manifest lists no {required}")
-    for name, expected in manifest.files.items():
-        path = version_dir / name
+    verify_listed(version_dir, manifest.files, (MODEL, VOCABULARY, *manifest.files))
+    return manifest
+
+
+def verify_listed(folder: Path, listed: Mapping[str, str], names: Iterable[str], what: str = "manifest") -> None:
+    """Check that each of `names` is in `listed` (file name -> sha256), exists in `folder` and has that sha256:
+    ArtifactError when one is not listed or missing, ChecksumMismatch when its bytes differ."""
+    for name in dict.fromkeys(names):
+        expected = listed.get(name)
+        if expected is None:
+            raise ArtifactError(f"{folder} {what} lists no {name}")
+        path = folder / name
         if not path.is_file():
-            raise ArtifactError(f"{path} is listed in the manifest but missing")
+            raise ArtifactError(f"{path} is listed in the {what} but missing")
         actual = sha256_file(path)
         if actual != expected:
-            raise ChecksumMismatch(f"{path}: sha256 {actual[:12]} != manifest {expected[:12]}")
-    return manifest
+            raise ChecksumMismatch(f"{path}: sha256 {actual[:12]} != {what} {expected[:12]}")
 
 
 def load_vocabulary(version_dir: Path) -> list[str]:

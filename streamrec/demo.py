@@ -144,7 +144,6 @@ def _prepare_search(state_dir: Path) -> None:
 
 
 def _show_search(stub, kafka: str, config: SyntheticConfig, session_id: str) -> None:  # type: ignore[no-untyped-def]
-    from streamrec.protos import catalog_pb2
     from streamrec.stream.config import CATALOG_TOPIC
     from streamrec.training.synthetic_catalogue import synthetic_products
 
@@ -152,16 +151,7 @@ def _show_search(stub, kafka: str, config: SyntheticConfig, session_id: str) -> 
     now = int(time.time() * 1000)
     producer = EventProducer(kafka, CATALOG_TOPIC, logger=kafka_logger())
     for p in products:
-        record = catalog_pb2.Product(
-            product_id=p.product_id,
-            title=p.title,
-            brand=p.brand,
-            category=p.category,
-            price=p.price,
-            available=True,
-            updated_ms=now,
-        )
-        producer.send(p.product_id, record.SerializeToString())
+        producer.send(p.product_id, p.to_product(now).SerializeToString())
     producer.flush(10)
     started = time.perf_counter()
     while time.perf_counter() - started < 60:

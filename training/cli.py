@@ -95,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ranker.add_argument("--epochs", type=int, default=None)
     _data_options(ranker)
     ranker.set_defaults(handler=_guarded(_train_ranker))
-    register_search(subparsers)
+    register_search(subparsers, _guarded)
 
 
 def _guarded(handler: Handler) -> Handler:

@@ -8,20 +8,22 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from streamrec.errors import ArtifactError, DataError
-
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(subparsers: argparse._SubParsersAction, guarded: Callable[[Handler], Handler]) -> None:  # type: ignore[type-arg]
+    """Add `search export-encoder|evaluate|train`; `guarded` wraps each handler as training/cli.py wraps its own."""
     search = subparsers.add_parser("search", help="product search: the text encoder, evaluation, the ranker")
     commands = search.add_subparsers(dest="search_command", required=True)
 
     p = commands.add_parser("export-encoder", help="export the packaged MiniLM text encoder to ONNX (fp32, int8)")
     p.add_argument("--out", type=Path, default=None, help="encoder directory (default: the scorer's default)")
-    p.set_defaults(handler=_guarded(_export_encoder))
+    p.set_defaults(handler=guarded(_export_encoder))
 
     p = commands.add_parser("evaluate", help="retrieval and ranking quality on graded labels (Home Depot layout)")
     p.add_argument("--train", type=Path, required=True, help="labels the ranker learns from (and the catalogue)")
@@ -29,30 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--encoder", type=Path, default=None, help="encoder directory (exported there when absent)")
     p.add_argument("--cache", type=Path, default=Path(".streamrec/search/cache"), help="title embeddings cache")
     p.add_argument("--json", action="store_true", help="print one JSON object (the default prints it indented)")
-    p.set_defaults(handler=_guarded(_evaluate))
+    p.set_defaults(handler=guarded(_evaluate))
 
     p = commands.add_parser("train", help="train the search ranker on graded labels for the scorer")
     p.add_argument("--labels", type=Path, required=True, help="graded labels (Home Depot layout)")
     p.add_argument("--out", type=Path, default=Path(".streamrec/search"), help="where the scorer reads the ranker")
     p.add_argument("--encoder", type=Path, default=None)
     p.add_argument("--cache", type=Path, default=Path(".streamrec/search/cache"))
-    p.set_defaults(handler=_guarded(_train))
-
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _guarded(handler: Handler) -> Handler:
-    """Data and artifact problems end the command with a message and exit code 2, not a traceback."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except (DataError, ArtifactError) as exc:
-            _log(f"error: {exc}")
-            return 2
-
-    return run
+    p.set_defaults(handler=guarded(_train))
 
 
 def _export_encoder(args: argparse.Namespace) -> int:

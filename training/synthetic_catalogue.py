@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from streamrec.protos import catalog_pb2
 from streamrec.training.synthetic import SyntheticConfig, make_catalogue
 
 KINDS = (
@@ -56,6 +57,18 @@ class SyntheticProduct:
     finish: str
     size: str
     price: float
+
+    def to_product(self, updated_ms: int, available: bool = True) -> catalog_pb2.Product:
+        """The record `streamrec catalog publish` would produce for it."""
+        return catalog_pb2.Product(
+            product_id=self.product_id,
+            title=self.title,
+            brand=self.brand,
+            category=self.category,
+            price=self.price,
+            available=available,
+            updated_ms=updated_ms,
+        )
 
 
 def synthetic_products(config: SyntheticConfig | None = None) -> list[SyntheticProduct]:

@@ -45,15 +45,7 @@ def search_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path) -> P
 
 
 def product(p: SyntheticProduct, available: bool = True, updated_ms: int | None = None) -> catalog_pb2.Product:
-    return catalog_pb2.Product(
-        product_id=p.product_id,
-        title=p.title,
-        brand=p.brand,
-        category=p.category,
-        price=p.price,
-        available=available,
-        updated_ms=updated_ms or int(time.time() * 1000),
-    )
+    return p.to_product(updated_ms or int(time.time() * 1000), available)
 
 
 async def publish(redis_url: str, project: str, products: list[catalog_pb2.Product]) -> None:

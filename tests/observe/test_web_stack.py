@@ -99,7 +99,6 @@ def test_click_refreshes_the_session(live_page: WebServer) -> None:
 def test_storefront_search_finds_published_products_with_titles_and_prices(
     observed_stack: ObservedStack, live_page: WebServer
 ) -> None:
-    from streamrec.protos import catalog_pb2
     from streamrec.stream.config import CATALOG_TOPIC
     from streamrec.stream.producer import EventProducer
     from streamrec.training.synthetic_catalogue import synthetic_products
@@ -108,16 +107,7 @@ def test_storefront_search_finds_published_products_with_titles_and_prices(
     producer = EventProducer(observed_stack.addresses.kafka, CATALOG_TOPIC)
     now = int(time.time() * 1000)
     for p in products:
-        record = catalog_pb2.Product(
-            product_id=p.product_id,
-            title=p.title,
-            brand=p.brand,
-            category=p.category,
-            price=p.price,
-            available=True,
-            updated_ms=now,
-        )
-        producer.send(p.product_id, record.SerializeToString())
+        producer.send(p.product_id, p.to_product(now).SerializeToString())
     producer.flush(10)
     target = products[0]
     url = f"{live_page.url}/api/sessions/searcher/search?q={urllib.request.quote(target.title)}"
