@@ -10,6 +10,8 @@ REASON_RANKED = "ranked for this session"
 REASON_TRENDING = "trending now"
 REASON_POPULAR = "popular"
 REASON_REPEAT = "viewed in this session: the model scores a return"
+REASON_SEARCHED = "from your search"  # followed by the query
+SEARCH_SHARE = 1 / 3  # of a list for a session that searched, the most its latest query's results take
 MODEL_REASONS = frozenset({REASON_SESSION, REASON_RANKED, REASON_REPEAT})  # answers of the session model
 
 Scored = tuple[str, float, str]  # (item_id, score, reason)
@@ -54,6 +56,31 @@ def keep_by_rules(
         if len(out) == k:
             break
     return out
+
+
+def blend_search(items: list[Scored], hits: Iterable[Scored], k: int, share: float = SEARCH_SHARE) -> list[Scored]:
+    """`items` with the session's search results woven in: every second place from the second on takes the next
+    hit not listed already, until `share` of `k` are hits; then `items` fill the rest, `k` in all."""
+    quota = max(1, round(k * share))
+    hits = iter(hits)
+    taken = {item for item, _, _ in items}
+    woven: list[Scored] = []
+    rest = iter(items)
+    placed = 0
+    while len(woven) < k:
+        if placed < quota and len(woven) % 2 == 1:
+            hit = next((h for h in hits if h[0] not in taken), None)
+            if hit is not None:
+                woven.append(hit)
+                taken.add(hit[0])
+                placed += 1
+                continue
+            placed = quota  # no hit left
+        item = next(rest, None)
+        if item is None:
+            break
+        woven.append(item)
+    return woven
 
 
 def session_exclusions(history: list[str], repeats: bool) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import threading
@@ -17,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from streamrec.errors import ConfigError
+from streamrec.features.session_store import SessionState
 from streamrec.protos import recommender_pb2 as pb
 from streamrec.protos import recommender_pb2_grpc
 from streamrec.redis import connect
@@ -29,7 +31,7 @@ from streamrec.serving.item_cache import ItemFeatureCache
 from streamrec.serving.model_store import ModelHolder
 from streamrec.serving.popularity import PopularitySource
 from streamrec.serving.ranking import MlpReranker, Rerankers
-from streamrec.serving.rules import Scored
+from streamrec.serving.rules import REASON_SEARCHED, Scored, blend_search
 from streamrec.serving.runtime import ModelRuntime
 from streamrec.serving.search import SearchParts, build_search
 from streamrec.serving.session_reader import SessionReader
@@ -185,7 +187,8 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
             excludes.add(request.context.item_id)
         runtime = self.holder.runtime  # one reference for the whole call: a swap cannot split it
         now_ms = int(time.time() * 1000)
-        if self.settings.prebuilt_answers:
+        searched = self.search is not None and state is not None and bool(state.queries)
+        if self.settings.prebuilt_answers and not searched:
             ready = prebuilt.answer_for(state, refreshed, runtime.version, request.k, excludes, now_ms)
             if ready is not None:
                 return ready
@@ -201,7 +204,20 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         )
         if answer.fallback:
             metrics.FALLBACKS.labels("cold_session" if redis_ok else "redis_unavailable").inc()
+        if searched and state is not None:
+            answer = await self._with_search(answer, state, request.k, excludes)
         return answer
+
+    async def _with_search(
+        self, answer: recommender.Answer, state: SessionState, k: int, excludes: set[str]
+    ) -> recommender.Answer:
+        """A session that searched sees its latest query's results woven into its recommendations."""
+        assert self.search is not None
+        query = state.queries[-1]
+        ranked = await asyncio.to_thread(self.search.engine.rank, query)
+        gone = excludes | set(state.purchases)
+        hits = [(item, score, f"{REASON_SEARCHED} '{query}'") for item, score, _ in ranked.items if item not in gone]
+        return dataclasses.replace(answer, items=blend_search(answer.items, hits, k))
 
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         await self._admit("Score", context)

@@ -196,3 +196,25 @@ async def test_search_needs_the_search_scope_and_reflection_lists_it(start: Call
         assert any(b"Search" in raw for raw in described)
         break
     await channel.close()
+
+
+async def test_recommendations_after_a_search_carry_its_results(
+    redis_url: str, project: str, start: Callable[..., Any], encoder_dir: Path, search_dir: Path
+) -> None:
+    products = synthetic_products()
+    await publish(redis_url, project, [product(p) for p in products])
+    _, stub = await start(encoder_dir=encoder_dir, search_dir=search_dir)
+    kind = products[5].kind
+    viewed = [p.product_id for p in products if p.kind != kind][:3]
+    client = redis.Redis.from_url(redis_url)
+    for sid, queries in (("s-plain", []), ("s-searched", [kind])):
+        state = SessionState(items=viewed, queries=queries, last_event_id="e1", updated_ms=int(time.time() * 1000))
+        client.set(session_key(project, sid), state.to_json())
+    client.close()
+    plain = await stub.Recommend(pb.RecommendRequest(session_id="s-plain", k=6))
+    searched = await stub.Recommend(pb.RecommendRequest(session_id="s-searched", k=6))
+    from_search = [i for i in searched.items if i.reason.startswith("from your search")]
+    assert not any(i.reason.startswith("from your search") for i in plain.items)
+    assert len(from_search) == 2 and all(i.reason == f"from your search '{kind}'" for i in from_search)
+    kinds = {p.product_id: p.kind for p in products}
+    assert all(kinds[i.item_id] == kind for i in from_search) and len(searched.items) == 6
