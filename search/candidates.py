@@ -118,5 +118,6 @@ def _features(
             dense_rank.get(product_id, 0.0),
             fused.get(product_id, 0.0) / top_fused,
         )
-        rows[row, len(RETRIEVAL_FEATURES) :] = text_features(analysed, listing.title, listing.brand)
+        title = catalogue.title(product_id) or listing.title
+        rows[row, len(RETRIEVAL_FEATURES) :] = text_features(analysed, title, listing.brand)
     return rows

@@ -16,6 +16,7 @@ import numpy as np
 
 from streamrec.search.dense import DenseIndex
 from streamrec.search.lexical import LexicalIndex, Listing
+from streamrec.search.match import Title
 
 
 class Encoder(Protocol):
@@ -42,6 +43,7 @@ class Catalogue:
         self.lexical = LexicalIndex(stemmed=stemmed, fuzzy=fuzzy)
         self.dense = DenseIndex(encoder.dim) if encoder is not None else None
         self.listings: dict[str, Listing] = {}
+        self.titles: dict[str, Title] = {}  # each listing's text analysed once, for the ranker's text features
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -49,6 +51,9 @@ class Catalogue:
 
     def get(self, product_id: str) -> Listing | None:
         return self.listings.get(product_id)
+
+    def title(self, product_id: str) -> Title | None:
+        return self.titles.get(product_id)
 
     def apply(
         self,
@@ -65,9 +70,11 @@ class Catalogue:
             if self.dense is not None:
                 self._apply_dense(upserts, deletions, vectors)
             for listing in upserts:
+                self.titles[listing.product_id] = Title.of(listing.title, listing.brand)
                 self.listings[listing.product_id] = listing
             for product_id in deletions:
                 self.listings.pop(product_id, None)
+                self.titles.pop(product_id, None)
             self.lexical.refresh()
 
     def _apply_dense(self, upserts: list[Listing], deletions: list[str], vectors: np.ndarray | None) -> None:

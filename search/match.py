@@ -33,12 +33,12 @@ TEXT_FEATURES = (
 )
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4096)  # queries repeat; titles are analysed once each, by `Title.of`
 def stems(text: str) -> frozenset[str]:
     return frozenset(_ANALYZER.analyze(text))
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4096)
 def trigrams(text: str) -> frozenset[str]:
     squeezed = " " + " ".join(text.lower().split()) + " "
     return frozenset(squeezed[i : i + 3] for i in range(len(squeezed) - 2))
@@ -67,13 +67,28 @@ class Query:
         return cls(text, query_stems, trigrams(text), _numbers(query_stems))
 
 
-def text_features(query: Query, title: str, brand: str = "") -> list[float]:
-    """The TEXT_FEATURES of one product for `query`."""
-    title_stems = stems(title)
-    title_grams = trigrams(title)
+@dataclass(frozen=True)
+class Title:
+    """A product's text analysed once, when the catalogue takes it in (search/catalogue.py)."""
+
+    stems: frozenset[str]
+    trigrams: frozenset[str]
+    brand_stems: frozenset[str]
+
+    @classmethod
+    def of(cls, title: str, brand: str = "") -> Title:
+        squeezed = " " + " ".join(title.lower().split()) + " "
+        grams = frozenset(squeezed[i : i + 3] for i in range(len(squeezed) - 2))
+        brand_stems = frozenset(_ANALYZER.analyze(brand)) if brand else frozenset()
+        return cls(frozenset(_ANALYZER.analyze(title)), grams, brand_stems)
+
+
+def text_features(query: Query, title: str | Title, brand: str = "") -> list[float]:
+    """The TEXT_FEATURES of one product for `query` (its title as text, or analysed already)."""
+    analysed = title if isinstance(title, Title) else Title.of(title, brand)
+    title_stems, title_grams, brand_stems = analysed.stems, analysed.trigrams, analysed.brand_stems
     union = len(query.trigrams | title_grams)
     numbers = 1.0 if not query.numbers else _share(query.numbers, title_stems)
-    brand_stems = stems(brand) if brand else frozenset()
     return [
         _share(query.stems, title_stems),
         _share(title_stems, query.stems),
