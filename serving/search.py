@@ -9,6 +9,7 @@ means the fused lexical and dense order.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -71,6 +72,7 @@ class CatalogueFeed:
             else sync_client(redis_url, timeout_s)
         )
         self.last_id = "0-0"
+        self._frozen_at = 0  # catalogue size at the last gc.freeze
         self.loaded = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="catalogue-feed", daemon=True)
@@ -88,6 +90,7 @@ class CatalogueFeed:
         for start in range(0, len(listings), LOAD_CHUNK):
             self.catalogue.apply(listings[start : start + LOAD_CHUNK])
             metrics.CATALOGUE_PRODUCTS.set(len(self.catalogue))
+        self._freeze_if_grown()
         self.loaded.set()
         log.info("search catalogue: %d products", len(products))
         return len(products)
@@ -119,6 +122,17 @@ class CatalogueFeed:
         self.last_id = changes[-1][0]
         metrics.CATALOGUE_CHANGES.inc(len(changes))
         metrics.CATALOGUE_PRODUCTS.set(len(self.catalogue))
+        self._freeze_if_grown()
+
+    def _freeze_if_grown(self) -> None:
+        """The catalogue's objects (a listing and its analysed text per product) live as long as the process:
+        frozen, the cyclic collector stops walking them at every full collection, a pause a search would wait on.
+        Done each time the catalogue has grown by LOAD_CHUNK products since the last time."""
+        if len(self.catalogue) - self._frozen_at < LOAD_CHUNK:
+            return
+        gc.collect()
+        gc.freeze()
+        self._frozen_at = len(self.catalogue)
 
 
 def session_signals(catalogue: Catalogue, state: SessionState | None, model_scores: dict[str, float]) -> SessionSignals:
