@@ -56,7 +56,8 @@ def retrieve(
     if query_vector is not None and catalogue.dense is not None:
         dense = catalogue.dense.search(query_vector, limit if not filters else limit * 4)
         if filters:
-            dense = [(p, s) for p, s in dense if _passes(catalogue, p, filters)][:limit]
+            brands = frozenset(b.lower() for b in filters.brands)
+            dense = [(p, s) for p, s in dense if _passes(catalogue, p, filters, brands)][:limit]
     lexical_ids, dense_ids = [p for p, _ in lexical], [p for p, _ in dense]
     # a product deleted while this query ran may still be in an index's last view: it is left out here
     order = [p for p in fused_order([lexical_ids, dense_ids]) if catalogue.get(p) is not None]
@@ -67,13 +68,14 @@ def retrieve(
     return Candidates(query, order, features, lexical_ids, dense_ids, retrieved)
 
 
-def _passes(catalogue: Catalogue, product_id: str, filters: Filters) -> bool:
+def _passes(catalogue: Catalogue, product_id: str, filters: Filters, brands: frozenset[str]) -> bool:
+    """Whether a dense hit passes `filters`, as the lexical index filters (`brands`: the filter's, lowercased)."""
     listing = catalogue.get(product_id)
     if listing is None:
         return False
     if filters.categories and listing.category not in filters.categories:
         return False
-    if filters.brands and listing.brand.lower() not in {b.lower() for b in filters.brands}:
+    if brands and listing.brand.lower() not in brands:
         return False
     if filters.min_price is None and filters.max_price is None:
         return True

@@ -83,11 +83,8 @@ class Catalogue:
         self.dense.remove(gone)
         shown = [i for i, listing in enumerate(upserts) if listing.available]
         if vectors is None:
-            stale = [i for i in shown if self._text_changed(upserts[i])]
-            fresh = [i for i in shown if i not in set(stale)]
-            reused = [(upserts[i].product_id, self.dense.vector(upserts[i].product_id)) for i in fresh]
-            missing = [i for i, (_, v) in zip(fresh, reused, strict=True) if v is None]
-            to_encode = stale + missing
+            # a new or changed text, or one whose vector left with its availability and is shown again
+            to_encode = [i for i in shown if self._text_changed(upserts[i]) or upserts[i].product_id not in self.dense]
             if to_encode:
                 encoded = self.encoder.encode([listing_text(upserts[i]) for i in to_encode])
                 self.dense.upsert([upserts[i].product_id for i in to_encode], encoded)

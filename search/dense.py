@@ -47,6 +47,9 @@ class DenseIndex:
     def __len__(self) -> int:
         return len(self._slot)
 
+    def __contains__(self, product_id: object) -> bool:
+        return product_id in self._slot
+
     def upsert(self, product_ids: Sequence[str], vectors: np.ndarray) -> None:
         """Add or replace each product's vector ([n, dim] float32)."""
         if not len(product_ids):
@@ -84,11 +87,6 @@ class DenseIndex:
         self._slot = {product_id: position for position, (product_id, _) in enumerate(living)}
         self._owner = [product_id for product_id, _ in living]
         self._dead = 0
-
-    def vector(self, product_id: str) -> np.ndarray | None:
-        with self._lock:
-            slot = self._slot.get(product_id)
-            return None if slot is None else np.asarray(self._index.reconstruct(slot), dtype=np.float32)
 
     def vectors(self, product_ids: Sequence[str]) -> np.ndarray:
         """[n, dim] vectors of `product_ids`, zeros for one the index does not hold (so its similarity is 0)."""

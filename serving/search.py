@@ -33,6 +33,9 @@ from streamrec.serving.rules import keep_by_rules
 log = logging.getLogger(__name__)
 FOLLOW_BLOCK_MS = 1000  # how long one read of the change stream waits for a change
 RETRY_S = 1.0  # after a failed read of Redis
+# why a part of search cannot load: its files (ArtifactError, OSError), or ONNX Runtime refusing them
+# (RuntimeError kinds, ValueError)
+UNLOADABLE = (ArtifactError, OSError, RuntimeError, ValueError)
 LOAD_CHUNK = 1000  # products per step of the start-up load: each step is searchable before the next is encoded
 
 
@@ -159,7 +162,7 @@ class SearchParts:
     """What answers Search: the engine, and which of its parts are missing."""
 
     engine: SearchEngine
-    feed: CatalogueFeed | None
+    feed: CatalogueFeed
     missing: tuple[str, ...]  # "encoder", "ranker"
 
     def answer(
@@ -208,7 +211,7 @@ def build_search(
     where = encoder_dir or default_encoder_dir()
     try:
         encoder = TextEncoder.load(where, variant)
-    except (ArtifactError, OSError, RuntimeError, ValueError) as exc:  # ONNX Runtime raises RuntimeError kinds
+    except UNLOADABLE as exc:
         missing.append("encoder")
         log.warning(
             "search without the text encoder (%s): lexical matches only; export it with "
@@ -219,7 +222,7 @@ def build_search(
     if encoder is not None:
         try:
             ranker = SearchRanker.load(search_dir / RANKER_FILE)
-        except (ArtifactError, OSError, RuntimeError, ValueError) as exc:
+        except UNLOADABLE as exc:
             missing.append("ranker")
             log.warning(
                 "search without its ranker (%s): fused lexical and dense order; train it with `streamrec search train`",

@@ -34,7 +34,7 @@ from streamrec.serving.ranking import MlpReranker, Rerankers
 from streamrec.serving.rules import REASON_SEARCHED, Scored, blend_search
 from streamrec.serving.runtime import ModelRuntime
 from streamrec.serving.search import SearchParts, build_search
-from streamrec.serving.session_reader import SessionReader
+from streamrec.serving.session_reader import Read, SessionReader
 from streamrec.serving.validation import Undecodable, lenient, recommend_problem, score_problem, search_problem
 
 log = logging.getLogger(__name__)
@@ -178,10 +178,8 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext
     ) -> recommender.Answer | bytes:
         """The stored answer's bytes where they serve (serving/prebuilt.py), else the answer built for the call."""
-        remaining = context.time_remaining()
-        timeout = self.settings.redis_timeout_s if remaining is None else min(self.settings.redis_timeout_s, remaining)
         # a request that is alone reads in place: nobody waits meanwhile, and not suspending saves the most
-        state, refreshed, redis_ok = await self.reader.read(request.session_id, timeout, alone=self._alone())
+        state, refreshed, redis_ok = await self._read_session(request.session_id, context)
         excludes = set(request.exclude_item_ids)
         if request.context.item_id:
             excludes.add(request.context.item_id)
@@ -207,6 +205,12 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         if searched and state is not None:
             answer = await self._with_search(answer, state, request.k, excludes)
         return answer
+
+    async def _read_session(self, session_id: str, context: grpc.aio.ServicerContext) -> Read:
+        """The session's state and refreshed list, read within the Redis timeout and what is left of the deadline."""
+        remaining = context.time_remaining()
+        timeout = self.settings.redis_timeout_s if remaining is None else min(self.settings.redis_timeout_s, remaining)
+        return await self.reader.read(session_id, timeout, alone=self._alone())
 
     async def _with_search(
         self, answer: recommender.Answer, state: SessionState, k: int, excludes: set[str]
@@ -269,13 +273,7 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         with self._slot():
             state, model_scores = None, {}
             if request.session_id:
-                remaining = context.time_remaining()
-                timeout = (
-                    self.settings.redis_timeout_s
-                    if remaining is None
-                    else min(self.settings.redis_timeout_s, remaining)
-                )
-                state, _, _ = await self.reader.read(request.session_id, timeout, alone=self._alone())
+                state, _, _ = await self._read_session(request.session_id, context)
                 if state is not None and state.items:
                     model_scores = await self._session_model_scores(state.items)
             # encoding the query and ranking take milliseconds of CPU: off the event loop, which serves the rest
@@ -331,7 +329,7 @@ class Scorer:
         await service.popularity.stop()
         if service.rerankers is not None:
             await service.rerankers.item_cache.stop()
-        if service.search is not None and service.search.feed is not None:
+        if service.search is not None:
             service.search.feed.stop()
         service.batcher.close()
         await service.reader.close()
@@ -419,7 +417,7 @@ async def create_server(settings: ServingSettings, holder: ModelHolder | None = 
     item_cache.start()
     if settings.reload_interval_s > 0:
         holder.start_watching(settings.reload_interval_s)
-    if search is not None and search.feed is not None:
+    if search is not None:
         search.feed.start()  # loads the catalogue, then follows its changes; Search answers from what is loaded
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -122,12 +122,7 @@ def evaluate_search(
     log(f"catalogue: {len(listings)} products")
     encoder_dir = ensure_encoder(encoder_dir or default_encoder_dir())
     encoders = {variant: TextEncoder.load(encoder_dir, variant) for variant in ("fp32", "int8")}
-    vectors = {v: _title_vectors(e, v, listings, cache_dir, log) for v, e in encoders.items()}
-    catalogues = {}
-    for variant, encoder in encoders.items():
-        catalogue = Catalogue(encoder)
-        catalogue.apply(listings, vectors=vectors[variant])
-        catalogues[variant] = catalogue
+    catalogues = {v: _catalogue(listings, e, v, cache_dir, log) for v, e in encoders.items()}
     plain = LexicalIndex(stemmed=False, fuzzy=False)
     plain.upsert(listings)
     plain.refresh()
@@ -138,7 +133,10 @@ def evaluate_search(
     if test_frame is not None:
         splits = [(terms, _judged(train_frame))]
     else:
-        splits = [(fold, {t: judged[t] for t in terms if t not in set(fold)}) for fold in term_folds(terms)]
+        splits = []
+        for fold in term_folds(terms):
+            held_out = set(fold)
+            splits.append((fold, {t: judged[t] for t in terms if t not in held_out}))
     served = catalogues[SERVED_VARIANT]
     results: dict[str, list[TermResult]] = {
         m: [] for m in ("bm25", "bm25-stemmed", "dense", "dense-int8", "hybrid", SERVED)
@@ -168,6 +166,13 @@ def _judged(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     for (term, product), rating in means.items():
         out.setdefault(str(term), {})[str(product)] = float(rating)
     return out
+
+
+def _catalogue(listings: list[Listing], encoder: Any, variant: str, cache_dir: Path | None, log: Log) -> Catalogue:
+    """The catalogue of `listings` searchable with `encoder`, their embeddings from the cache where it has them."""
+    catalogue = Catalogue(encoder)
+    catalogue.apply(listings, vectors=_title_vectors(encoder, variant, listings, cache_dir, log))
+    return catalogue
 
 
 def _title_vectors(encoder: Any, variant: str, listings: list[Listing], cache_dir: Path | None, log: Log) -> np.ndarray:
@@ -230,27 +235,24 @@ def _score_term(
     for name, index in (("bm25", plain), ("bm25-stemmed", catalogues["fp32"].lexical)):
         hits = index.search(term, 1000)
         scored(name, [p for p, _ in hits[:100]], dict(hits))
+    by_variant = {
+        variant: retrieve(catalogues[variant], term, encoders[variant].encode([term])[0], extra=list(judged))
+        for variant in ("fp32", "int8")
+    }
     for name, variant in (("dense", "fp32"), ("dense-int8", "int8")):
-        vector = encoders[variant].encode([term])[0]
-        candidates = retrieve(catalogues[variant], term, vector, extra=list(judged))
-        similarity = dict(zip(candidates.product_ids, candidates.column("dense_similarity").tolist(), strict=True))
-        scored(name, candidates.dense, similarity)
-    vector = encoders[SERVED_VARIANT].encode([term])[0]
-    candidates = retrieve(catalogues[SERVED_VARIANT], term, vector, extra=list(judged))
-    fused_count = candidates.retrieved
+        found = by_variant[variant]
+        scored(name, found.dense, dict(zip(found.product_ids, found.column("dense_similarity").tolist(), strict=True)))
+    candidates = by_variant[SERVED_VARIANT]  # what the scorer retrieves, the judged products after it
+    retrieved = candidates.product_ids[: candidates.retrieved]
     fused = dict(zip(candidates.product_ids, candidates.column("fused").tolist(), strict=True))
-    scored("hybrid", candidates.product_ids[:fused_count], fused)
+    scored("hybrid", retrieved, fused)
     predicted, scores = predict(ranker, candidates.features)
     relevance = dict(zip(candidates.product_ids, predicted.tolist(), strict=True))
     score = dict(zip(candidates.product_ids, scores.tolist(), strict=True))
-    retrieved = candidates.product_ids[:fused_count]
     ranked = sorted(retrieved, key=lambda p: -score[p])
     result = _ranking_figures(ranked, judged, score)
     result.squared_errors = [(relevance[p] - r) ** 2 for p, r in judged.items() if p in relevance]
     results[SERVED].append(result)
-
-
-__all__ = ["FEATURES", "evaluate_search", "load_labels"]
 
 
 def train_served_ranker(
@@ -267,8 +269,7 @@ def train_served_ranker(
     listings = catalogue_of(frame)
     encoder_dir = ensure_encoder(encoder_dir or default_encoder_dir())
     encoder = TextEncoder.load(encoder_dir, SERVED_VARIANT)
-    catalogue = Catalogue(encoder)
-    catalogue.apply(listings, vectors=_title_vectors(encoder, SERVED_VARIANT, listings, cache_dir, log))
+    catalogue = _catalogue(listings, encoder, SERVED_VARIANT, cache_dir, log)
     judged = _judged(frame)
     log(f"training the search ranker on {len(judged)} terms, {len(frame)} judgements")
     ranker = _fit(catalogue, encoder, judged)
